@@ -1,0 +1,1 @@
+"""Bluetooth side: Blood Pressure Service codec, cuff links, supervisor."""

@@ -1,0 +1,1 @@
+"""Simulated blood-pressure cuffs on a real Bluetooth stack (Bumble)."""

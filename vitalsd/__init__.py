@@ -1,0 +1,1 @@
+"""vitalsd: blood-pressure monitoring for ketamine treatment sessions."""
