@@ -1,0 +1,183 @@
+"""Who may do what: roles, password hashes and signed access tokens.
+
+Pure where it can be: tokens are issued and checked against an injected `now`, so the
+expiry rule is testable without a clock. Storage of users lives with the rest of the
+database; this module only knows how to hash, sign and decide.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.exceptions import UnknownHashError
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from vitalsd.domain import Role
+
+
+class Permission(enum.StrEnum):
+    """One action a role may take; routes ask for a permission, never for a role."""
+
+    READ = "read"
+    ACKNOWLEDGE_ALERTS = "acknowledge_alerts"
+    RECORD_OBSERVATIONS = "record_observations"  # manual readings and side effects
+    RESOLVE_ALERTS = "resolve_alerts"
+    MANAGE_PATIENTS = "manage_patients"
+    RUN_SESSIONS = "run_sessions"  # start, close, doses, hold overrides, waived checks
+    MANAGE_USERS = "manage_users"
+    MANAGE_EQUIPMENT = "manage_equipment"  # chairs and cuffs
+    READ_AUDIT = "read_audit"
+
+
+_NURSE: Final = frozenset(
+    {Permission.READ, Permission.ACKNOWLEDGE_ALERTS, Permission.RECORD_OBSERVATIONS}
+)
+
+# Issue #6, "Auth and roles": nurses read everything, acknowledge and snooze alerts, add
+# manual readings and side effects; clinicians also start and close sessions, record
+# doses, override holds and waive checks; admins manage users, chairs and cuffs. Admins
+# are not clinicians: they read everything but take no clinical action.
+ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
+    Role.NURSE: _NURSE,
+    Role.CLINICIAN: _NURSE
+    | {Permission.RUN_SESSIONS, Permission.RESOLVE_ALERTS, Permission.MANAGE_PATIENTS},
+    Role.ADMIN: frozenset(
+        {
+            Permission.READ,
+            Permission.MANAGE_USERS,
+            Permission.MANAGE_EQUIPMENT,
+            Permission.READ_AUDIT,
+        }
+    ),
+}
+
+
+def role_may(role: Role, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS[role]
+
+
+def roles_with(permission: Permission) -> list[Role]:
+    """The roles holding `permission`, in declaration order (for error messages and docs)."""
+    return [role for role in Role if permission in ROLE_PERMISSIONS[role]]
+
+
+# A clinic shift: a tablet logged in at the start of the day stays logged in through it.
+DEFAULT_TOKEN_LIFETIME: Final = timedelta(hours=12)
+TOKEN_ALGORITHM: Final = "HS256"
+TOKEN_ISSUER: Final = "vitalsd"
+MIN_PASSWORD_LENGTH: Final = 8
+# The shortest secret HS256 should be keyed with (RFC 7518 section 3.2: at least 256 bits).
+MIN_SECRET_BYTES: Final = 32
+
+
+class InvalidToken(Exception):
+    """A token that is malformed, badly signed, expired, or names no known role."""
+
+
+class WeakPassword(ValueError):
+    """A password too short to store."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    username: str
+    role: Role
+    issued_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIssuer:
+    """Signs and checks HS256 access tokens (RFC 7519) with one secret."""
+
+    secret: bytes
+    lifetime: timedelta = DEFAULT_TOKEN_LIFETIME
+
+    def __post_init__(self) -> None:
+        if len(self.secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"token secret must be at least {MIN_SECRET_BYTES} bytes")
+        if self.lifetime <= timedelta(0):
+            raise ValueError("token lifetime must be positive")
+
+    def issue(self, username: str, role: Role, now: datetime) -> str:
+        _require_aware(now)
+        claims = {
+            "iss": TOKEN_ISSUER,
+            "sub": username,
+            "role": role.value,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.lifetime).timestamp()),
+        }
+        return jwt.encode(claims, self.secret, algorithm=TOKEN_ALGORITHM)
+
+    def verify(self, token: str, now: datetime) -> TokenClaims:
+        """The token's claims, or `InvalidToken` saying why not.
+
+        pyjwt's own expiry check reads the wall clock; it is turned off and done here
+        against `now` so that the rule is testable and the shell owns the clock.
+        """
+        _require_aware(now)
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[TOKEN_ALGORITHM],
+                issuer=TOKEN_ISSUER,
+                options={"verify_exp": False, "verify_iat": False, "require": ["exp", "sub"]},
+            )
+        except jwt.InvalidTokenError as error:
+            raise InvalidToken(f"invalid token: {error}") from error
+        try:
+            role = Role(claims["role"])
+            issued_at = datetime.fromtimestamp(int(claims["iat"]), UTC)
+            expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+            username = str(claims["sub"])
+        except (KeyError, ValueError, TypeError, OverflowError, OSError) as error:
+            raise InvalidToken(f"invalid token claims: {error}") from error
+        if now >= expires_at:
+            raise InvalidToken("token expired; log in again")
+        return TokenClaims(username, role, issued_at, expires_at)
+
+
+def new_token_secret() -> bytes:
+    return secrets.token_bytes(MIN_SECRET_BYTES)
+
+
+class PasswordHasher:
+    """Argon2id through pwdlib (OWASP's first choice for password storage)."""
+
+    def __init__(self) -> None:
+        self._hash = PasswordHash((Argon2Hasher(),))
+        # Verified against when the user does not exist, so that an unknown name costs
+        # as long as a wrong password and names cannot be found by timing the login.
+        self._decoy = self._hash.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise WeakPassword(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        return self._hash.hash(password)
+
+    def verify(self, password: str, password_hash: str | None) -> bool:
+        if password_hash is None:
+            self._hash.verify(password, self._decoy)
+            return False
+        try:
+            return self._hash.verify(password, password_hash)
+        except UnknownHashError:
+            return False
+
+
+def generate_password() -> str:
+    """A random password for a demo user (about 96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+def _require_aware(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
