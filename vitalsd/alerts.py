@@ -1,0 +1,283 @@
+"""The alert state machine (DESIGN.md "Alerts"): pure, clock-injected, audited.
+
+Every transition returns the new `Alert` and the `AuditEntry` that records who did what
+and when; the shell stores both in one transaction. Lifecycle: `active` -> `acknowledged`
+-> `resolved`, with `snoozed` as a time-limited pause of `active`. An unacknowledged
+high-priority alert escalates once, after a delay, to the clinician role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from vitalsd.domain import AlertKind, AlertState, Priority, Role
+from vitalsd.errors import InvalidInput, InvalidTransition
+from vitalsd.thresholds import Finding
+
+SYSTEM = "system"
+DEFAULT_ESCALATION_DELAY = timedelta(minutes=2)  # DESIGN.md "Alerts"
+DEFAULT_MAX_SNOOZE = timedelta(minutes=30)
+
+# Decisions that are the clinician's go to the clinician from the start.
+CLINICIAN_KINDS = frozenset({AlertKind.DOSING_HOLD, AlertKind.CONSIDER_DEFERRING})
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One stored line of the alert's history (append-only)."""
+
+    action: str
+    at: datetime
+    by: str
+    from_state: AlertState | None
+    to_state: AlertState
+    priority: Priority
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: AlertKind
+    priority: Priority
+    message: str
+    state: AlertState
+    condition: str
+    raised_at: datetime
+    # The escalation clock runs from the latest (re-)notification.
+    notified_at: datetime
+    session_id: int | None = None
+    chair_id: int | None = None
+    reading_id: int | None = None
+    check_id: int | None = None
+    id: int | None = None
+    unverified: bool = False
+    addressed_to: Role = Role.NURSE
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    snoozed_until: datetime | None = None
+    escalated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution_note: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is not AlertState.RESOLVED
+
+    def _audit(
+        self, action: str, at: datetime, by: str, after: Alert, note: str | None = None
+    ) -> AuditEntry:
+        return AuditEntry(action, at, by, self.state, after.state, after.priority, note)
+
+    @classmethod
+    def raise_(
+        cls,
+        finding: Finding,
+        at: datetime,
+        *,
+        session_id: int | None = None,
+        chair_id: int | None = None,
+        reading_id: int | None = None,
+        check_id: int | None = None,
+    ) -> tuple[Alert, AuditEntry]:
+        alert = cls(
+            kind=finding.kind,
+            priority=finding.priority,
+            message=finding.message,
+            state=AlertState.ACTIVE,
+            condition=finding.condition,
+            raised_at=at,
+            notified_at=at,
+            session_id=session_id,
+            chair_id=chair_id,
+            reading_id=reading_id,
+            check_id=check_id,
+            unverified=finding.unverified,
+            addressed_to=Role.CLINICIAN if finding.kind in CLINICIAN_KINDS else Role.NURSE,
+        )
+        return alert, AuditEntry("raised", at, SYSTEM, None, alert.state, alert.priority)
+
+    def _require(self, action: str, *states: AlertState) -> None:
+        if self.state not in states:
+            allowed = " or ".join(s.value for s in states)
+            raise InvalidTransition(
+                f"cannot {action} an alert that is {self.state.value} (it must be {allowed})"
+            )
+
+    def acknowledge(self, by: str, at: datetime) -> tuple[Alert, AuditEntry]:
+        self._require("acknowledge", AlertState.ACTIVE, AlertState.SNOOZED)
+        after = replace(
+            self,
+            state=AlertState.ACKNOWLEDGED,
+            acknowledged_at=at,
+            acknowledged_by=by,
+            snoozed_until=None,
+        )
+        return after, self._audit("acknowledged", at, by, after)
+
+    def snooze(
+        self, by: str, at: datetime, minutes: float, max_snooze: timedelta = DEFAULT_MAX_SNOOZE
+    ) -> tuple[Alert, AuditEntry]:
+        """Silence for a bounded time: a snooze is never "off indefinitely"."""
+        self._require("snooze", AlertState.ACTIVE, AlertState.SNOOZED)
+        length = timedelta(minutes=minutes)
+        if not timedelta(0) < length <= max_snooze:
+            raise InvalidInput(
+                f"snooze minutes must be more than 0 and at most "
+                f"{max_snooze.total_seconds() / 60:g}, got {minutes:g}"
+            )
+        after = replace(self, state=AlertState.SNOOZED, snoozed_until=at + length)
+        return after, self._audit("snoozed", at, by, after, f"for {minutes:g} min")
+
+    def expire_snooze(self, at: datetime) -> tuple[Alert, AuditEntry]:
+        self._require("end the snooze of", AlertState.SNOOZED)
+        if self.snoozed_until is None or at < self.snoozed_until:
+            raise InvalidTransition("the snooze has not run out yet")
+        after = replace(self, state=AlertState.ACTIVE, snoozed_until=None, notified_at=at)
+        return after, self._audit("snooze_expired", at, SYSTEM, after)
+
+    def escalation_due_at(self, delay: timedelta) -> datetime | None:
+        """When an unacknowledged high-priority alert escalates (once)."""
+        if (
+            self.state is AlertState.ACTIVE
+            and self.priority is Priority.HIGH
+            and self.escalated_at is None
+        ):
+            return self.notified_at + delay
+        return None
+
+    def escalate(self, at: datetime) -> tuple[Alert, AuditEntry]:
+        """Notify again, addressed to the clinician role."""
+        self._require("escalate", AlertState.ACTIVE)
+        if self.priority is not Priority.HIGH or self.escalated_at is not None:
+            raise InvalidTransition("only an unescalated high-priority alert escalates")
+        after = replace(self, escalated_at=at, notified_at=at, addressed_to=Role.CLINICIAN)
+        return after, self._audit("escalated", at, SYSTEM, after, "addressed to clinician")
+
+    def resolve(self, by: str, at: datetime, note: str) -> tuple[Alert, AuditEntry]:
+        """Resolved by a user (with a note) or by the system when the condition cleared."""
+        self._require("resolve", AlertState.ACTIVE, AlertState.ACKNOWLEDGED, AlertState.SNOOZED)
+        if not note.strip():
+            raise InvalidInput("resolving an alert needs a note")
+        after = replace(
+            self,
+            state=AlertState.RESOLVED,
+            resolved_at=at,
+            resolved_by=by,
+            resolution_note=note,
+            snoozed_until=None,
+        )
+        return after, self._audit("resolved", at, by, after, note)
+
+    def observe(
+        self, finding: Finding, at: datetime, reading_id: int | None = None
+    ) -> tuple[Alert, AuditEntry] | None:
+        """The same condition seen again. No duplicate alert: nothing changes, unless the
+        finding is worse (priority raised, active again, notified again) or confirms an
+        unverified alert."""
+        if finding.condition != self.condition or not self.is_open:
+            raise InvalidTransition("a finding only updates an open alert of its condition")
+        if finding.priority.rank > self.priority.rank:
+            after = replace(
+                self,
+                priority=finding.priority,
+                message=finding.message,
+                state=AlertState.ACTIVE,
+                reading_id=reading_id if reading_id is not None else self.reading_id,
+                unverified=finding.unverified,
+                notified_at=at,
+                snoozed_until=None,
+                escalated_at=None,
+            )
+            note = f"{self.priority.value} -> {finding.priority.value}"
+            return after, self._audit("priority_raised", at, SYSTEM, after, note)
+        if self.unverified and not finding.unverified:
+            after = replace(
+                self,
+                message=finding.message,
+                unverified=False,
+                reading_id=reading_id if reading_id is not None else self.reading_id,
+            )
+            return after, self._audit("verified", at, SYSTEM, after, "confirmed by a reading")
+        return None
+
+    def next_deadline(self, escalation_delay: timedelta) -> datetime | None:
+        """The next moment time alone changes this alert (snooze end or escalation)."""
+        if self.state is AlertState.SNOOZED:
+            return self.snoozed_until
+        return self.escalation_due_at(escalation_delay)
+
+    def due_transitions(
+        self, now: datetime, escalation_delay: timedelta
+    ) -> list[tuple[Alert, AuditEntry]]:
+        """The transitions time has made due by `now`, in order."""
+        steps: list[tuple[Alert, AuditEntry]] = []
+        current = self
+        if (
+            current.state is AlertState.SNOOZED
+            and current.snoozed_until is not None
+            and now >= current.snoozed_until
+        ):
+            step = current.expire_snooze(current.snoozed_until)
+            steps.append(step)
+            current = step[0]
+        due = current.escalation_due_at(escalation_delay)
+        if due is not None and now >= due:
+            steps.append(current.escalate(due))
+        return steps
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """A decision for the shell: store `after` (new when `before` is None) and `audit`."""
+
+    before: Alert | None
+    after: Alert
+    audit: AuditEntry
+
+
+def reconcile(
+    open_alerts: Sequence[Alert],
+    findings: Iterable[Finding],
+    clears: Iterable[str],
+    at: datetime,
+    *,
+    session_id: int | None = None,
+    chair_id: int | None = None,
+    reading_id: int | None = None,
+    check_id: int | None = None,
+    clear_note: str = "condition cleared",
+) -> list[AlertChange]:
+    """Turn what was seen into alert changes: raise an alert for a new condition, update
+    the open alert of a persisting one (never a duplicate), resolve those that cleared."""
+    by_condition = {a.condition: a for a in open_alerts if a.is_open}
+    raised_now: set[str] = set()
+    changes: list[AlertChange] = []
+    for finding in findings:
+        existing = by_condition.get(finding.condition)
+        if existing is None:
+            alert, audit = Alert.raise_(
+                finding,
+                at,
+                session_id=session_id,
+                chair_id=chair_id,
+                reading_id=reading_id,
+                check_id=check_id,
+            )
+            changes.append(AlertChange(None, alert, audit))
+            by_condition[finding.condition] = alert
+            raised_now.add(finding.condition)
+            continue
+        step = existing.observe(finding, at, reading_id)
+        if step is not None:
+            changes.append(AlertChange(existing, *step))
+            by_condition[finding.condition] = step[0]
+    for condition in clears:
+        existing = by_condition.get(condition)
+        if existing is not None and condition not in raised_now:
+            after, audit = existing.resolve(SYSTEM, at, clear_note)
+            changes.append(AlertChange(existing, after, audit))
+            del by_condition[condition]
+    return changes

@@ -1,0 +1,232 @@
+"""The clinic's vocabulary: the values the rules reason about and the API shows.
+
+Every string value here is part of the public interface (DESIGN.md "Interfaces"): the
+REST API and the WebSocket events carry them verbatim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+
+from vitalsd.errors import InvalidInput
+
+
+class Role(StrEnum):
+    NURSE = "nurse"
+    CLINICIAN = "clinician"
+    ADMIN = "admin"
+
+
+class Phase(StrEnum):
+    """Where a dosing session stands."""
+
+    CHECKED_IN = "checked_in"
+    BASELINE = "baseline"
+    DOSED = "dosed"
+    OBSERVATION = "observation"
+    CLOSED = "closed"
+
+
+class Drug(StrEnum):
+    KETAMINE = "ketamine"
+    ESKETAMINE = "esketamine"
+    OTHER = "other"
+
+
+class Route(StrEnum):
+    IV = "IV"
+    IM = "IM"
+    INTRANASAL = "intranasal"
+    ORAL = "oral"
+    SUBLINGUAL = "sublingual"
+
+
+class ReadingSource(StrEnum):
+    CUFF = "cuff"
+    MANUAL = "manual"
+
+
+class ReadingFlag(StrEnum):
+    """Measurement status bits (GATT Specification Supplement 3.31.2.6) plus our own."""
+
+    BODY_MOVEMENT = "body_movement"
+    CUFF_TOO_LOOSE = "cuff_too_loose"
+    IRREGULAR_PULSE = "irregular_pulse"
+    PULSE_RATE_RANGE = "pulse_rate_range"
+    IMPROPER_POSITION = "improper_position"
+
+
+# DESIGN.md "Thresholds": these flags ask for a new measurement; the reading is kept.
+REMEASURE_FLAGS = frozenset(
+    {ReadingFlag.BODY_MOVEMENT, ReadingFlag.CUFF_TOO_LOOSE, ReadingFlag.IMPROPER_POSITION}
+)
+
+
+class SideEffect(StrEnum):
+    """Side effects named in clinical guidance (DESIGN.md "Clinical protocol")."""
+
+    DISSOCIATION = "dissociation"
+    MOOD_ELEVATION = "mood_elevation"
+    ANXIETY = "anxiety"
+    NAUSEA = "nausea"
+    VOMITING = "vomiting"
+    DIZZINESS = "dizziness"
+    SEDATION = "sedation"
+    BLURRED_VISION = "blurred_vision"
+    NUMBNESS = "numbness"
+
+
+class CheckKind(StrEnum):
+    BASELINE = "baseline"
+    POST_DOSE = "post_dose"
+    INFUSION = "infusion"
+    POST_INFUSION = "post_infusion"
+    CLOSE = "close"
+
+
+class CheckState(StrEnum):
+    PENDING = "pending"
+    DUE = "due"
+    SATISFIED = "satisfied"
+    OVERDUE = "overdue"
+    WAIVED = "waived"
+
+
+class AlertKind(StrEnum):
+    ELEVATED_BASELINE = "elevated_baseline"
+    CONSIDER_DEFERRING = "consider_deferring"
+    DOSING_HOLD = "dosing_hold"
+    SEVERE_HYPERTENSION = "severe_hypertension"
+    RISE_OVER_BASELINE = "rise_over_baseline"
+    HYPOTENSION = "hypotension"
+    PULSE_OUT_OF_RANGE = "pulse_out_of_range"
+    REMEASURE = "remeasure"
+    CHECK_OVERDUE = "check_overdue"
+    STALE = "stale"
+
+
+class Priority(StrEnum):
+    """IEC 60601-1-8 alarm priorities (red / yellow / cyan on screen)."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        return {"low": 0, "medium": 1, "high": 2}[self.value]
+
+
+class AlertState(StrEnum):
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+def require_utc(value: datetime, name: str) -> datetime:
+    """Times are timezone-aware; we keep them in UTC (STYLE.md "Our own habits")."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def age_in_years(date_of_birth: date, on: date) -> int:
+    """Completed years of age on a day (for the age-65 systolic rule)."""
+    years = on.year - date_of_birth.year
+    if (on.month, on.day) < (date_of_birth.month, date_of_birth.day):
+        years -= 1
+    return years
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One blood-pressure measurement as the rules see it (pressures in mmHg, pulse /min).
+
+    `valid` is False for a failed measurement (an error frame): it satisfies no check and
+    is no baseline.
+    """
+
+    id: int | None
+    measured_at: datetime
+    systolic: float | None
+    diastolic: float | None
+    mean_arterial_pressure: float | None = None
+    pulse_rate: float | None = None
+    source: ReadingSource = ReadingSource.CUFF
+    flags: frozenset[ReadingFlag] = frozenset()
+    valid: bool = True
+
+    def __post_init__(self) -> None:
+        if self.valid:
+            for name in ("systolic", "diastolic"):
+                value = getattr(self, name)
+                if value is None or math.isnan(value):
+                    raise InvalidInput(f"a valid reading needs a {name} value")
+            assert self.systolic is not None and self.diastolic is not None
+            if not 0 < self.diastolic <= self.systolic < 400:
+                raise InvalidInput(
+                    "expected 0 < diastolic <= systolic < 400 mmHg, got "
+                    f"{self.systolic:g}/{self.diastolic:g}"
+                )
+
+    @property
+    def needs_remeasure(self) -> bool:
+        return bool(self.flags & REMEASURE_FLAGS)
+
+
+def mean_arterial_pressure(systolic: float, diastolic: float) -> float:
+    """MAP estimated as diastolic + one third of the pulse pressure (for manual readings)."""
+    return diastolic + (systolic - diastolic) / 3.0
+
+
+@dataclass(frozen=True)
+class Dose:
+    """A dose as the schedule sees it. For infusions `ended_at` is the stop (None: running)."""
+
+    id: int | None
+    drug: Drug
+    amount_mg: float
+    route: Route
+    given_at: datetime
+    ended_at: datetime | None = None
+    increase: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.amount_mg > 0:
+            raise InvalidInput(f"amount_mg must be positive, got {self.amount_mg}")
+        if self.ended_at is not None and self.ended_at < self.given_at:
+            raise InvalidInput("an infusion cannot stop before it starts")
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """Everything the pure rules need to know about one session at a moment.
+
+    `course_session` is 1 for the patient's first session, 2 for the second, ... ("start
+    of a course" = the first N, DESIGN.md "Clinical protocol").
+    """
+
+    started_at: datetime
+    course_session: int = 1
+    doses: tuple[Dose, ...] = ()
+    readings: tuple[Reading, ...] = ()
+    waivers: tuple[tuple[str, str], ...] = ()
+    closed_at: datetime | None = None
+    date_of_birth: date | None = None
+
+    @property
+    def first_dose_at(self) -> datetime | None:
+        return min((d.given_at for d in self.doses), default=None)
+
+    def waiver_for(self, key: str) -> str | None:
+        for waived_key, reason in self.waivers:
+            if waived_key == key:
+                return reason
+        return None
+
+
+MINUTE = timedelta(minutes=1)

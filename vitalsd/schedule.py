@@ -1,0 +1,355 @@
+"""The check schedule: which blood-pressure checks a session needs, when, and their state.
+
+Pure and clock-injected: `CheckSchedule(protocol).checks(facts, now)` derives every check
+from the protocol, the session's doses and readings and the time; nothing is stored here.
+Windows are closed intervals: a reading at either edge counts. A check is `pending`
+before its window opens, `due` while it is open, `overdue` once it has closed without a
+valid reading, `satisfied` by a valid reading inside it (even one delivered late), and
+`waived` when a user waived it or the session closed before the window did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from vitalsd.domain import (
+    CheckKind,
+    CheckState,
+    Dose,
+    Phase,
+    Reading,
+    SessionFacts,
+    age_in_years,
+)
+from vitalsd.protocol import PostDoseCondition, Protocol
+from vitalsd.thresholds import Baseline, Thresholds, baseline_of
+
+SESSION_CLOSED_REASON = "session closed"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One required reading. `key` is stable across recomputation (it names the dose and
+    interval the check belongs to), so the shell can store and address checks by it."""
+
+    key: str
+    kind: CheckKind
+    window_start: datetime | None
+    window_end: datetime | None
+    state: CheckState
+    label: str
+    satisfied_by: int | None = None
+    waiver_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class _Window:
+    key: str
+    kind: CheckKind
+    start: datetime | None
+    end: datetime | None
+    label: str
+
+
+def _dose_ref(dose: Dose, index: int) -> str:
+    return f"d{dose.id}" if dose.id is not None else f"i{index}"
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 60:g}"
+
+
+def derive_dose_increase(
+    previous_session_total_mg: float | None, session_total_mg_before: float, amount_mg: float
+) -> bool:
+    """A dose is an increase when it takes this session's total of the drug above the
+    patient's previous session's total (the first session has nothing to increase on)."""
+    if previous_session_total_mg is None:
+        return False
+    return session_total_mg_before + amount_mg > previous_session_total_mg
+
+
+class CheckSchedule:
+    """The checks a protocol asks for (DESIGN.md "Clinical protocol")."""
+
+    def __init__(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+        self.thresholds = Thresholds(protocol.thresholds)
+
+    # -- facts the rules derive -------------------------------------------------------
+
+    def age_at_start(self, facts: SessionFacts) -> int | None:
+        if facts.date_of_birth is None:
+            return None
+        return age_in_years(facts.date_of_birth, facts.started_at.date())
+
+    def baseline(self, facts: SessionFacts) -> Baseline | None:
+        return baseline_of(
+            facts.readings, facts.first_dose_at, self.protocol.baseline.readings_averaged
+        )
+
+    def baseline_elevated(self, facts: SessionFacts) -> bool:
+        baseline = self.baseline(facts)
+        return baseline is not None and self.thresholds.is_elevated_baseline(
+            baseline, self.age_at_start(facts)
+        )
+
+    def post_dose_reasons(self, facts: SessionFacts) -> frozenset[PostDoseCondition]:
+        """Which of the protocol's post-dose conditions hold for this session."""
+        rule = self.protocol.post_dose
+        if rule is None:
+            return frozenset()
+        holding: set[PostDoseCondition] = set()
+        if PostDoseCondition.ALWAYS in rule.when:
+            holding.add(PostDoseCondition.ALWAYS)
+        if PostDoseCondition.ELEVATED_BASELINE in rule.when and self.baseline_elevated(facts):
+            holding.add(PostDoseCondition.ELEVATED_BASELINE)
+        if (
+            PostDoseCondition.COURSE_START in rule.when
+            and facts.course_session <= self.protocol.course_start_sessions
+        ):
+            holding.add(PostDoseCondition.COURSE_START)
+        if PostDoseCondition.DOSE_INCREASE in rule.when and any(d.increase for d in facts.doses):
+            holding.add(PostDoseCondition.DOSE_INCREASE)
+        return frozenset(holding)
+
+    def dose_lacks_baseline(self, facts: SessionFacts, given_at: datetime) -> bool:
+        """A dose given with no valid reading before it in this session is flagged."""
+        return not any(
+            r.valid and facts.started_at <= r.measured_at <= given_at for r in facts.readings
+        )
+
+    @property
+    def doses_are_infusions(self) -> bool:
+        return self.protocol.infusion is not None
+
+    def _dose_end(self, dose: Dose) -> datetime | None:
+        """When a dose's active period ends: an infusion's stop (None while it runs)."""
+        return dose.ended_at if self.doses_are_infusions else dose.given_at
+
+    # -- windows ------------------------------------------------------------------------
+
+    def _windows(self, facts: SessionFacts, now: datetime) -> list[_Window]:
+        protocol = self.protocol
+        doses = sorted(facts.doses, key=lambda d: d.given_at)
+        first_dose_at = doses[0].given_at if doses else None
+        windows: list[_Window] = []
+        if protocol.baseline.required:
+            windows.append(
+                _Window(
+                    "baseline",
+                    CheckKind.BASELINE,
+                    facts.started_at,
+                    first_dose_at,
+                    "Baseline before the first dose",
+                )
+            )
+        confirm = self._confirm_window(facts, first_dose_at)
+        if confirm is not None:
+            windows.append(confirm)
+        if protocol.post_dose is not None and self.post_dose_reasons(facts):
+            rule = protocol.post_dose
+            for index, dose in enumerate(doses):
+                windows.append(
+                    _Window(
+                        f"post_dose:{_dose_ref(dose, index)}",
+                        CheckKind.POST_DOSE,
+                        dose.given_at + rule.opens_after,
+                        dose.given_at + rule.closes_after,
+                        f"Post-dose check {_minutes(rule.opens_after)}-"
+                        f"{_minutes(rule.closes_after)} min after the dose",
+                    )
+                )
+        if protocol.infusion is not None:
+            for index, dose in enumerate(doses):
+                windows.extend(self._infusion_windows(dose, index, now))
+        windows.append(self._close_window(facts, doses))
+        return windows
+
+    def _confirm_window(
+        self, facts: SessionFacts, first_dose_at: datetime | None
+    ) -> _Window | None:
+        """An elevated first baseline reading asks for a confirming one after a rest."""
+        rule = self.protocol.baseline
+        if not (rule.required and rule.confirm_elevated):
+            return None
+        age = self.age_at_start(facts)
+        pre_dose = sorted(
+            (
+                r
+                for r in facts.readings
+                if r.valid
+                and r.measured_at >= facts.started_at
+                and (first_dose_at is None or r.measured_at <= first_dose_at)
+            ),
+            key=lambda r: r.measured_at,
+        )
+        for reading in pre_dose:
+            single = baseline_of([reading], None, 1)
+            if single is not None and self.thresholds.is_elevated_baseline(single, age):
+                opens = reading.measured_at + rule.confirm_after
+                closes = None if first_dose_at is None else max(opens, first_dose_at)
+                return _Window(
+                    "baseline:confirm",
+                    CheckKind.BASELINE,
+                    opens,
+                    closes,
+                    "Confirming baseline reading (the first was elevated)",
+                )
+        return None
+
+    def _infusion_windows(self, dose: Dose, index: int, now: datetime) -> list[_Window]:
+        assert self.protocol.infusion is not None
+        interval = self.protocol.infusion.interval
+        ref = _dose_ref(dose, index)
+        start = dose.given_at
+        windows: list[_Window] = []
+        if dose.ended_at is None:
+            # Running: every interval begun so far, and the next one (pending).
+            count = 1 if now < start else int((now - start) / interval) + 2
+        else:
+            # Stopped: the whole intervals; the post-infusion checks cover the rest.
+            count = int((dose.ended_at - start) / interval)
+        for k in range(count):
+            windows.append(
+                _Window(
+                    f"infusion:{ref}:{k + 1}",
+                    CheckKind.INFUSION,
+                    start + k * interval,
+                    start + (k + 1) * interval,
+                    f"Infusion check {k + 1} (every {_minutes(interval)} min)",
+                )
+            )
+        rule = self.protocol.post_infusion
+        if dose.ended_at is not None and rule is not None:
+            stop = dose.ended_at
+            end_of_observation = stop + rule.duration
+            k = 0
+            while stop + k * rule.interval < end_of_observation:
+                windows.append(
+                    _Window(
+                        f"post_infusion:{ref}:{k + 1}",
+                        CheckKind.POST_INFUSION,
+                        stop + k * rule.interval,
+                        min(stop + (k + 1) * rule.interval, end_of_observation),
+                        f"Post-infusion check {k + 1} (every {_minutes(rule.interval)} min "
+                        f"for {_minutes(rule.duration)} min)",
+                    )
+                )
+                k += 1
+        return windows
+
+    def _close_window(self, facts: SessionFacts, doses: Sequence[Dose]) -> _Window:
+        opens: datetime | None
+        if not doses:
+            opens = facts.started_at
+        else:
+            ends = [self._dose_end(d) for d in doses]
+            if any(end is None for end in ends):
+                opens = None  # an infusion is still running
+            else:
+                opens = max(e for e in ends if e is not None) + (
+                    self.protocol.close.opens_after_last_dose
+                )
+        return _Window("close", CheckKind.CLOSE, opens, facts.closed_at, "Close-of-session check")
+
+    # -- states -------------------------------------------------------------------------
+
+    def checks(self, facts: SessionFacts, now: datetime) -> tuple[Check, ...]:
+        """Every check the session needs, with its window and its state at `now`."""
+        valid = sorted((r for r in facts.readings if r.valid), key=lambda r: r.measured_at)
+        effective_now = min(now, facts.closed_at) if facts.closed_at is not None else now
+        return tuple(self._check(w, valid, facts, effective_now) for w in self._windows(facts, now))
+
+    def _check(
+        self, window: _Window, valid: Sequence[Reading], facts: SessionFacts, now: datetime
+    ) -> Check:
+        made = Check(
+            window.key, window.kind, window.start, window.end, CheckState.PENDING, window.label
+        )
+        if window.start is not None:
+            for reading in valid:
+                if reading.measured_at >= window.start and (
+                    window.end is None or reading.measured_at <= window.end
+                ):
+                    return replace(made, state=CheckState.SATISFIED, satisfied_by=reading.id)
+        reason = facts.waiver_for(window.key)
+        if reason is not None:
+            return replace(made, state=CheckState.WAIVED, waiver_reason=reason)
+        if window.end is not None and now >= window.end:
+            return replace(made, state=CheckState.OVERDUE)
+        if facts.closed_at is not None:
+            return replace(made, state=CheckState.WAIVED, waiver_reason=SESSION_CLOSED_REASON)
+        if window.start is None or now < window.start:
+            return made
+        return replace(made, state=CheckState.DUE)
+
+    def next_change(self, facts: SessionFacts, now: datetime) -> datetime | None:
+        """The next moment a check's state or the session's phase changes by time alone:
+        when the timer loop must wake for this session."""
+        if facts.closed_at is not None:
+            return None
+        edges: list[datetime] = []
+        for check in self.checks(facts, now):
+            if check.state in (CheckState.SATISFIED, CheckState.WAIVED):
+                continue
+            for edge in (check.window_start, check.window_end):
+                if edge is not None and edge > now:
+                    edges.append(edge)
+        phase_edge = self._dosed_until(facts)
+        if phase_edge is not None and phase_edge > now:
+            edges.append(phase_edge)
+        return min(edges, default=None)
+
+    # -- phase --------------------------------------------------------------------------
+
+    def _dosed_until(self, facts: SessionFacts) -> datetime | None:
+        """The acute period after a dose (the session shows `dosed`): an infusion while it
+        runs, otherwise until the post-dose window closes (30 min if there is none)."""
+        if not facts.doses:
+            return None
+        ends = [self._dose_end(d) for d in facts.doses]
+        if any(end is None for end in ends):
+            return None
+        if self.doses_are_infusions:
+            return max(e for e in ends if e is not None)
+        acute = (
+            self.protocol.post_dose.closes_after
+            if self.protocol.post_dose is not None
+            else timedelta(minutes=30)
+        )
+        return max(d.given_at for d in facts.doses) + acute
+
+    def phase(self, facts: SessionFacts, now: datetime) -> Phase:
+        if facts.closed_at is not None:
+            return Phase.CLOSED
+        if not facts.doses:
+            has_reading = any(r.valid and r.measured_at >= facts.started_at for r in facts.readings)
+            return Phase.BASELINE if has_reading else Phase.CHECKED_IN
+        until = self._dosed_until(facts)
+        if until is None or now < until:
+            return Phase.DOSED
+        return Phase.OBSERVATION
+
+
+def next_check(checks: Iterable[Check]) -> Check | None:
+    """The check a tile counts down to: the due one closing first, else the next to open."""
+    candidates = list(checks)
+    closing = [
+        (c.window_end, c)
+        for c in candidates
+        if c.state is CheckState.DUE and c.window_end is not None
+    ]
+    if closing:
+        return min(closing, key=lambda pair: pair[0])[1]
+    open_ended = [c for c in candidates if c.state is CheckState.DUE]
+    if open_ended:
+        return open_ended[0]
+    opening = [
+        (c.window_start, c)
+        for c in candidates
+        if c.state is CheckState.PENDING and c.window_start is not None
+    ]
+    return min(opening, key=lambda pair: pair[0])[1] if opening else None

@@ -1,0 +1,258 @@
+"""Blood-pressure thresholds: what a reading means and which alerts it calls for.
+
+Pure: the caller passes the reading, the session's baseline and the patient's age.
+Numbers come from the protocol file (DESIGN.md "Thresholds"); the display category is
+the ACC/AHA 2017 classification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from vitalsd.domain import AlertKind, Priority, Reading, ReadingFlag
+from vitalsd.protocol import ThresholdLimits
+
+
+class BloodPressureCategory(StrEnum):
+    """ACC/AHA 2017 blood-pressure categories, for display."""
+
+    NORMAL = "normal"
+    ELEVATED = "elevated"
+    STAGE_1 = "stage_1"
+    STAGE_2 = "stage_2"
+    SEVERE = "severe"
+
+
+def blood_pressure_category(systolic: float, diastolic: float) -> BloodPressureCategory:
+    """The higher of the systolic and diastolic categories (2017 ACC/AHA guideline, table 6;
+    hypertensive crisis above 180 and/or 120)."""
+    if systolic > 180 or diastolic > 120:
+        return BloodPressureCategory.SEVERE
+    if systolic >= 140 or diastolic >= 90:
+        return BloodPressureCategory.STAGE_2
+    if systolic >= 130 or diastolic >= 80:
+        return BloodPressureCategory.STAGE_1
+    if systolic >= 120:
+        return BloodPressureCategory.ELEVATED
+    return BloodPressureCategory.NORMAL
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The session's pre-dose blood pressure: the mean of the readings it was made from."""
+
+    systolic: float
+    diastolic: float
+    reading_ids: tuple[int | None, ...]
+
+    @property
+    def confirmed(self) -> bool:
+        return len(self.reading_ids) > 1
+
+
+def baseline_of(
+    readings: Iterable[Reading], first_dose_at: datetime | None, readings_averaged: int = 2
+) -> Baseline | None:
+    """Baseline = the valid pre-dose readings of this session, averaged over the latest
+    `readings_averaged` (the mean when a confirming reading was taken). Readings flagged
+    for a remeasurement count only when there is nothing better."""
+    before_dose = sorted(
+        (
+            r
+            for r in readings
+            if r.valid and (first_dose_at is None or r.measured_at <= first_dose_at)
+        ),
+        key=lambda r: r.measured_at,
+    )
+    clean = [r for r in before_dose if not r.needs_remeasure]
+    chosen = (clean or before_dose)[-readings_averaged:]
+    if not chosen:
+        return None
+    systolic = sum(r.systolic or 0.0 for r in chosen) / len(chosen)
+    diastolic = sum(r.diastolic or 0.0 for r in chosen) / len(chosen)
+    return Baseline(systolic, diastolic, tuple(r.id for r in chosen))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A condition a reading or baseline shows: the alert the shell raises or keeps."""
+
+    kind: AlertKind
+    priority: Priority
+    message: str
+    unverified: bool = False
+    # What makes two findings "one persisting condition": the kind, or for a check the
+    # kind and the check (`check_overdue:post_dose:d7`).
+    subject: str | None = None
+
+    @property
+    def condition(self) -> str:
+        return self.kind.value if self.subject is None else f"{self.kind.value}:{self.subject}"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What one reading shows: its category, the conditions it raises, those it clears."""
+
+    category: BloodPressureCategory | None
+    findings: tuple[Finding, ...]
+    clears: frozenset[AlertKind]
+
+
+# Conditions one reading can show; a later clean reading without them clears them.
+READING_KINDS = frozenset(
+    {
+        AlertKind.SEVERE_HYPERTENSION,
+        AlertKind.RISE_OVER_BASELINE,
+        AlertKind.HYPOTENSION,
+        AlertKind.PULSE_OUT_OF_RANGE,
+        AlertKind.REMEASURE,
+    }
+)
+BASELINE_KINDS = frozenset(
+    {AlertKind.ELEVATED_BASELINE, AlertKind.DOSING_HOLD, AlertKind.CONSIDER_DEFERRING}
+)
+
+
+def _bp(systolic: float, diastolic: float) -> str:
+    return f"{systolic:.0f}/{diastolic:.0f} mmHg"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    limits: ThresholdLimits = field(default_factory=ThresholdLimits)
+
+    def elevated_systolic_for(self, age_years: int | None) -> float:
+        """Systolic >= 150 counts as elevated only from age 65 (DESIGN.md "Thresholds")."""
+        if age_years is not None and age_years >= self.limits.older_patient_age:
+            return self.limits.elevated_systolic_older
+        return self.limits.elevated_systolic
+
+    def is_elevated_baseline(self, baseline: Baseline, age_years: int | None) -> bool:
+        return (
+            baseline.systolic >= self.elevated_systolic_for(age_years)
+            or baseline.diastolic >= self.limits.elevated_diastolic
+        )
+
+    def is_dosing_hold(self, baseline: Baseline) -> bool:
+        return (
+            baseline.systolic >= self.limits.hold_systolic
+            or baseline.diastolic >= self.limits.hold_diastolic
+        )
+
+    def is_severe(self, systolic: float, diastolic: float) -> bool:
+        return systolic >= self.limits.severe_systolic or diastolic >= self.limits.severe_diastolic
+
+    def baseline_findings(
+        self, baseline: Baseline | None, age_years: int | None, consider_deferring: bool
+    ) -> tuple[Finding, ...]:
+        """The conditions the current baseline shows. A hold-range baseline raises
+        `dosing_hold` in place of `elevated_baseline` (one alert for one condition)."""
+        if baseline is None:
+            return ()
+        shown = _bp(baseline.systolic, baseline.diastolic)
+        confirm = "" if baseline.confirmed else "; take a confirming reading"
+        findings: list[Finding] = []
+        if self.is_dosing_hold(baseline):
+            findings.append(
+                Finding(
+                    AlertKind.DOSING_HOLD,
+                    Priority.HIGH,
+                    f"Dosing hold: baseline {shown} "
+                    f"(>= {self.limits.hold_systolic:g}/{self.limits.hold_diastolic:g}); "
+                    f"a clinician acknowledges or overrides before dosing{confirm}",
+                )
+            )
+        elif self.is_elevated_baseline(baseline, age_years):
+            limit = self.elevated_systolic_for(age_years)
+            findings.append(
+                Finding(
+                    AlertKind.ELEVATED_BASELINE,
+                    Priority.LOW,
+                    f"Elevated baseline {shown} (>= {limit:g}/"
+                    f"{self.limits.elevated_diastolic:g}): post-dose check 20-30 min{confirm}",
+                )
+            )
+        if findings and consider_deferring:
+            findings.append(
+                Finding(
+                    AlertKind.CONSIDER_DEFERRING,
+                    Priority.LOW,
+                    f"Baseline {shown} is elevated: consider deferring esketamine dosing",
+                )
+            )
+        return tuple(findings)
+
+    def assess(self, reading: Reading, baseline: Baseline | None, post_dose: bool) -> Assessment:
+        """Classify one reading. A reading flagged for movement, a loose cuff or improper
+        position asks for a remeasurement and raises nothing else except a severe value
+        (marked unverified); it clears nothing. An error frame shows nothing."""
+        if not reading.valid or reading.systolic is None or reading.diastolic is None:
+            return Assessment(None, (), frozenset())
+        systolic, diastolic = reading.systolic, reading.diastolic
+        limits = self.limits
+        category = blood_pressure_category(systolic, diastolic)
+        shown = _bp(systolic, diastolic)
+        findings: list[Finding] = []
+        flagged = reading.needs_remeasure
+        severe = self.is_severe(systolic, diastolic)
+        if flagged:
+            flags = ", ".join(sorted(f.value.replace("_", " ") for f in reading.flags))
+            findings.append(
+                Finding(AlertKind.REMEASURE, Priority.LOW, f"Remeasure: cuff reported {flags}")
+            )
+        if severe:
+            findings.append(
+                Finding(
+                    AlertKind.SEVERE_HYPERTENSION,
+                    Priority.HIGH,
+                    f"Severe hypertension {shown} "
+                    f"(>= {limits.severe_systolic:g}/{limits.severe_diastolic:g})"
+                    + (" - unverified: the cuff flagged this measurement" if flagged else ""),
+                    unverified=flagged,
+                )
+            )
+        if flagged:
+            return Assessment(category, tuple(findings), frozenset())
+        evaluated = {AlertKind.SEVERE_HYPERTENSION, AlertKind.REMEASURE, AlertKind.HYPOTENSION}
+        if post_dose and baseline is not None and not severe:
+            evaluated.add(AlertKind.RISE_OVER_BASELINE)
+            rise_s = systolic - baseline.systolic
+            rise_d = diastolic - baseline.diastolic
+            if rise_s >= limits.rise_systolic or rise_d >= limits.rise_diastolic:
+                findings.append(
+                    Finding(
+                        AlertKind.RISE_OVER_BASELINE,
+                        Priority.MEDIUM,
+                        f"Rise over baseline: {shown}, {rise_s:+.0f}/{rise_d:+.0f} mmHg from "
+                        f"{_bp(baseline.systolic, baseline.diastolic)}",
+                    )
+                )
+        if systolic < limits.hypotension_systolic or diastolic < limits.hypotension_diastolic:
+            findings.append(
+                Finding(
+                    AlertKind.HYPOTENSION,
+                    Priority.MEDIUM,
+                    f"Hypotension {shown} (< {limits.hypotension_systolic:g}/"
+                    f"{limits.hypotension_diastolic:g})",
+                )
+            )
+        if reading.pulse_rate is not None:
+            evaluated.add(AlertKind.PULSE_OUT_OF_RANGE)
+            if not limits.pulse_low <= reading.pulse_rate <= limits.pulse_high:
+                irregular = (
+                    " (irregular pulse)" if ReadingFlag.IRREGULAR_PULSE in reading.flags else ""
+                )
+                findings.append(
+                    Finding(
+                        AlertKind.PULSE_OUT_OF_RANGE,
+                        Priority.MEDIUM,
+                        f"Pulse {reading.pulse_rate:.0f}/min outside "
+                        f"{limits.pulse_low:g}-{limits.pulse_high:g}{irregular}",
+                    )
+                )
+        found = {f.kind for f in findings}
+        return Assessment(category, tuple(findings), frozenset(evaluated - found))
