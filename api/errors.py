@@ -1,0 +1,91 @@
+"""Every failure a client can cause becomes a JSON error with a status that says whose fault.
+
+Domain errors from the clinic service map to 404 / 409 / 403 / 422 (their `reason` is the
+message); anything unexpected is logged and answered with a JSON 500 rather than a bare
+traceback, though the tests hold that no request reaches it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
+
+from vitalsd.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """The body of every 401, 403, 404 and 409 (FastAPI's own `{"detail": ...}` shape)."""
+
+    detail: str
+
+
+# Documented on every route so that the OpenAPI schema tells clients what to expect.
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No token, or an invalid or expired one"},
+    403: {"model": ErrorBody, "description": "The user's role may not do this"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such record"},
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "The action contradicts the current state"},
+}
+
+
+def status_for(error: DomainError) -> int:
+    if isinstance(error, NotFound):
+        return 404
+    if isinstance(error, Conflict):
+        return 409
+    if isinstance(error, NotAllowed):
+        return 403
+    if isinstance(error, InvalidInput):
+        return 422
+    return 400
+
+
+async def _domain_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    status = status_for(error)
+    if status == 422:
+        # Same shape as FastAPI's own validation errors, so a client parses one format.
+        detail: object = [{"loc": ["body"], "msg": error.reason, "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+    return JSONResponse({"detail": error.reason}, status_code=status)
+
+
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    # A value the database refuses (out of its integer range, say) is the client's input.
+    log.warning("database refused %s %s: %s", request.method, request.url.path, error)
+    return JSONResponse({"detail": "the database refused this request"}, status_code=409)
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    # FastAPI's default handler echoes `input` and `ctx`, which may hold values that do
+    # not serialise (bytes, exceptions); keep location, message and type.
+    detail = [
+        {"loc": list(item.get("loc", ())), "msg": str(item.get("msg", "")), "type": item["type"]}
+        for item in error.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)
