@@ -1,0 +1,885 @@
+"""A Bleak backend on a Bumble host, so ordinary Bleak code runs without BlueZ.
+
+`BleakClient(device, backend=BumbleBleakClient, bumble=host)` and
+`BleakScanner(backend=BumbleBleakScanner, bumble=host)` drive a `BumbleHost`: one Bumble
+`Device` (host stack) on one HCI transport, shared by every client and scanner made for
+it. The transport is a Bumble virtual controller on a `LocalLink` (tests, the demo),
+`tcp-client:` to a simulator in another process, or a USB dongle (`usb:0`).
+
+It behaves like BlueZ where the daemon relies on it: MTU 247 is requested on connect;
+a request refused with Insufficient Authentication/Encryption (ATT 0x05/0x0F) pairs (LE
+Secure Connections, Just Works unless configured) or re-encrypts from the bond, then is
+retried once; a cuff's Security Request is answered; `disconnected_callback` fires on
+every disconnect; a link lost mid-request raises `BleakError`, never a bare
+`CancelledError`.
+
+Bumble objects belong to the event loop they were made on: a host refuses to be used
+from another loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeVar, cast
+
+from bleak.args import SizedBuffer
+from bleak.assigned_numbers import CharacteristicPropertyName
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.client import BaseBleakClient, NotifyCallback
+from bleak.backends.descriptor import BleakGATTDescriptor
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
+from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
+from bleak.exc import BleakError, BleakGATTProtocolError
+from bumble import core, gatt_client, hci, pairing, smp
+from bumble.att import ATT_Error
+from bumble.controller import Controller
+from bumble.device import Advertisement, Connection, Device, DeviceConfiguration, Peer
+from bumble.keys import KeyStore, MemoryKeyStore
+from bumble.link import LocalLink
+from bumble.transport import open_transport
+from bumble.transport.common import Transport
+
+from devices import gatt
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# ATT_MTU the central asks for on every connection, as BlueZ does (Core Vol 3 Part F
+# 3.4.2.1; 247 fills one LE Data Length Extension PDU of 251 bytes).
+REQUESTED_ATT_MTU: Final = 247
+# How long to wait for the controller to confirm an LE Create Connection Cancel with
+# its LE Connection Complete (status Unknown Connection Identifier, Core Vol 4 Part E
+# 7.8.13) before giving up on it.
+CONNECTION_CANCEL_CONFIRM_TIMEOUT: Final = 1.0
+# How long `disconnect()` waits for Disconnection Complete before forgetting the link.
+DISCONNECT_TIMEOUT: Final = 5.0
+# ATT errors that pairing or encrypting with the bond cures (Core Vol 3 Part F 3.4.1.1).
+_SECURITY_ERRORS: Final = frozenset(
+    {gatt.ATT_INSUFFICIENT_AUTHENTICATION, gatt.ATT_INSUFFICIENT_ENCRYPTION}
+)
+
+_LINK_LOST_ADVICE: Final = "the cuff disconnected or went out of range; it will be retried"
+_NOT_CONNECTED_ADVICE: Final = "connect first (or reconnect: the cuff dropped the link)"
+
+
+def bleak_uuid(bumble_uuid: core.UUID) -> str:
+    """Bumble's UUIDs are little-endian objects; Bleak keys on lowercase 128-bit strings."""
+    return str(uuid.UUID(bytes=bumble_uuid.uuid_128_bytes[::-1]))
+
+
+def parse_address(
+    address: str, default_type: hci.AddressType = hci.AddressType.RANDOM_DEVICE
+) -> hci.Address:
+    """`AA:BB:CC:DD:EE:FF` (random unless told) or `AA:BB:CC:DD:EE:FF/P` (public)."""
+    try:
+        if address.upper().endswith("/P"):
+            return hci.Address(address[:-2], hci.AddressType.PUBLIC_DEVICE)
+        return hci.Address(address, default_type)
+    except (ValueError, core.InvalidArgumentError) as error:
+        raise BleakError(f"{address!r} is not a Bluetooth address (AA:BB:CC:DD:EE:FF)") from error
+
+
+def bleak_address(address: hci.Address) -> str:
+    """The form Bleak shows: uppercase, colon separated, no type suffix."""
+    return address.to_string(with_type_qualifier=False)
+
+
+@dataclass(frozen=True)
+class BumbleDeviceDetails:
+    """`BLEDevice.details` for a device seen by a Bumble scanner: its typed address."""
+
+    address: hci.Address
+
+
+@dataclass(frozen=True)
+class PairingPolicy:
+    """How this host pairs (Core Vol 3 Part H 2.3).
+
+    The default is LE Secure Connections with Just Works (no input, no output), which
+    every cuff without a keypad accepts. Give a `delegate` to answer passkey or
+    numeric-comparison requests.
+    """
+
+    secure_connections: bool = True
+    mitm: bool = False
+    delegate: pairing.PairingDelegate | None = None
+
+
+class VirtualController(Controller):
+    """A Bumble virtual controller that honours LE Create Connection Cancel.
+
+    Bumble 0.0.236's `Controller` acknowledges the cancel but keeps the connection
+    pending and never sends the LE Connection Complete that the host waits for (Core
+    Vol 4 Part E 7.8.13), so one cuff that vanished before we connected would block
+    every later connection. This one does what the specification says.
+    """
+
+    def on_hci_le_create_connection_cancel_command(
+        self, command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        pending = self.pending_le_connection
+        if pending is None:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        self.pending_le_connection = None
+        failure = hci.HCI_LE_Connection_Complete_Event(
+            status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+            connection_handle=0,
+            role=hci.Role.CENTRAL,
+            peer_address_type=pending.peer_address.address_type,
+            peer_address=pending.peer_address,
+            connection_interval=0,
+            peripheral_latency=0,
+            supervision_timeout=0,
+            central_clock_accuracy=0,
+        )
+        # After the Command Complete for the cancel itself, which the caller sends.
+        asyncio.get_running_loop().call_soon(self.send_hci_packet, failure)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+
+class _CentralPairingSession(smp.Session):
+    """Works around Bumble 0.0.236 failing to re-encrypt a legacy-pairing bond.
+
+    After legacy pairing a Bumble peripheral files the LTK it distributed under
+    `ltk_central` and the one the central distributed under `ltk_peripheral`, then
+    answers the controller's LTK request with `ltk_peripheral`: the central's key, not
+    its own, so re-encryption fails with a MIC failure. As initiator we distribute the
+    peripheral's own LTK, EDIV and Rand back to it, so whichever entry it picks holds the
+    key we encrypt with. A correct peripheral is unaffected: it answers with its own key.
+    """
+
+    def distribute_keys(self) -> None:
+        if self.is_initiator and not self.sc and self.peer_ltk is not None:
+            self.ltk = self.peer_ltk
+            self.ltk_ediv = self.peer_ediv
+            self.ltk_rand = self.peer_rand
+        super().distribute_keys()
+
+
+class BumbleHost:
+    """One Bumble host stack on one HCI transport, shared by Bleak clients and scanners.
+
+    Make one with `await BumbleHost.open("tcp-client:127.0.0.1:9100")` or
+    `await BumbleHost.on_link(local_link)`, pass `**host.client_kwargs()` to `BleakClient`
+    (or `establish_connection`) and `**host.scanner_kwargs()` to `BleakScanner`, and
+    `await host.close()` at the end.
+    """
+
+    def __init__(
+        self,
+        device: Device,
+        *,
+        transport: Transport | None = None,
+        controller: Controller | None = None,
+        pairing_policy: PairingPolicy = PairingPolicy(),
+    ) -> None:
+        self.device = device
+        self.loop = asyncio.get_running_loop()
+        self.pairing_policy = pairing_policy
+        self._transport = transport
+        self._controller = controller
+        # A controller creates one LE connection at a time (Core Vol 4 Part E 7.8.12).
+        self._connect_lock = asyncio.Lock()
+        self._connecting_to: hci.Address | None = None
+        self._scanners: set[BumbleBleakScanner] = set()
+        self._scanning_active = False
+        self._address_types: dict[bytes, hci.AddressType] = {}
+        self._securing: dict[int, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        device.smp_session_proxy = _CentralPairingSession
+        device.pairing_config_factory = self._pairing_config
+        device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+        device.on(Device.EVENT_CONNECTION, self._on_connection)
+
+    # --- construction -------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        transport_spec: str,
+        *,
+        address: str | None = None,
+        keystore: KeyStore | None = None,
+        pairing_policy: PairingPolicy = PairingPolicy(),
+        name: str = "vitalsd",
+    ) -> BumbleHost:
+        """Open a Bumble transport (`tcp-client:HOST:PORT`, `usb:0`, ...) and power on."""
+        try:
+            transport = await open_transport(transport_spec)
+        except Exception as error:
+            raise BleakError(
+                f"cannot open Bumble transport {transport_spec!r}: {error}; check the"
+                " dongle is plugged in (usb:N) or the simulator is listening (tcp-client:)"
+            ) from error
+        device = _central_device(name, address, transport.source, transport.sink)
+        host = cls(device, transport=transport, pairing_policy=pairing_policy)
+        try:
+            await host._power_on(keystore)
+        except BaseException:
+            await transport.close()
+            raise
+        return host
+
+    @classmethod
+    async def on_link(
+        cls,
+        link: LocalLink,
+        *,
+        address: str | None = None,
+        keystore: KeyStore | None = None,
+        pairing_policy: PairingPolicy = PairingPolicy(),
+        name: str = "vitalsd",
+    ) -> BumbleHost:
+        """Add a `VirtualController` to an in-process `LocalLink` and power on a host on it."""
+        controller = VirtualController(f"{name}-controller", link=link)
+        device = _central_device(name, address, controller, controller)
+        host = cls(device, controller=controller, pairing_policy=pairing_policy)
+        try:
+            await host._power_on(keystore)
+        except BaseException:
+            link.remove_controller(controller)
+            raise
+        return host
+
+    async def _power_on(self, keystore: KeyStore | None) -> None:
+        self.device.keystore = keystore if keystore is not None else MemoryKeyStore()
+        await self.device.power_on()
+
+    async def close(self) -> None:
+        """Disconnect every link, stop scanning and release the transport."""
+        if self._closed:
+            return
+        self._closed = True
+        for connection in list(self.device.connections.values()):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                    await connection.disconnect()
+        if self.device.is_scanning:
+            with contextlib.suppress(Exception):
+                await self.device.stop_scanning()
+        for task in list(self._background):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self.device.host.flush()
+        if self._transport is not None:
+            await self._transport.close()
+        if self._controller is not None:
+            with contextlib.suppress(KeyError):
+                self._controller.link.remove_controller(self._controller)
+
+    async def __aenter__(self) -> BumbleHost:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    # --- what callers pass to Bleak ------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """This host's own (random static) address, as its peers see it."""
+        return bleak_address(self.device.random_address)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {"backend": BumbleBleakClient, "bumble": self}
+
+    def scanner_kwargs(self) -> dict[str, Any]:
+        return {"backend": BumbleBleakScanner, "bumble": self}
+
+    def check_loop(self) -> None:
+        """Bumble objects are bound to the loop they were created on."""
+        if self._closed:
+            raise BleakError("this Bumble host is closed; open a new one")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self.loop:
+            raise BleakError(
+                "this Bumble host belongs to another event loop; open one host per loop"
+            )
+
+    # --- connections ----------------------------------------------------------------
+
+    def typed_address(self, address: str) -> hci.Address:
+        """The address with the type it was last advertised with (random by default)."""
+        parsed = parse_address(address)
+        seen_type = self._address_types.get(bytes(parsed))
+        if seen_type is not None and not address.upper().endswith("/P"):
+            return hci.Address(bytes(parsed), seen_type)
+        return parsed
+
+    async def create_connection(self, peer: hci.Address, within: float) -> Connection:
+        """Connect as central, cancelling cleanly on timeout or cancellation."""
+        async with self._connect_lock:
+            self._connecting_to = peer
+            try:
+                return await self._create_connection(peer, within)
+            finally:
+                self._connecting_to = None
+
+    async def _create_connection(self, peer: hci.Address, within: float) -> Connection:
+        attempt = asyncio.ensure_future(
+            self.device.connect(
+                peer,
+                transport=core.PhysicalTransport.LE,
+                own_address_type=hci.OwnAddressType.RANDOM,
+                timeout=None,
+            )
+        )
+        try:
+            async with asyncio.timeout(within):
+                return await asyncio.shield(attempt)
+        except TimeoutError:
+            await self._abandon(attempt)
+            raise BleakError(
+                f"{bleak_address(peer)}: no connectable advertisement within {within:.1f} s;"
+                " the cuff is out of range or asleep (take a measurement to wake it)"
+            ) from None
+        except asyncio.CancelledError:
+            await self._abandon(attempt)
+            raise
+        except (core.ConnectionError, hci.HCI_Error, core.InvalidStateError) as error:
+            raise BleakError(f"{bleak_address(peer)}: connection failed: {error}") from error
+
+    async def _abandon(self, attempt: asyncio.Future[Connection]) -> None:
+        """Cancel a pending LE connection; drop it if it completed meanwhile."""
+        if not attempt.done():
+            with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
+                await self.device.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CONNECTION_CANCEL_CONFIRM_TIMEOUT):
+                    await asyncio.shield(attempt)
+        if not attempt.done():
+            logger.warning(
+                "the controller did not confirm a cancelled LE connection; a late"
+                " connection from it will be dropped"
+            )
+            attempt.cancel()
+            # Bumble asserts this is set when a central connection completes.
+            self.device.connect_own_address_type = hci.OwnAddressType.RANDOM
+            return
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._drop(attempt.result())
+
+    def _on_connection(self, connection: Connection) -> None:
+        if connection.role != hci.Role.CENTRAL:
+            return
+        connection.on(
+            Connection.EVENT_SECURITY_REQUEST,
+            lambda _auth_req: self._on_security_request(connection),
+        )
+        if self._connecting_to is None or connection.peer_address != self._connecting_to:
+            # A connection the controller completed after we gave up on it.
+            logger.info("dropping an unrequested connection to %s", connection.peer_address)
+            self._drop(connection)
+
+    def _drop(self, connection: Connection) -> None:
+        async def disconnect() -> None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect()
+
+        self._spawn(disconnect())
+
+    def _spawn(self, coroutine: Awaitable[T]) -> asyncio.Task[T]:
+        task: asyncio.Task[T] = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # --- security -------------------------------------------------------------------
+
+    def _pairing_config(self, _connection: Connection) -> pairing.PairingConfig:
+        policy = self.pairing_policy
+        return pairing.PairingConfig(
+            sc=policy.secure_connections,
+            mitm=policy.mitm,
+            bonding=True,
+            delegate=policy.delegate
+            or pairing.PairingDelegate(io_capability=pairing.PairingDelegate.NO_OUTPUT_NO_INPUT),
+            # Bonds are keyed by identity address: ours must be the random static
+            # address we connect from, or the cuff never finds our keys again.
+            identity_address_type=pairing.PairingConfig.AddressType.RANDOM,
+        )
+
+    def _on_security_request(self, connection: Connection) -> None:
+        """A cuff asks for security (Core Vol 3 Part H 2.4.6): encrypt or pair."""
+        task = self.secure(connection)
+
+        def log_failure(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and (error := done.exception()) is not None:
+                logger.warning(
+                    "answering %s's security request failed: %s", connection.peer_address, error
+                )
+
+        task.add_done_callback(log_failure)
+
+    def secure(self, connection: Connection) -> asyncio.Task[None]:
+        """Encrypt with the stored bond, or pair and bond; one attempt per link at a time."""
+        running = self._securing.get(connection.handle)
+        if running is not None and not running.done():
+            return running
+        task = self._spawn(self._secure(connection))
+        self._securing[connection.handle] = task
+        connection.once(
+            Connection.EVENT_DISCONNECTION,
+            lambda _reason: self._securing.pop(connection.handle, None),
+        )
+        return task
+
+    async def _secure(self, connection: Connection) -> None:
+        if connection.is_encrypted:
+            return
+        if await self.bond_keys(connection.peer_address) is not None:
+            try:
+                await connection.encrypt()
+                return
+            except hci.HCI_Error as error:
+                # The cuff forgot us (reset, battery change): pair afresh.
+                logger.info(
+                    "%s rejected our bond (%s); pairing again", connection.peer_address, error
+                )
+                await self.forget_bond(connection.peer_address)
+        await connection.pair()
+        if not connection.is_encrypted:
+            await connection.encrypt()
+
+    async def bond_keys(self, peer: hci.Address) -> Any | None:
+        keystore = self.device.keystore
+        if keystore is None:
+            return None
+        keys = await keystore.get(str(peer))
+        if keys is None or (keys.ltk is None and keys.ltk_central is None):
+            return None
+        return keys
+
+    async def forget_bond(self, peer: hci.Address) -> None:
+        keystore = self.device.keystore
+        if keystore is not None:
+            with contextlib.suppress(KeyError):
+                await keystore.delete(str(peer))
+
+    # --- scanning -------------------------------------------------------------------
+
+    async def add_scanner(self, scanner: BumbleBleakScanner, active: bool) -> None:
+        self._scanners.add(scanner)
+        if self.device.is_scanning and (self._scanning_active or not active):
+            return
+        if self.device.is_scanning:
+            await self.device.stop_scanning()
+        self._scanning_active = active or any(s.active for s in self._scanners)
+        await self.device.start_scanning(active=self._scanning_active, filter_duplicates=False)
+
+    async def remove_scanner(self, scanner: BumbleBleakScanner) -> None:
+        self._scanners.discard(scanner)
+        if not self._scanners and self.device.is_scanning and not self._closed:
+            await self.device.stop_scanning()
+
+    def _on_advertisement(self, advertisement: Advertisement) -> None:
+        self._address_types[bytes(advertisement.address)] = hci.AddressType(
+            advertisement.address.address_type
+        )
+        for scanner in list(self._scanners):
+            scanner.on_advertisement(advertisement)
+
+
+def _central_device(name: str, address: str | None, source: Any, sink: Any) -> Device:
+    config = DeviceConfiguration()
+    config.name = name
+    config.address = (
+        parse_address(address) if address is not None else hci.Address.generate_static_address()
+    )
+    config.identity_address_type = hci.Address.RANDOM_DEVICE_ADDRESS
+    return Device.from_config_with_hci(config, source, sink)
+
+
+def _host_from_kwargs(kwargs: dict[str, Any]) -> BumbleHost:
+    host = kwargs.get("bumble")
+    if not isinstance(host, BumbleHost):
+        raise BleakError(
+            "the Bumble backend needs its host: pass bumble=BumbleHost (see"
+            " BumbleHost.client_kwargs() / scanner_kwargs())"
+        )
+    host.check_loop()
+    return host
+
+
+class BumbleBleakClient(BaseBleakClient):
+    """Bleak's client interface on a `BumbleHost` (pass `bumble=host`)."""
+
+    def __init__(
+        self,
+        address_or_ble_device: BLEDevice | str,
+        *,
+        disconnected_callback: Callable[[], None] | None = None,
+        timeout: float = 10.0,
+        services: set[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            address_or_ble_device, disconnected_callback=disconnected_callback, timeout=timeout
+        )
+        self._host = _host_from_kwargs(kwargs)
+        if isinstance(address_or_ble_device, BLEDevice):
+            details = address_or_ble_device.details
+            self._peer = (
+                details.address
+                if isinstance(details, BumbleDeviceDetails)
+                else self._host.typed_address(address_or_ble_device.address)
+            )
+            self._name = address_or_ble_device.name
+        else:
+            self._peer = self._host.typed_address(address_or_ble_device)
+            self._name = None
+        self.address = bleak_address(self._peer)
+        self._service_filter = services
+        self._connection: Connection | None = None
+        self._gatt: Peer | None = None
+        self._subscriptions: dict[int, Callable[[bytes], None]] = {}
+
+    # --- connectivity -------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name or self.address.replace(":", "-")
+
+    @property
+    def mtu_size(self) -> int:
+        connection = self._connection
+        return connection.att_mtu if connection is not None else 23
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None
+
+    async def connect(self, pair: bool, **kwargs: Any) -> None:
+        self._host.check_loop()
+        if self._connection is not None:
+            return
+        timeout = float(kwargs.get("timeout", self._timeout))
+        connection = await self._host.create_connection(self._peer, timeout)
+        self._connection = connection
+        self._gatt = Peer(connection)
+        connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
+        try:
+            await self._guard(connection, "MTU exchange", self._gatt.request_mtu(REQUESTED_ATT_MTU))
+            if pair:
+                await self._secure(connection)
+            self.services = await self._guard(connection, "service discovery", self._discover())
+        except BaseException:
+            await self._abandon(connection)
+            raise
+
+    async def _abandon(self, connection: Connection) -> None:
+        if self._connection is connection:
+            with contextlib.suppress(Exception):
+                await self.disconnect()
+
+    async def disconnect(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        self._host.check_loop()
+        disconnected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_disconnection(_reason: int) -> None:
+            if not disconnected.done():
+                disconnected.set_result(None)
+
+        connection.once(Connection.EVENT_DISCONNECTION, on_disconnection)
+        with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
+            await connection.device.send_async_command(
+                hci.HCI_Disconnect_Command(
+                    connection_handle=connection.handle,
+                    reason=hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR,
+                )
+            )
+        try:
+            async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                await disconnected
+        except TimeoutError:
+            logger.warning("%s: no Disconnection Complete; forgetting the link", self.address)
+            self._on_disconnection(hci.HCI_CONNECTION_TIMEOUT_ERROR)
+
+    def _on_disconnection(self, reason: int) -> None:
+        if self._connection is None:
+            return
+        logger.debug("%s disconnected (HCI reason %#04x)", self.address, reason)
+        self._connection = None
+        self._gatt = None
+        self._subscriptions.clear()
+        if self._disconnected_callback is not None:
+            self._disconnected_callback()
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        connection = self._require_connection()
+        await self._secure(connection)
+
+    async def unpair(self) -> None:
+        """Forget the bond (and drop the link, as BlueZ's RemoveDevice does)."""
+        self._host.check_loop()
+        await self._host.forget_bond(self._peer)
+        await self.disconnect()
+
+    async def _secure(self, connection: Connection) -> None:
+        try:
+            await self._guard(connection, "pairing", asyncio.shield(self._host.secure(connection)))
+        except (core.ProtocolError, hci.HCI_Error, core.BaseBumbleError) as error:
+            raise BleakError(
+                f"{self.address}: pairing failed: {error}; if the cuff was paired before,"
+                " clear its pairings and retry"
+            ) from error
+
+    # --- GATT -------------------------------------------------------------------------
+
+    async def _discover(self) -> BleakGATTServiceCollection:
+        peer = self._gatt
+        assert peer is not None
+        filter_uuids = [core.UUID(u) for u in self._service_filter or ()]
+        await peer.discover_services(filter_uuids)
+        collection = BleakGATTServiceCollection()
+        mtu = self.mtu_size
+        for service_proxy in peer.services:
+            service = BleakGATTService(
+                service_proxy, service_proxy.handle, bleak_uuid(service_proxy.uuid)
+            )
+            collection.add_service(service)
+            for char_proxy in await peer.discover_characteristics(service=service_proxy):
+                characteristic = BleakGATTCharacteristic(
+                    char_proxy,
+                    char_proxy.handle,
+                    bleak_uuid(char_proxy.uuid),
+                    _property_names(int(char_proxy.properties)),
+                    lambda: max(self.mtu_size, mtu) - 3,
+                    service,
+                )
+                collection.add_characteristic(characteristic)
+                for descriptor_proxy in await peer.discover_descriptors(char_proxy):
+                    collection.add_descriptor(
+                        BleakGATTDescriptor(
+                            descriptor_proxy,
+                            descriptor_proxy.handle,
+                            bleak_uuid(descriptor_proxy.type),
+                            characteristic,
+                        )
+                    )
+        return collection
+
+    async def read_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
+    ) -> bytearray:
+        peer = self._require_gatt()
+        value = await self._request(
+            f"read {characteristic.uuid}", lambda: peer.read_value(characteristic.handle)
+        )
+        return bytearray(value)
+
+    async def read_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
+    ) -> bytearray:
+        peer = self._require_gatt()
+        value = await self._request(
+            f"read descriptor {descriptor.uuid}", lambda: peer.read_value(descriptor.handle)
+        )
+        return bytearray(value)
+
+    async def write_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool
+    ) -> None:
+        peer = self._require_gatt()
+        value = bytes(data)
+        await self._request(
+            f"write {characteristic.uuid}",
+            lambda: peer.write_value(characteristic.handle, value, with_response=response),
+        )
+
+    async def write_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, data: SizedBuffer
+    ) -> None:
+        peer = self._require_gatt()
+        value = bytes(data)
+        await self._request(
+            f"write descriptor {descriptor.uuid}",
+            lambda: peer.write_value(descriptor.handle, value, with_response=True),
+        )
+
+    async def start_notify(
+        self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
+    ) -> None:
+        """Subscribe; Bumble writes the CCCD with 0x0001 (notify) or 0x0002 (indicate-only)."""
+        peer = self._require_gatt()
+        proxy = cast(gatt_client.CharacteristicProxy[bytes], characteristic.obj)
+
+        def deliver(value: bytes) -> None:
+            callback(bytearray(value))
+
+        previous = self._subscriptions.pop(characteristic.handle, None)
+        if previous is not None:
+            await self._request("unsubscribe", lambda: peer.unsubscribe(proxy, previous))
+        self._subscriptions[characteristic.handle] = deliver
+        await self._request(
+            f"subscribe {characteristic.uuid}", lambda: peer.subscribe(proxy, deliver)
+        )
+
+    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
+        peer = self._require_gatt()
+        proxy = cast(gatt_client.CharacteristicProxy[bytes], characteristic.obj)
+        subscriber = self._subscriptions.pop(characteristic.handle, None)
+        await self._request(
+            f"unsubscribe {characteristic.uuid}", lambda: peer.unsubscribe(proxy, subscriber)
+        )
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _require_connection(self) -> Connection:
+        self._host.check_loop()
+        if self._connection is None:
+            raise BleakError(f"{self.address}: not connected; {_NOT_CONNECTED_ADVICE}")
+        return self._connection
+
+    def _require_gatt(self) -> Peer:
+        self._require_connection()
+        assert self._gatt is not None
+        return self._gatt
+
+    async def _request(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """One ATT procedure, retried once after securing the link, errors made Bleak's."""
+        connection = self._require_connection()
+        try:
+            return await self._guard(connection, what, operation())
+        except ATT_Error as error:
+            if error.error_code not in _SECURITY_ERRORS or connection.is_encrypted:
+                raise BleakGATTProtocolError(error.error_code) from error
+            logger.debug(
+                "%s: %s needs security (%#04x); securing the link",
+                self.address,
+                what,
+                error.error_code,
+            )
+        await self._secure(connection)
+        try:
+            return await self._guard(connection, what, operation())
+        except ATT_Error as error:
+            raise BleakGATTProtocolError(error.error_code) from error
+
+    async def _guard(self, connection: Connection, what: str, awaitable: Awaitable[T]) -> T:
+        """Turn a link lost mid-request into `BleakError` and a GATT timeout into one too.
+
+        Bumble cancels the pending ATT response when the link drops; that surfaces as a
+        `CancelledError` no one asked for, which must not cancel the caller's task.
+        """
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling() == 0:
+                raise BleakError(
+                    f"{self.address}: {what} interrupted: {_LINK_LOST_ADVICE}"
+                ) from None
+            raise
+        except core.TimeoutError as error:
+            raise BleakError(
+                f"{self.address}: {what} timed out (no ATT response in 30 s)"
+            ) from error
+
+
+def _property_names(properties: int) -> list[CharacteristicPropertyName]:
+    names: dict[int, CharacteristicPropertyName] = {
+        0x01: "broadcast",
+        0x02: "read",
+        0x04: "write-without-response",
+        0x08: "write",
+        0x10: "notify",
+        0x20: "indicate",
+        0x40: "authenticated-signed-writes",
+        0x80: "extended-properties",
+    }
+    return [name for bit, name in names.items() if properties & bit]
+
+
+class BumbleBleakScanner(BaseBleakScanner):
+    """Bleak's scanner interface on a `BumbleHost` (pass `bumble=host`)."""
+
+    def __init__(
+        self,
+        detection_callback: AdvertisementDataCallback | None,
+        service_uuids: list[str] | None,
+        scanning_mode: Literal["active", "passive"] = "active",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(detection_callback, service_uuids)
+        self._host = _host_from_kwargs(kwargs)
+        self.active = scanning_mode != "passive"
+
+    async def start(self) -> None:
+        self._host.check_loop()
+        self.seen_devices = {}
+        await self._host.add_scanner(self, self.active)
+
+    async def stop(self) -> None:
+        self._host.check_loop()
+        await self._host.remove_scanner(self)
+
+    def on_advertisement(self, advertisement: Advertisement) -> None:
+        data = advertisement_data(advertisement)
+        if not self.is_allowed_uuid(data.service_uuids):
+            return
+        address = bleak_address(advertisement.address)
+        previous = self.seen_devices.get(address)
+        if data.local_name is None and previous is not None and previous[1].local_name:
+            data = data._replace(local_name=previous[1].local_name)
+        device = self.create_or_update_device(
+            address, address, data.local_name, BumbleDeviceDetails(advertisement.address), data
+        )
+        self.call_detection_callbacks(device, data)
+
+
+def advertisement_data(advertisement: Advertisement) -> AdvertisementData:
+    """Bumble's advertisement as Bleak's `AdvertisementData` (Core Supplement Part A 1)."""
+    ad = advertisement.data
+    types = core.AdvertisingData.Type
+    name = ad.get(types.COMPLETE_LOCAL_NAME) or ad.get(types.SHORTENED_LOCAL_NAME)
+    service_uuids: list[str] = []
+    for list_type in (
+        types.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+        types.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+        types.COMPLETE_LIST_OF_32_BIT_SERVICE_CLASS_UUIDS,
+        types.INCOMPLETE_LIST_OF_32_BIT_SERVICE_CLASS_UUIDS,
+        types.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+        types.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+    ):
+        for uuids in ad.get_all(list_type):
+            service_uuids.extend(bleak_uuid(u) for u in uuids)
+    service_data: dict[str, bytes] = {}
+    for data_type in (
+        types.SERVICE_DATA_16_BIT_UUID,
+        types.SERVICE_DATA_32_BIT_UUID,
+        types.SERVICE_DATA_128_BIT_UUID,
+    ):
+        for entry in ad.get_all(data_type):
+            service_uuid, service_payload = entry
+            service_data[bleak_uuid(service_uuid)] = bytes(service_payload)
+    manufacturer_data: dict[int, bytes] = {}
+    for company_entry in ad.get_all(types.MANUFACTURER_SPECIFIC_DATA):
+        company, company_payload = company_entry
+        manufacturer_data[company] = bytes(company_payload)
+    tx_power = ad.get(types.TX_POWER_LEVEL)
+    if isinstance(tx_power, int) and tx_power > 127:
+        tx_power -= 256  # a signed dBm value (Core Supplement Part A 1.5)
+    return AdvertisementData(
+        local_name=name,
+        manufacturer_data=manufacturer_data,
+        service_data=service_data,
+        service_uuids=service_uuids,
+        tx_power=tx_power,
+        rssi=advertisement.rssi,
+        platform_data=(advertisement,),
+    )
