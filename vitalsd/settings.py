@@ -1,0 +1,110 @@
+"""Daemon settings: defaults, then a TOML file, then `VITALSD_*` environment variables.
+
+Durations carry their unit in the name (`*_minutes`); the `timedelta` properties are
+what the code uses.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from vitalsd.protocol import DEFAULT_PRESET
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vitalsd"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VITALSD_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # Default: SQLite (WAL) in the data directory. For a clinic group:
+    # postgresql+asyncpg://user:password@host/dbname
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Bluetooth transport for the cuffs: "bluez" (the host's adapter) or a Bumble
+    # transport name (e.g. "usb:0", "tcp-client:127.0.0.1:9000").
+    ble: str = "bluez"
+    # A protocol preset name or the path of a clinic's protocol file (TOML).
+    protocol: str = DEFAULT_PRESET
+    # DESIGN.md "Alerts": an unacknowledged high-priority alert escalates after 2 minutes.
+    escalation_delay_minutes: float = Field(default=2.0, gt=0)
+    max_snooze_minutes: float = Field(default=30.0, gt=0)
+    # A chair with an open session and no reading this long is marked stale.
+    stale_after_minutes: float = Field(default=30.0, gt=0)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    token_secret: SecretStr | None = None
+    token_lifetime_minutes: float = Field(default=480.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+        ):
+            raise ValueError(
+                "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'vitalsd.sqlite3'}"
+
+    @property
+    def escalation_delay(self) -> timedelta:
+        return timedelta(minutes=self.escalation_delay_minutes)
+
+    @property
+    def max_snooze(self) -> timedelta:
+        return timedelta(minutes=self.max_snooze_minutes)
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(minutes=self.stale_after_minutes)
+
+    @property
+    def token_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.token_lifetime_minutes)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: object) -> Settings:
+    """Settings from `config_file` (TOML, optional) and the environment; `overrides`
+    (e.g. from command-line options) win over both."""
+    if config_file is None:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    path = Path(config_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"settings file not found: {path}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return FileSettings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,85 @@
+"""The engine factory and schema migration.
+
+SQLite is the embedded default: a file in the data directory, WAL journal (readers never
+block the writer), foreign keys on, a busy timeout instead of instant "database is
+locked", and `synchronous=FULL` so a committed reading survives a power cut, not only a
+killed process. PostgreSQL works with the same code through `postgresql+asyncpg://`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from vitalsd.store.models import Base
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+MIGRATIONS = "vitalsd:migrations"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA foreign_keys=ON",
+        f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "PRAGMA synchronous=FULL",
+    ):
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for `sqlite+aiosqlite:///path` or `postgresql+asyncpg://...`."""
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def migrate(engine_or_url: AsyncEngine | str, revision: str = "head") -> None:
+    """Create or upgrade the schema (`alembic upgrade head`); the daemon runs it on start."""
+    engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade, revision)
+    finally:
+        if isinstance(engine_or_url, str):
+            await engine.dispose()
+
+
+__all__ = ["Base", "create_engine", "migrate", "session_factory", "sqlite_url"]

@@ -1,0 +1,287 @@
+"""The database schema (SQLAlchemy 2.0 ORM). Alembic migrations in `vitalsd/migrations`
+create it; these classes must match them (a test compares the two).
+
+Times are stored as UTC (`UTCDateTime`); readings, the audit log and events are
+append-only (triggers in the migration refuse UPDATE and DELETE).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# GSS 3.31.2.5: user id 0xFF is "unknown user"; a cuff reading without one is stored so.
+UNKNOWN_CUFF_USER = 255
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out; naive UTC text in SQLite, timestamptz in PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class EventCounter(Base):
+    """One row: the last event sequence number handed out (gapless, see `store.events`)."""
+
+    __tablename__ = "event_counter"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    data: Mapped[dict[str, Any]]
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime]
+
+
+class Chair(Base):
+    """A treatment place, bound to at most one cuff (and a cuff to at most one chair)."""
+
+    __tablename__ = "chairs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    cuff_address: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Device(Base):
+    """Every cuff seen."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    manufacturer: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(128))
+    serial: Mapped[str | None] = mapped_column(String(128))
+    firmware: Mapped[str | None] = mapped_column(String(128))
+    battery_percent: Mapped[int | None] = mapped_column(Integer)
+    rssi: Mapped[int | None] = mapped_column(Integer)
+    connection_state: Mapped[str] = mapped_column(String(16), default="unknown")
+    last_seen_at: Mapped[datetime | None]
+    first_seen_at: Mapped[datetime]
+
+
+class Session(Base):
+    """A dosing session. `protocol_toml` keeps the protocol as it was at the start, so
+    the schedule is the same after a restart even if the clinic edits its file."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        # At most one open session per chair.
+        Index(
+            "uq_sessions_open_chair",
+            "chair_id",
+            unique=True,
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    chair_id: Mapped[int] = mapped_column(ForeignKey("chairs.id"), index=True)
+    protocol: Mapped[str] = mapped_column(String(64))
+    protocol_toml: Mapped[str] = mapped_column(Text)
+    phase: Mapped[str] = mapped_column(String(16))
+    course_session: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(128))
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(128))
+    close_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Dose(Base):
+    __tablename__ = "doses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    drug: Mapped[str] = mapped_column(String(16))
+    amount_mg: Mapped[float] = mapped_column(Float)
+    route: Mapped[str] = mapped_column(String(16))
+    given_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    increase: Mapped[bool] = mapped_column(Boolean)
+    increase_stated: Mapped[bool] = mapped_column(Boolean)
+    flags: Mapped[list[str]]
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime]
+
+
+class Reading(Base):
+    """Append-only. A cuff reading is identified by cuff + timestamp + user id, so a
+    record the cuff delivers twice is stored once."""
+
+    __tablename__ = "readings"
+    __table_args__ = (UniqueConstraint("device_address", "measured_at", "cuff_user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"), index=True)
+    chair_id: Mapped[int | None] = mapped_column(ForeignKey("chairs.id"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    source: Mapped[str] = mapped_column(String(8))
+    device_address: Mapped[str | None] = mapped_column(String(64))
+    cuff_user_id: Mapped[int] = mapped_column(Integer, default=UNKNOWN_CUFF_USER)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    received_at: Mapped[datetime]
+    systolic: Mapped[float | None] = mapped_column(Float)
+    diastolic: Mapped[float | None] = mapped_column(Float)
+    mean_arterial_pressure: Mapped[float | None] = mapped_column(Float)
+    pulse_rate: Mapped[float | None] = mapped_column(Float)
+    flags: Mapped[list[str]]
+    valid: Mapped[bool] = mapped_column(Boolean)
+    category: Mapped[str | None] = mapped_column(String(16))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recorded_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class SideEffect(Base):
+    __tablename__ = "side_effects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    effect: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[int] = mapped_column(Integer)
+    observed_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+
+
+class Check(Base):
+    """A check of a session as last computed (the schedule derives it; the row gives it
+    an id, keeps its state for queries and events, and holds a user's waiver)."""
+
+    __tablename__ = "checks"
+    __table_args__ = (UniqueConstraint("session_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(128))
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16))
+    satisfied_by: Mapped[int | None] = mapped_column(ForeignKey("readings.id"))
+    waiver_reason: Mapped[str | None] = mapped_column(Text)
+    waived_by: Mapped[str | None] = mapped_column(String(128))
+    waived_at: Mapped[datetime | None]
+    # False once the schedule no longer asks for it (e.g. an infusion stopped early).
+    required: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_state_session", "state", "session_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"), index=True)
+    chair_id: Mapped[int | None] = mapped_column(ForeignKey("chairs.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16))
+    condition: Mapped[str] = mapped_column(String(96))
+    message: Mapped[str] = mapped_column(Text)
+    reading_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"))
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
+    unverified: Mapped[bool] = mapped_column(Boolean, default=False)
+    addressed_to: Mapped[str] = mapped_column(String(16))
+    raised_at: Mapped[datetime]
+    notified_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    snoozed_until: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditRecord(Base):
+    """Append-only: who did what, when, to which alert, session, dose or check."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    session_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+APPEND_ONLY_TABLES = ("readings", "audit_log", "events")
