@@ -1,0 +1,150 @@
+"""What the Bluetooth side tells the daemon: typed, immutable events.
+
+Every time is a timezone-aware UTC datetime. Addresses are Bleak's form
+(``AA:BB:CC:DD:EE:FF``). The supervisor awaits the daemon's ``on_event`` for each one;
+a measurement counts as delivered only once that call returned (the daemon stores it
+first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from devices.bps import BloodPressureMeasurement
+
+
+def _check_utc(owner: str, name: str, value: datetime) -> None:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValueError(f"{owner}.{name} must be a timezone-aware datetime, got {value!r}")
+    if value.utcoffset():
+        raise ValueError(f"{owner}.{name} must be in UTC, got offset {value.utcoffset()}")
+
+
+@dataclass(frozen=True)
+class CuffIdentity:
+    """Who a cuff is, from its advertisement and Device Information Service (DIS 1.1)."""
+
+    address: str
+    name: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    firmware: str | None = None
+
+
+@dataclass(frozen=True)
+class CuffSeen:
+    """A cuff advertised (published on first sight, then at most every few seconds)."""
+
+    address: str
+    name: str | None
+    rssi: int
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc("CuffSeen", "at", self.at)
+
+
+@dataclass(frozen=True)
+class CuffConnected:
+    address: str
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc("CuffConnected", "at", self.at)
+
+
+@dataclass(frozen=True)
+class CuffBonded:
+    """The link is encrypted with a bond: made on first contact or reused afterwards."""
+
+    address: str
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc("CuffBonded", "at", self.at)
+
+
+@dataclass(frozen=True)
+class CuffDisconnected:
+    """The link ended; ``reason`` says why in words (for the device status screen)."""
+
+    address: str
+    at: datetime
+    reason: str
+
+    def __post_init__(self) -> None:
+        _check_utc("CuffDisconnected", "at", self.at)
+
+
+@dataclass(frozen=True)
+class BatteryChanged:
+    """Battery Level (0x2A19) read on connection or notified, percent 0..100."""
+
+    address: str
+    level: int
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc("BatteryChanged", "at", self.at)
+
+
+@dataclass(frozen=True)
+class CuffPressureChanged:
+    """Intermediate Cuff Pressure (0x2A36) while the cuff inflates: live only."""
+
+    address: str
+    pressure_mmhg: float
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc("CuffPressureChanged", "at", self.at)
+
+
+@dataclass(frozen=True)
+class MeasurementReceived:
+    """One reading, delivered once per cuff + user + cuff timestamp.
+
+    ``measured_at`` is the cuff's timestamp in UTC, corrected by the clock offset the link
+    observed on the cuff, or ``received_at`` when the cuff sent no timestamp.
+    ``sequence_number`` is the Blood Pressure Record's (BPS 1.1), None for a 0x2A35
+    indication. ``raw`` is the payload as the cuff sent it.
+    """
+
+    cuff: CuffIdentity
+    measurement: BloodPressureMeasurement
+    measured_at: datetime
+    received_at: datetime
+    raw: bytes
+    sequence_number: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_utc("MeasurementReceived", "measured_at", self.measured_at)
+        _check_utc("MeasurementReceived", "received_at", self.received_at)
+
+
+@dataclass(frozen=True)
+class MeasurementFailed:
+    """The cuff reported a failed measurement (an error frame: all NaN, no status bits)
+    or sent a value that cannot be decoded; ``raw`` keeps the bytes for the log."""
+
+    cuff: CuffIdentity
+    raw: bytes
+    received_at: datetime
+    reason: str = "error frame"
+
+    def __post_init__(self) -> None:
+        _check_utc("MeasurementFailed", "received_at", self.received_at)
+
+
+CuffEvent = (
+    CuffSeen
+    | CuffConnected
+    | CuffBonded
+    | CuffDisconnected
+    | BatteryChanged
+    | CuffPressureChanged
+    | MeasurementReceived
+    | MeasurementFailed
+)
