@@ -34,7 +34,7 @@ READING = BloodPressureMeasurement(
 # What a BM85 sends for READING: flags 0x56 = reserved bit 6 | status | pulse | time
 # stamp, no User ID flag; SFLOAT 128, 82, 97 little-endian; Date Time; pulse 72 as
 # 0x0048 big-endian; the user byte; status 0x0004 big-endian.
-BM85_FRAME = bytes.fromhex("56800052006100e907030e091a350048010004")
+BM85_FRAME = bytes.fromhex("56 8000 5200 6100 e907030e091a35 0048 01 0004")
 
 
 def test_bm85_frame_decodes_to_the_reading_it_stands_for() -> None:
@@ -58,7 +58,7 @@ def test_bm85_user_byte_without_its_flag_becomes_the_user_id() -> None:
 
 
 def test_bm85_frame_without_pulse_or_status_keeps_the_user_byte() -> None:
-    frame = bytes.fromhex("4080005200610002")
+    frame = bytes.fromhex("40 8000 5200 6100 02")
     decoded = decode_measurement(frame, manufacturer="Beurer", model="BM85")
     assert (decoded.systolic, decoded.pulse_rate, decoded.user_id) == (128.0, None, 2)
 
@@ -102,6 +102,6 @@ def test_truncated_bm85_frame_is_a_malformed_payload() -> None:
 
 def test_bm85_intermediate_cuff_pressure_gets_the_same_repair() -> None:
     # 0x40 reserved bit | nothing else; cuff pressure 150 mmHg; NaN, NaN; user byte 1.
-    frame = bytes.fromhex("409600ff07ff0701")
+    frame = bytes.fromhex("40 9600 ff07 ff07 01")
     pressure = decode_intermediate_cuff_pressure(frame, manufacturer="Beurer", model="BM85")
     assert pressure.cuff_pressure_mmhg == 150.0
