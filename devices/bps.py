@@ -20,7 +20,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from enum import IntEnum, IntFlag, StrEnum
 from typing import ClassVar, Final, Literal, NoReturn, Self
 
@@ -162,27 +161,32 @@ def encode_sfloat(value: float) -> int:
         return SFLOAT_NAN
     if math.isinf(value):
         return SFLOAT_POSITIVE_INFINITY if value > 0 else SFLOAT_NEGATIVE_INFINITY
-    # repr() is the shortest decimal that reads back as the same double.
-    sign, digits, exp = Decimal(repr(float(value))).as_tuple()
-    assert isinstance(exp, int)  # finite values only from here on
-    mantissa = int("".join(map(str, digits)) or "0")
-    if mantissa == 0:
+    if value == 0:
         return 0
-    while mantissa % 10 == 0:
-        mantissa //= 10
-        exp += 1
-    # Prefer exponent 0 for whole numbers (120 -> 120e0, not 12e1) while the mantissa fits.
-    while exp > 0 and abs(mantissa * 10) <= _SFLOAT_MANTISSA_MAX:
-        mantissa *= 10
-        exp -= 1
-    if sign:
-        mantissa = -mantissa
-    if not _sfloat_fits(mantissa, exp):
+    if float(value).is_integer():
+        # Whole numbers keep exponent 0 (120 -> 120e0) unless the mantissa must shrink.
+        mantissa, exponent = int(value), 0
+        while not _sfloat_fits(mantissa, exponent) and mantissa % 10 == 0:
+            mantissa //= 10
+            exponent += 1
+    else:
+        # The fewest decimal places that give back exactly this double, decoded the same
+        # way decode_sfloat does (mantissa / 10**places): 18.9 -> 189 / 10.
+        for places in range(1, -_SFLOAT_EXPONENT_MIN + 1):
+            mantissa, exponent = round(value * 10**places), -places
+            if mantissa / float(10**places) == value:
+                break
+        else:
+            raise ValueError(
+                f"{value!r} cannot be carried exactly by an SFLOAT "
+                f"(more than {-_SFLOAT_EXPONENT_MIN} decimal places)"
+            )
+    if not _sfloat_fits(mantissa, exponent):
         raise ValueError(
-            f"{value!r} cannot be carried exactly by an SFLOAT "
-            f"(needs mantissa {mantissa} x 10^{exp}; mantissa -2048..2047, exponent -8..7)"
+            f"{value!r} cannot be carried exactly by an SFLOAT (needs mantissa {mantissa} "
+            f"x 10^{exponent}; mantissa -2048..2047, exponent -8..7)"
         )
-    return ((exp & 0xF) << 12) | (mantissa & 0x0FFF)
+    return ((exponent & 0xF) << 12) | (mantissa & 0x0FFF)
 
 
 def _check_sfloat(name: str, value: float) -> None:
@@ -373,6 +377,13 @@ class BloodPressureMeasurementFlags(IntFlag):
 
 
 _BPM_FLAGS_RFU: Final = 0xE0
+_BPM_UNITS_KPA: Final = int(BloodPressureMeasurementFlags.UNITS_KPA)
+_BPM_TIME_STAMP_PRESENT: Final = int(BloodPressureMeasurementFlags.TIME_STAMP_PRESENT)
+_BPM_PULSE_RATE_PRESENT: Final = int(BloodPressureMeasurementFlags.PULSE_RATE_PRESENT)
+_BPM_USER_ID_PRESENT: Final = int(BloodPressureMeasurementFlags.USER_ID_PRESENT)
+_BPM_MEASUREMENT_STATUS_PRESENT: Final = int(
+    BloodPressureMeasurementFlags.MEASUREMENT_STATUS_PRESENT
+)
 # User ID 0xFF: "Unknown User" (GSS 3.31.2.5, after User Data Service 1.0).
 UNKNOWN_USER: Final = 0xFF
 
@@ -399,26 +410,24 @@ def _read_frame(characteristic: str, data: bytes | bytearray | memoryview) -> _F
             f"unknown, so the rest of the value cannot be read",
             0,
         )
-    flags = BloodPressureMeasurementFlags(raw_flags)
-    unit = (
-        PressureUnit.KPA if flags & BloodPressureMeasurementFlags.UNITS_KPA else PressureUnit.MMHG
-    )
+    flags = raw_flags  # a plain int: enum arithmetic is slow on this hot path
+    unit = PressureUnit.KPA if flags & _BPM_UNITS_KPA else PressureUnit.MMHG
     compound = (
         reader.sfloat("systolic"),
         reader.sfloat("diastolic"),
         reader.sfloat("mean arterial pressure"),
     )
     timestamp = None
-    if flags & BloodPressureMeasurementFlags.TIME_STAMP_PRESENT:
+    if flags & _BPM_TIME_STAMP_PRESENT:
         timestamp = DateTime._read(reader, "time stamp ").datetime
     pulse_rate = None
-    if flags & BloodPressureMeasurementFlags.PULSE_RATE_PRESENT:
+    if flags & _BPM_PULSE_RATE_PRESENT:
         pulse_rate = reader.sfloat("pulse rate")
     user_id = None
-    if flags & BloodPressureMeasurementFlags.USER_ID_PRESENT:
+    if flags & _BPM_USER_ID_PRESENT:
         user_id = reader.uint("user id", 1)
     status = None
-    if flags & BloodPressureMeasurementFlags.MEASUREMENT_STATUS_PRESENT:
+    if flags & _BPM_MEASUREMENT_STATUS_PRESENT:
         status = MeasurementStatus(reader.uint("measurement status", 2))
     reader.end()
     return _Frame(unit, compound, timestamp, pulse_rate, user_id, status)
@@ -453,10 +462,11 @@ def _validate_common(
 ) -> None:
     """Shared __post_init__ checks; normalises ``unit`` and ``status`` to their enums."""
     unit = getattr(target, "unit")  # noqa: B009 - both dataclasses carry it
-    try:
-        object.__setattr__(target, "unit", PressureUnit(unit))
-    except ValueError:
-        raise ValueError(f"unit must be 'mmHg' or 'kPa', got {unit!r}") from None
+    if not isinstance(unit, PressureUnit):
+        try:
+            object.__setattr__(target, "unit", PressureUnit(unit))
+        except ValueError:
+            raise ValueError(f"unit must be 'mmHg' or 'kPa', got {unit!r}") from None
     _check_timestamp("timestamp", timestamp)
     if pulse_rate is not None:
         _check_sfloat("pulse_rate", pulse_rate)
@@ -464,7 +474,8 @@ def _validate_common(
         _check_range("user_id", user_id, 0, 0xFF)
     if status is not None:
         _check_range("status", int(status), 0, 0xFFFF)
-        object.__setattr__(target, "status", MeasurementStatus(int(status)))
+        if type(status) is not MeasurementStatus:
+            object.__setattr__(target, "status", MeasurementStatus(int(status)))
 
 
 @dataclass(frozen=True)
