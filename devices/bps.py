@@ -11,7 +11,19 @@ reserved flag bits that announce fields we cannot parse, out-of-range values, tr
 bytes. Nothing else escapes a decoder: no ``IndexError``, no ``struct.error``.
 
 Pressures are kept in the unit the cuff sent (``unit``); ``pressures_mmhg`` converts once,
-here, for everything downstream.
+here, for everything downstream. A NaN pressure (a failed reading) round-trips as NaN;
+compare such values by their bytes, since NaN != NaN.
+
+What is here, in spec order:
+- SFLOAT: ``decode_sfloat`` / ``encode_sfloat`` and the ``SFLOAT_*`` special values.
+- 0x2A35 ``BloodPressureMeasurement``, 0x2A36 ``IntermediateCuffPressure`` (with
+  ``PressureUnit``, ``MeasurementStatus``, ``PulseRateRange``), 0x2A49
+  ``BloodPressureFeature``, 0x2B34 ``EnhancedBloodPressureMeasurement``.
+- 0x2A08 ``DateTime``, 0x2A2B ``CurrentTime``, 0x2A19 ``BatteryLevel``.
+- 0x2A52 Record Access Control Point: ``RacpRequest`` (``parse`` for a server),
+  ``RacpResponse``, ``RacpNumberOfRecords``, ``decode_racp_indication``.
+- 0x2B36 ``BloodPressureRecord`` segments, ``segment_record`` (server) and
+  ``BloodPressureRecordAssembler`` (client) giving a ``StoredRecord``.
 """
 
 from __future__ import annotations
@@ -72,11 +84,6 @@ class _Reader:
 
     def sfloat(self, field: str) -> float:
         return decode_sfloat(self.uint(field, 2))
-
-    def rest(self) -> bytes:
-        chunk = self.data[self.offset :]
-        self.offset = len(self.data)
-        return chunk
 
     def remaining(self) -> int:
         return len(self.data) - self.offset
@@ -258,8 +265,6 @@ class MeasurementStatus(IntFlag):
     def improper_position(self) -> bool:
         return bool(self & MeasurementStatus.IMPROPER_MEASUREMENT_POSITION)
 
-
-_UTC: Final = UTC
 
 # A naive wall-clock datetime; an alias so classes with a ``datetime`` property can name it.
 _WallClock = datetime
@@ -1238,7 +1243,7 @@ class EnhancedBloodPressureMeasurement:
         if self.timestamp is not None:
             if not isinstance(self.timestamp, datetime) or self.timestamp.utcoffset() is None:
                 raise ValueError("timestamp must be a timezone-aware datetime (it is UTC)")
-            utc = self.timestamp.astimezone(_UTC)
+            utc = self.timestamp.astimezone(UTC)
             object.__setattr__(self, "timestamp", utc)
             _epoch_seconds("timestamp", utc.replace(tzinfo=None), self.epoch)
         if self.user_facing_time is not None:
@@ -1273,7 +1278,7 @@ class EnhancedBloodPressureMeasurement:
         timestamp = None
         if flags & EnhancedBloodPressureMeasurementFlags.TIME_STAMP_PRESENT:
             seconds = reader.uint("time stamp", 4)
-            timestamp = (epoch.origin + timedelta(seconds=seconds)).replace(tzinfo=_UTC)
+            timestamp = (epoch.origin + timedelta(seconds=seconds)).replace(tzinfo=UTC)
         pulse_rate = None
         if flags & EnhancedBloodPressureMeasurementFlags.PULSE_RATE_PRESENT:
             pulse_rate = reader.sfloat("pulse rate")
@@ -1315,7 +1320,7 @@ class EnhancedBloodPressureMeasurement:
             flags |= EnhancedBloodPressureMeasurementFlags.EPOCH_START_2000
         if self.timestamp is not None:
             flags |= EnhancedBloodPressureMeasurementFlags.TIME_STAMP_PRESENT
-            utc = self.timestamp.astimezone(_UTC).replace(tzinfo=None)
+            utc = self.timestamp.astimezone(UTC).replace(tzinfo=None)
             body += _epoch_seconds("timestamp", utc, self.epoch).to_bytes(4, "little")
         if self.pulse_rate is not None:
             flags |= EnhancedBloodPressureMeasurementFlags.PULSE_RATE_PRESENT
