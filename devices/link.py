@@ -1,0 +1,662 @@
+"""One cuff: connect, identify, bond, set its clock, collect its readings, follow it.
+
+Plain Bleak API only, so the same code runs over BlueZ and over our Bumble backend.
+`CuffLink.run()` is one connection, from `establish_connection` to the disconnect; the
+supervisor calls it again each time the cuff comes back. What must survive between
+connections (identity, the last BPS 1.1 sequence number, the readings already delivered)
+lives in a `CuffMemory` the supervisor keeps.
+
+The functional core at the top (`reading_key`, `cuff_time_to_utc`, `DeliveredReadings`,
+`next_records_request`) is pure and clock-injected; `CuffLink` is the shell around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Final
+
+from bleak import BleakClient
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.device import BLEDevice
+from bleak.exc import BleakError
+from bleak_retry_connector import establish_connection
+
+from devices import gatt
+from devices.bps import (
+    AdjustReason,
+    BatteryLevel,
+    BloodPressureFeature,
+    BloodPressureMeasurement,
+    BloodPressureRecordAssembler,
+    CurrentTime,
+    DateTime,
+    EnhancedBloodPressureMeasurement,
+    MalformedPayload,
+    RacpNumberOfRecords,
+    RacpRequest,
+    RacpResponse,
+    RacpResponseCode,
+    StoredRecord,
+    decode_racp_indication,
+)
+from devices.events import (
+    BatteryChanged,
+    CuffBonded,
+    CuffConnected,
+    CuffDisconnected,
+    CuffEvent,
+    CuffIdentity,
+    CuffPressureChanged,
+    MeasurementFailed,
+    MeasurementReceived,
+)
+from devices.quirks import decode_intermediate_cuff_pressure, decode_measurement
+from devices.transport import BleStack
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[CuffEvent], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+# A live reading's cuff timestamp lies between the moment we set the clock and its
+# receipt; this much slack covers the clock's 1 s resolution and a measurement stamped
+# when it started rather than when it ended (IEC 80601-2-30 cuffs take 30-60 s).
+LIVE_STAMP_TOLERANCE: Final = timedelta(seconds=60)
+# How long a RACP "report stored records" may take before we give up on it for this
+# connection (BPS 1.1 3.5.2.1 leaves it to the client; a few hundred records at one
+# indication per connection event take well under this).
+RACP_PROCEDURE_TIMEOUT: Final = 30.0
+# Connect, identify, bond, set the clock and subscribe: more than this and the link is
+# dropped and retried, rather than left hanging on a silent cuff.
+SETUP_TIMEOUT: Final = 30.0
+# How many delivered reading keys a cuff remembers (a cuff stores at most a few hundred).
+DELIVERED_MEMORY: Final = 4096
+# establish_connection's own retries; the supervisor adds its back-off on top.
+CONNECT_ATTEMPTS: Final = 2
+UNKNOWN_USER_KEY: Final = 0xFF
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- functional core -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadingKey:
+    """What makes a reading the same reading when a cuff sends it again.
+
+    Cuff + user + the cuff's own timestamp (as stamped, before any clock correction, so a
+    replay matches whatever we learnt about the clock since). A BPS 1.1 cuff indicates a
+    reading live on 0x2A35 (no sequence number) and later serves it as a record (with
+    one), so the sequence number joins the key only when there is no timestamp.
+    """
+
+    address: str
+    user_id: int
+    timestamp: datetime | None
+    sequence_number: int | None
+
+
+def reading_key(
+    address: str, measurement: BloodPressureMeasurement, sequence_number: int | None
+) -> ReadingKey | None:
+    """The dedupe key, or None when nothing identifies the reading (no timestamp, no
+    sequence number): such a reading is delivered every time it arrives."""
+    user = measurement.user_id if measurement.user_id is not None else UNKNOWN_USER_KEY
+    if measurement.timestamp is not None:
+        return ReadingKey(address.upper(), user, measurement.timestamp, None)
+    if sequence_number is not None:
+        return ReadingKey(address.upper(), user, None, sequence_number)
+    return None
+
+
+class DeliveredReadings:
+    """The keys of readings the daemon has stored, oldest forgotten first."""
+
+    def __init__(self, capacity: int = DELIVERED_MEMORY) -> None:
+        self._keys: OrderedDict[ReadingKey, None] = OrderedDict()
+        self._capacity = capacity
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: ReadingKey) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class ClockObservation:
+    """The cuff's clock as we read it on connecting, before setting it.
+
+    ``cuff_clock`` is the naive wall-clock time the cuff showed; ``observed_at`` (UTC)
+    when we read it; ``zone`` the zone cuffs are set to (the clinic's).
+    """
+
+    cuff_clock: datetime
+    observed_at: datetime
+    zone: tzinfo
+
+    @property
+    def local_now(self) -> datetime:
+        return self.observed_at.astimezone(self.zone).replace(tzinfo=None)
+
+    @property
+    def offset(self) -> timedelta:
+        """How far the cuff's clock was ahead (positive) or behind (negative)."""
+        return self.cuff_clock - self.local_now
+
+
+def cuff_time_to_utc(
+    timestamp: datetime | None,
+    *,
+    received_at: datetime,
+    zone: tzinfo,
+    clock: ClockObservation | None = None,
+    clock_set_at: datetime | None = None,
+) -> datetime:
+    """When a reading was really taken, in UTC.
+
+    A cuff stamps readings with its own naive clock. If we observed that clock on this
+    connection, a reading stamped before we set it is corrected by the offset we saw; a
+    reading stamped after we set it needs no correction. Which is which: a reading
+    received before the clock was set was stamped before; one received after is live if
+    its stamp falls between the setting and its receipt (give or take
+    `LIVE_STAMP_TOLERANCE`), and stored otherwise. (A cuff running ahead by D can put a
+    stored reading taken exactly D before now inside that window; then it is read as
+    live.) Without a timestamp the reading was taken when it arrived (`received_at`).
+    """
+    if timestamp is None:
+        return received_at
+    if clock is None:
+        return timestamp.replace(tzinfo=zone).astimezone(UTC)
+    corrected = timestamp - clock.offset
+    if clock_set_at is None or received_at < clock_set_at:
+        local = corrected
+    else:
+        set_local = clock_set_at.astimezone(zone).replace(tzinfo=None)
+        received_local = received_at.astimezone(zone).replace(tzinfo=None)
+        live = (
+            set_local - LIVE_STAMP_TOLERANCE <= timestamp <= received_local + LIVE_STAMP_TOLERANCE
+        )
+        stored = timestamp <= clock.cuff_clock + LIVE_STAMP_TOLERANCE
+        local = corrected if stored and not live else timestamp
+    return local.replace(tzinfo=zone).astimezone(UTC)
+
+
+def next_records_request(last_sequence_number: int | None) -> RacpRequest:
+    """BPS 1.1 3.5.2: everything on first contact, then what came after the last record."""
+    if last_sequence_number is None:
+        return RacpRequest.report_all()
+    return RacpRequest.report_from(min(last_sequence_number + 1, 0xFFFF))
+
+
+def as_measurement(
+    recorded: BloodPressureMeasurement | EnhancedBloodPressureMeasurement,
+) -> BloodPressureMeasurement:
+    """An Enhanced Blood Pressure Measurement (BPS 1.1, 0x2B34) in the 0x2A35 shape the
+    daemon consumes; its display time stands in for the local timestamp."""
+    if isinstance(recorded, BloodPressureMeasurement):
+        return recorded
+    return BloodPressureMeasurement(
+        recorded.unit,
+        recorded.systolic,
+        recorded.diastolic,
+        recorded.mean_arterial_pressure,
+        timestamp=recorded.user_facing_time,
+        pulse_rate=recorded.pulse_rate,
+        user_id=recorded.user_id,
+        status=recorded.status,
+    )
+
+
+@dataclass
+class CuffMemory:
+    """What the supervisor keeps about a cuff between connections."""
+
+    address: str
+    identity: CuffIdentity | None = None
+    last_sequence_number: int | None = None
+    delivered: DeliveredReadings = field(default_factory=DeliveredReadings)
+    bonded: bool = False
+
+
+# --- the shell -----------------------------------------------------------------------------
+
+
+class CuffLinkError(BleakError):
+    """The link to a cuff failed in a way the supervisor should log and retry."""
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A value the cuff sent, as it arrived, waiting for the consumer task."""
+
+    kind: str
+    raw: bytes
+    received_at: datetime
+
+
+class CuffLink:
+    """One connection to one cuff, from connect to disconnect.
+
+    `run()` connects with bleak-retry-connector's `establish_connection`, sets the cuff
+    up, collects what it stored, follows it live and returns when the cuff disconnects
+    (or raises when the link fails). Every event goes through `publish`, awaited: a
+    reading is delivered once `publish` returned, and only then remembered as delivered.
+    Cancelling `run()` closes the link.
+    """
+
+    def __init__(
+        self,
+        device: BLEDevice,
+        stack: BleStack,
+        *,
+        publish: Publish,
+        memory: CuffMemory | None = None,
+        clock: Clock = utc_now,
+        zone: tzinfo | None = None,
+        bond: bool = True,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.device = device
+        self.stack = stack
+        self.memory = memory if memory is not None else CuffMemory(device.address)
+        self._publish = publish
+        self._clock = clock
+        self._zone: tzinfo = zone if zone is not None else _local_zone()
+        self._bond = bond
+        self._connect_timeout = connect_timeout
+        self._frames: asyncio.Queue[_Frame | None] = asyncio.Queue()
+        self._disconnected = asyncio.Event()
+        self._identity = self.memory.identity or CuffIdentity(device.address, device.name)
+        self._clock_observation: ClockObservation | None = None
+        self._clock_set_at: datetime | None = None
+        self._assembler = BloodPressureRecordAssembler()
+        self._racp_answer: asyncio.Future[RacpResponse] | None = None
+        self._sequence_advance_blocked = False
+
+    @property
+    def address(self) -> str:
+        return self.device.address
+
+    async def run(self) -> str:
+        """Connect and serve the cuff until it disconnects; returns why it ended."""
+        client = await self._connect()
+        consumer = asyncio.create_task(self._consume(), name=f"cuff {self.address} frames")
+        reason = "the cuff closed the connection"
+        try:
+            await self._publish(CuffConnected(self.address, self._clock()))
+            async with asyncio.timeout(SETUP_TIMEOUT):
+                await self._set_up(client)
+            await self._disconnected.wait()
+        except TimeoutError:
+            reason = "the cuff stopped answering during set-up"
+            raise CuffLinkError(f"{self.address}: {reason}") from None
+        except BleakError as error:
+            reason = str(error)
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+            await self._finish(consumer, reason)
+        return reason
+
+    async def _connect(self) -> BleakClient:
+        try:
+            return await establish_connection(
+                BleakClient,
+                self.device,
+                self.device.name or self.address,
+                disconnected_callback=lambda _client: self._disconnected.set(),
+                max_attempts=CONNECT_ATTEMPTS,
+                timeout=self._connect_timeout,
+                **self.stack.client_kwargs(),
+            )
+        except TimeoutError as error:
+            raise CuffLinkError(f"{self.address}: connection timed out") from error
+
+    async def _finish(self, consumer: asyncio.Task[None], reason: str) -> None:
+        """Deliver what already arrived, then say the link ended (unless we are being
+        cancelled: then the daemon is shutting down and nobody is listening)."""
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            return
+        self._frames.put_nowait(None)
+        await consumer
+        await self._publish(CuffDisconnected(self.address, self._clock(), reason))
+
+    # --- set-up --------------------------------------------------------------------------
+
+    async def _set_up(self, client: BleakClient) -> None:
+        await self._read_identity(client)
+        if self._bond:
+            await self._pair(client)
+        feature = await self._read_feature(client)
+        self._assembler = BloodPressureRecordAssembler(
+            with_e2e_crc=bool(feature is not None and feature & BloodPressureFeature.E2E_CRC)
+        )
+        await self._follow_battery(client)
+        await self._set_clock(client)
+        await self._subscribe(client, gatt.INTERMEDIATE_CUFF_PRESSURE, "cuff pressure")
+        # A BPS 1.0 cuff replays the readings it stored as soon as we subscribe here.
+        await self._subscribe(client, gatt.BLOOD_PRESSURE_MEASUREMENT, "measurement")
+        if _characteristic(client, gatt.RECORD_ACCESS_CONTROL_POINT) and _characteristic(
+            client, gatt.BLOOD_PRESSURE_RECORD
+        ):
+            await self._collect_records(client)
+
+    async def _read_identity(self, client: BleakClient) -> None:
+        values: dict[int, str | None] = {}
+        for uuid in (
+            gatt.MANUFACTURER_NAME_STRING,
+            gatt.MODEL_NUMBER_STRING,
+            gatt.SERIAL_NUMBER_STRING,
+            gatt.FIRMWARE_REVISION_STRING,
+        ):
+            raw = await _read_optional(client, uuid)
+            values[uuid] = raw.decode("utf-8", "replace").rstrip("\x00").strip() if raw else None
+        self._identity = CuffIdentity(
+            self.address,
+            self.device.name or (self.memory.identity.name if self.memory.identity else None),
+            values[gatt.MANUFACTURER_NAME_STRING],
+            values[gatt.MODEL_NUMBER_STRING],
+            values[gatt.SERIAL_NUMBER_STRING],
+            values[gatt.FIRMWARE_REVISION_STRING],
+        )
+        self.memory.identity = self._identity
+
+    async def _pair(self, client: BleakClient) -> None:
+        """Bond on first contact; on later ones the backend re-encrypts from the bond."""
+        try:
+            await client.pair()
+        except BleakError as error:
+            if not client.is_connected:
+                raise
+            logger.warning("%s: pairing refused (%s); carrying on unencrypted", self.address, error)
+            return
+        self.memory.bonded = True
+        await self._publish(CuffBonded(self.address, self._clock()))
+
+    async def _read_feature(self, client: BleakClient) -> BloodPressureFeature | None:
+        raw = await _read_optional(client, gatt.BLOOD_PRESSURE_FEATURE)
+        if raw is None:
+            return None
+        try:
+            return BloodPressureFeature.from_bytes(raw)
+        except MalformedPayload as error:
+            logger.warning("%s: %s", self.address, error)
+            return None
+
+    async def _follow_battery(self, client: BleakClient) -> None:
+        characteristic = _characteristic(client, gatt.BATTERY_LEVEL)
+        if characteristic is None:
+            return
+        if "read" in characteristic.properties:
+            raw = await client.read_gatt_char(characteristic)
+            await self._on_battery(bytes(raw), self._clock())
+        if "notify" in characteristic.properties:
+            await self._subscribe(client, gatt.BATTERY_LEVEL, "battery")
+
+    async def _set_clock(self, client: BleakClient) -> None:
+        """Read the cuff's clock (to correct what it stamped), then set it (CTS 1.1 3.1)."""
+        current_time = _characteristic(client, gatt.CURRENT_TIME)
+        date_time = _characteristic(client, gatt.DATE_TIME)
+        target = current_time or date_time
+        if target is None:
+            return
+        if "read" in target.properties:
+            raw = await client.read_gatt_char(target)
+            observed_at = self._clock()
+            try:
+                shown = (
+                    CurrentTime.from_bytes(raw).datetime
+                    if target is current_time
+                    else DateTime.from_bytes(raw).datetime
+                )
+            except MalformedPayload as error:
+                logger.warning("%s: unreadable clock: %s", self.address, error)
+                shown = None
+            if shown is not None:
+                self._clock_observation = ClockObservation(
+                    shown.replace(microsecond=0), observed_at, self._zone
+                )
+        if not {"write", "write-without-response"} & set(target.properties):
+            return
+        local_now = self._clock().astimezone(self._zone)
+        value = (
+            bytes(CurrentTime.from_datetime(local_now, AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE))
+            if target is current_time
+            else bytes(DateTime.from_datetime(local_now))
+        )
+        await client.write_gatt_char(target, value, response="write" in target.properties)
+        self._clock_set_at = self._clock()
+
+    async def _subscribe(self, client: BleakClient, uuid: int, kind: str) -> bool:
+        characteristic = _characteristic(client, uuid)
+        if characteristic is None or not {"notify", "indicate"} & set(characteristic.properties):
+            return False
+
+        def on_value(_sender: BleakGATTCharacteristic, value: bytearray) -> None:
+            self._frames.put_nowait(_Frame(kind, bytes(value), self._clock()))
+
+        await client.start_notify(characteristic, on_value)
+        return True
+
+    async def _collect_records(self, client: BleakClient) -> None:
+        """BPS 1.1 3.5: ask the RACP for the records stored since the last one we got."""
+        racp = _characteristic(client, gatt.RECORD_ACCESS_CONTROL_POINT)
+        assert racp is not None
+        await self._subscribe(client, gatt.BLOOD_PRESSURE_RECORD, "record")
+
+        def on_racp(_sender: BleakGATTCharacteristic, value: bytearray) -> None:
+            self._frames.put_nowait(_Frame("racp", bytes(value), self._clock()))
+
+        await client.start_notify(racp, on_racp)
+        request = next_records_request(self.memory.last_sequence_number)
+        answer: asyncio.Future[RacpResponse] = asyncio.get_running_loop().create_future()
+        self._racp_answer = answer
+        await client.write_gatt_char(racp, bytes(request), response=True)
+        try:
+            async with asyncio.timeout(RACP_PROCEDURE_TIMEOUT):
+                response = await answer
+        except TimeoutError:
+            logger.warning("%s: no RACP response; records will be asked for again", self.address)
+            return
+        if response.response_code not in (
+            RacpResponseCode.SUCCESS,
+            RacpResponseCode.NO_RECORDS_FOUND,
+        ):
+            logger.warning("%s: RACP refused %s: %s", self.address, request, response)
+
+    # --- frames, one at a time, in arrival order -------------------------------------------
+
+    async def _consume(self) -> None:
+        while (frame := await self._frames.get()) is not None:
+            try:
+                await self._handle(frame)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s: handling a %s frame failed", self.address, frame.kind)
+
+    async def _handle(self, frame: _Frame) -> None:
+        match frame.kind:
+            case "measurement":
+                await self._on_measurement(frame.raw, frame.received_at, None)
+            case "record":
+                await self._on_record_segment(frame)
+            case "racp":
+                self._on_racp(frame.raw)
+            case "cuff pressure":
+                await self._on_cuff_pressure(frame.raw, frame.received_at)
+            case "battery":
+                await self._on_battery(frame.raw, frame.received_at)
+
+    async def _on_measurement(
+        self,
+        raw: bytes,
+        received_at: datetime,
+        sequence_number: int | None,
+        decoded: BloodPressureMeasurement | EnhancedBloodPressureMeasurement | None = None,
+    ) -> None:
+        identity = self._identity
+        try:
+            recorded = decoded or decode_measurement(
+                raw, manufacturer=identity.manufacturer, model=identity.model
+            )
+        except MalformedPayload as error:
+            logger.warning("%s: %s", self.address, error)
+            await self._publish(MeasurementFailed(identity, raw, received_at, str(error)))
+            return
+        measurement = as_measurement(recorded)
+        key = reading_key(self.address, measurement, sequence_number)
+        if key is not None and key in self.memory.delivered:
+            self._advance_sequence(sequence_number)
+            return
+        if measurement.is_error_frame:
+            event: CuffEvent = MeasurementFailed(identity, raw, received_at)
+        else:
+            event = MeasurementReceived(
+                identity,
+                measurement,
+                self._measured_at(recorded, received_at),
+                received_at,
+                raw,
+                sequence_number,
+            )
+        try:
+            await self._publish(event)
+        except Exception:
+            self._sequence_advance_blocked = True
+            raise
+        if key is not None:
+            self.memory.delivered.add(key)
+        self._advance_sequence(sequence_number)
+
+    def _measured_at(
+        self,
+        recorded: BloodPressureMeasurement | EnhancedBloodPressureMeasurement,
+        received_at: datetime,
+    ) -> datetime:
+        if isinstance(recorded, EnhancedBloodPressureMeasurement) and recorded.timestamp:
+            return recorded.timestamp  # already UTC (BPS 1.1)
+        return cuff_time_to_utc(
+            recorded.timestamp if isinstance(recorded, BloodPressureMeasurement) else None,
+            received_at=received_at,
+            zone=self._zone,
+            clock=self._clock_observation,
+            clock_set_at=self._clock_set_at,
+        )
+
+    def _advance_sequence(self, sequence_number: int | None) -> None:
+        if sequence_number is not None and not self._sequence_advance_blocked:
+            self.memory.last_sequence_number = sequence_number
+
+    async def _on_record_segment(self, frame: _Frame) -> None:
+        try:
+            record = self._assembler.feed(frame.raw)
+        except MalformedPayload as error:
+            logger.warning("%s: %s", self.address, error)
+            return
+        if record is None:
+            return
+        await self._on_record(record, frame.received_at)
+
+    async def _on_record(self, record: StoredRecord, received_at: datetime) -> None:
+        identity = self._identity
+        decoded: BloodPressureMeasurement | EnhancedBloodPressureMeasurement | None = None
+        try:
+            if record.uuid == gatt.BLOOD_PRESSURE_MEASUREMENT:
+                decoded = decode_measurement(
+                    record.value, manufacturer=identity.manufacturer, model=identity.model
+                )
+            else:
+                decoded = record.measurement()
+        except MalformedPayload as error:
+            logger.warning("%s: record %d: %s", self.address, record.sequence_number, error)
+            await self._publish(MeasurementFailed(identity, record.value, received_at, str(error)))
+            self._advance_sequence(record.sequence_number)
+            return
+        await self._on_measurement(record.value, received_at, record.sequence_number, decoded)
+
+    def _on_racp(self, raw: bytes) -> None:
+        try:
+            indication = decode_racp_indication(raw)
+        except MalformedPayload as error:
+            logger.warning("%s: %s", self.address, error)
+            return
+        if isinstance(indication, RacpNumberOfRecords):
+            return
+        if self._racp_answer is not None and not self._racp_answer.done():
+            self._racp_answer.set_result(indication)
+
+    async def _on_cuff_pressure(self, raw: bytes, received_at: datetime) -> None:
+        identity = self._identity
+        try:
+            pressure = decode_intermediate_cuff_pressure(
+                raw, manufacturer=identity.manufacturer, model=identity.model
+            )
+        except MalformedPayload as error:
+            logger.debug("%s: %s", self.address, error)
+            return
+        if math.isfinite(pressure.cuff_pressure_mmhg):
+            await self._publish(
+                CuffPressureChanged(self.address, pressure.cuff_pressure_mmhg, received_at)
+            )
+
+    async def _on_battery(self, raw: bytes, received_at: datetime) -> None:
+        try:
+            level = BatteryLevel.from_bytes(raw).level
+        except MalformedPayload as error:
+            logger.warning("%s: %s", self.address, error)
+            return
+        await self._publish(BatteryChanged(self.address, level, received_at))
+
+
+def _characteristic(client: BleakClient, uuid: int) -> BleakGATTCharacteristic | None:
+    return client.services.get_characteristic(gatt.uuid128(uuid))
+
+
+async def _read_optional(client: BleakClient, uuid: int) -> bytes | None:
+    characteristic = _characteristic(client, uuid)
+    if characteristic is None or "read" not in characteristic.properties:
+        return None
+    return bytes(await client.read_gatt_char(characteristic))
+
+
+def _local_zone() -> tzinfo:
+    zone = datetime.now().astimezone().tzinfo
+    assert zone is not None
+    return zone
+
+
+__all__ = [
+    "ClockObservation",
+    "CuffLink",
+    "CuffLinkError",
+    "CuffMemory",
+    "DeliveredReadings",
+    "ReadingKey",
+    "as_measurement",
+    "cuff_time_to_utc",
+    "next_records_request",
+    "reading_key",
+]

@@ -1,0 +1,205 @@
+"""The link's functional core: dedupe keys, clock correction, what to ask the RACP for."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from devices.bps import (
+    BloodPressureMeasurement,
+    EnhancedBloodPressureMeasurement,
+    PressureUnit,
+    RacpOperator,
+)
+from devices.link import (
+    ClockObservation,
+    DeliveredReadings,
+    ReadingKey,
+    as_measurement,
+    cuff_time_to_utc,
+    next_records_request,
+    reading_key,
+)
+
+CLINIC = ZoneInfo("Europe/Berlin")  # UTC+1 in March
+ADDRESS = "F0:00:00:00:00:01"
+CONNECTED_AT = datetime(2025, 3, 14, 9, 0, 0, tzinfo=UTC)  # 10:00 in the clinic
+
+
+def reading(timestamp: datetime | None, user_id: int | None = 1) -> BloodPressureMeasurement:
+    return BloodPressureMeasurement(
+        PressureUnit.MMHG, 120.0, 80.0, 93.0, timestamp=timestamp, user_id=user_id
+    )
+
+
+def observed(offset: timedelta) -> ClockObservation:
+    """The cuff's clock read at CONNECTED_AT, `offset` ahead of the clinic's."""
+    return ClockObservation(datetime(2025, 3, 14, 10, 0, 0) + offset, CONNECTED_AT, CLINIC)
+
+
+# --- dedupe --------------------------------------------------------------------------------
+
+
+def test_same_cuff_user_and_timestamp_is_the_same_reading() -> None:
+    stamp = datetime(2025, 3, 14, 9, 30)
+    assert reading_key(ADDRESS, reading(stamp), None) == reading_key(
+        ADDRESS.lower(), reading(stamp), None
+    )
+
+
+def test_live_indication_and_its_later_record_share_a_key() -> None:
+    stamp = datetime(2025, 3, 14, 9, 30)
+    assert reading_key(ADDRESS, reading(stamp), None) == reading_key(ADDRESS, reading(stamp), 17)
+
+
+def test_different_users_are_different_readings() -> None:
+    stamp = datetime(2025, 3, 14, 9, 30)
+    assert reading_key(ADDRESS, reading(stamp, 1), None) != reading_key(
+        ADDRESS, reading(stamp, 2), None
+    )
+
+
+def test_missing_user_id_counts_as_the_unknown_user() -> None:
+    stamp = datetime(2025, 3, 14, 9, 30)
+    assert reading_key(ADDRESS, reading(stamp, None), None) == reading_key(
+        ADDRESS, reading(stamp, 0xFF), None
+    )
+
+
+def test_record_without_timestamp_is_keyed_by_sequence_number() -> None:
+    assert reading_key(ADDRESS, reading(None), 5) == ReadingKey(ADDRESS, 1, None, 5)
+
+
+def test_reading_without_timestamp_or_sequence_number_cannot_be_deduplicated() -> None:
+    assert reading_key(ADDRESS, reading(None), None) is None
+
+
+def test_delivered_readings_forget_the_oldest_beyond_capacity() -> None:
+    delivered = DeliveredReadings(capacity=2)
+    keys = [ReadingKey(ADDRESS, 1, None, n) for n in range(3)]
+    for key in keys:
+        delivered.add(key)
+    assert keys[0] not in delivered
+    assert keys[1] in delivered and keys[2] in delivered
+
+
+# --- clock correction ----------------------------------------------------------------------
+
+
+def test_reading_without_timestamp_was_taken_when_received() -> None:
+    received = CONNECTED_AT + timedelta(seconds=3)
+    assert cuff_time_to_utc(None, received_at=received, zone=CLINIC) == received
+
+
+def test_unobserved_clock_is_trusted_in_the_clinic_zone() -> None:
+    measured = cuff_time_to_utc(datetime(2025, 3, 14, 9, 30), received_at=CONNECTED_AT, zone=CLINIC)
+    assert measured == datetime(2025, 3, 14, 8, 30, tzinfo=UTC)
+
+
+def test_stored_reading_from_a_clock_two_hours_behind_is_moved_forward() -> None:
+    clock = observed(-timedelta(hours=2))  # cuff showed 08:00 at 10:00
+    measured = cuff_time_to_utc(
+        datetime(2025, 3, 14, 7, 30),  # 09:30 really
+        received_at=CONNECTED_AT + timedelta(seconds=2),
+        zone=CLINIC,
+        clock=clock,
+        clock_set_at=CONNECTED_AT + timedelta(seconds=1),
+    )
+    assert measured == datetime(2025, 3, 14, 8, 30, tzinfo=UTC)
+
+
+def test_stored_reading_from_a_clock_reset_to_2000_is_moved_forward() -> None:
+    offset = datetime(2000, 1, 1, 0, 5) - datetime(2025, 3, 14, 10, 0)
+    measured = cuff_time_to_utc(
+        datetime(2000, 1, 1, 0, 0),  # five minutes before we connected
+        received_at=CONNECTED_AT + timedelta(seconds=2),
+        zone=CLINIC,
+        clock=observed(offset),
+        clock_set_at=CONNECTED_AT + timedelta(seconds=1),
+    )
+    assert measured == CONNECTED_AT - timedelta(minutes=5)
+
+
+def test_stored_reading_from_a_clock_ahead_is_moved_back() -> None:
+    measured = cuff_time_to_utc(
+        datetime(2025, 3, 14, 12, 0),  # cuff 3 h ahead: 09:00 really, an hour before now
+        received_at=CONNECTED_AT + timedelta(seconds=2),
+        zone=CLINIC,
+        clock=observed(timedelta(hours=3)),
+        clock_set_at=CONNECTED_AT + timedelta(seconds=1),
+    )
+    assert measured == datetime(2025, 3, 14, 8, 0, tzinfo=UTC)
+
+
+def test_live_reading_after_the_clock_was_set_needs_no_correction() -> None:
+    taken = datetime(2025, 3, 14, 10, 5)  # clinic time, clock already right
+    measured = cuff_time_to_utc(
+        taken,
+        received_at=CONNECTED_AT + timedelta(minutes=5, seconds=1),
+        zone=CLINIC,
+        clock=observed(-timedelta(hours=2)),
+        clock_set_at=CONNECTED_AT + timedelta(seconds=1),
+    )
+    assert measured == datetime(2025, 3, 14, 9, 5, tzinfo=UTC)
+
+
+def test_live_reading_from_a_cuff_that_ran_ahead_is_not_moved_back() -> None:
+    measured = cuff_time_to_utc(
+        datetime(2025, 3, 14, 10, 5),
+        received_at=CONNECTED_AT + timedelta(minutes=5, seconds=1),
+        zone=CLINIC,
+        clock=observed(timedelta(hours=3)),
+        clock_set_at=CONNECTED_AT + timedelta(seconds=1),
+    )
+    assert measured == datetime(2025, 3, 14, 9, 5, tzinfo=UTC)
+
+
+def test_reading_received_before_the_clock_was_set_is_corrected() -> None:
+    measured = cuff_time_to_utc(
+        datetime(2025, 3, 14, 10, 0),
+        received_at=CONNECTED_AT,
+        zone=CLINIC,
+        clock=observed(timedelta(minutes=10)),
+        clock_set_at=CONNECTED_AT + timedelta(seconds=1),
+    )
+    assert measured == CONNECTED_AT - timedelta(minutes=10)
+
+
+def test_without_setting_the_clock_every_reading_is_corrected() -> None:
+    measured = cuff_time_to_utc(
+        datetime(2025, 3, 14, 10, 15),
+        received_at=CONNECTED_AT + timedelta(minutes=20),
+        zone=CLINIC,
+        clock=observed(timedelta(minutes=10)),
+    )
+    assert measured == CONNECTED_AT + timedelta(minutes=5)
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+def test_first_contact_asks_for_every_record() -> None:
+    assert next_records_request(None).operator is RacpOperator.ALL
+
+
+def test_later_contacts_ask_for_records_after_the_last_one() -> None:
+    request = next_records_request(41)
+    assert (request.operator, request.min_sequence_number) == (
+        RacpOperator.GREATER_THAN_OR_EQUAL,
+        42,
+    )
+
+
+def test_enhanced_record_becomes_a_measurement_with_its_display_time() -> None:
+    enhanced = EnhancedBloodPressureMeasurement(
+        PressureUnit.KPA,
+        16.0,
+        10.6,
+        12.4,
+        timestamp=datetime(2025, 3, 14, 9, 0, tzinfo=UTC),
+        user_facing_time=datetime(2025, 3, 14, 10, 0),
+    )
+    converted = as_measurement(enhanced)
+    assert converted.timestamp == datetime(2025, 3, 14, 10, 0)
+    assert math.isclose(converted.pressures_mmhg[0], 16.0 * 7.50062)
