@@ -157,8 +157,9 @@ class ClockObservation:
 
     @property
     def offset(self) -> timedelta:
-        """How far the cuff's clock was ahead (positive) or behind (negative)."""
-        return self.cuff_clock - self.local_now
+        """How far the cuff's clock was ahead (positive) or behind (negative), to the
+        second: the resolution of the clock (Date Time, GSS 3.70)."""
+        return timedelta(seconds=round((self.cuff_clock - self.local_now).total_seconds()))
 
 
 def cuff_time_to_utc(

@@ -1,0 +1,265 @@
+"""Many cuffs: scan continuously, one task per cuff, reconnect with back-off, typed events.
+
+`CuffSupervisor(ble, on_event=...)` follows every known cuff and (unless told not to)
+every newly seen Blood Pressure Service cuff. A cuff is connected as soon as it
+advertises (cuffs that advertise only briefly after a measurement give us about a
+second), each in its own task, so one cuff's trouble never delays another's: a cuff
+that vanished is not advertising and so is not tried; one that fails is retried with
+back-off while the others carry on. Cancelling `run()` closes every link.
+
+Events go to the daemon's `on_event`, awaited; a reading counts as delivered once that
+call returned. The daemon should also store readings idempotently on
+(cuff, user, measured time): our memory of delivered readings does not survive a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Final
+
+from bleak import BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
+
+from devices import gatt
+from devices.bumble_backend import BumbleHost
+from devices.events import CuffEvent, CuffSeen, MeasurementFailed, MeasurementReceived
+from devices.link import Clock, CuffLink, CuffMemory, utc_now
+from devices.transport import BleStack, BleTransport, open_ble
+
+logger = logging.getLogger(__name__)
+
+BLOOD_PRESSURE_SERVICE_UUID: Final = gatt.uuid128(gatt.BLOOD_PRESSURE_SERVICE)
+# A CuffSeen per cuff at most this often (seconds): advertisements come several a second.
+SEEN_REPUBLISH_INTERVAL: Final = 10.0
+# A short connect timeout: we only connect to a cuff that has just advertised, and the
+# controller makes one connection at a time, so a long wait would hold up the others.
+CONNECT_TIMEOUT: Final = 3.0
+
+
+@dataclass(frozen=True)
+class ReconnectBackoff:
+    """Seconds to wait after the n-th consecutive failed connection to a cuff."""
+
+    initial: float = 0.25
+    factor: float = 2.0
+    maximum: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.initial < 0 or self.factor < 1 or self.maximum < self.initial:
+            raise ValueError(
+                "back-off needs initial >= 0, factor >= 1 and maximum >= initial,"
+                f" got {self.initial}, {self.factor}, {self.maximum}"
+            )
+
+    def delay(self, failures: int) -> float:
+        if failures <= 0:
+            return 0.0
+        return float(min(self.maximum, self.initial * self.factor ** (failures - 1)))
+
+
+def is_blood_pressure_cuff(advertisement: AdvertisementData) -> bool:
+    """Cuffs are found by the Blood Pressure service UUID (0x1810) they advertise."""
+    return BLOOD_PRESSURE_SERVICE_UUID in advertisement.service_uuids
+
+
+class _Cuff:
+    """The supervisor's view of one cuff: its memory, last sighting and task."""
+
+    def __init__(self, address: str, memory: CuffMemory) -> None:
+        self.address = address
+        self.memory = memory
+        self.device: BLEDevice | None = None
+        self.advertised = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.seen_published_at: float | None = None
+        self.pending_seen: CuffSeen | None = None
+
+
+class CuffSupervisor:
+    """Follows cuffs over one Bluetooth stack and publishes what they do.
+
+    ``ble`` is a `--ble` value (``"bluez"``, ``"bumble:tcp-client:127.0.0.1:9100"``), a
+    parsed `BleTransport`, or an already open `BumbleHost` / `BleStack`.
+    ``known_addresses`` are followed from the start; with ``discover`` every cuff
+    advertising the Blood Pressure Service is followed too. ``last_sequence_numbers``
+    restores, per address, the last BPS 1.1 record the daemon stored.
+    """
+
+    def __init__(
+        self,
+        ble: BleTransport | str | BumbleHost | BleStack,
+        *,
+        on_event: Callable[[CuffEvent], Awaitable[None]],
+        known_addresses: Iterable[str] = (),
+        discover: bool = True,
+        last_sequence_numbers: Mapping[str, int] | None = None,
+        clock: Clock = utc_now,
+        zone: tzinfo | None = None,
+        bond: bool = True,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        backoff: ReconnectBackoff = ReconnectBackoff(),
+        keys_file: str | None = None,
+        address: str | None = None,
+    ) -> None:
+        self._ble = ble
+        self._on_event = on_event
+        self._discover = discover
+        self._clock = clock
+        self._zone = zone
+        self._bond = bond
+        self._connect_timeout = connect_timeout
+        self._backoff = backoff
+        self._keys_file = keys_file
+        self._address = address
+        self._sequence_numbers = {a.upper(): n for a, n in (last_sequence_numbers or {}).items()}
+        self._cuffs: dict[str, _Cuff] = {}
+        self._ignored: set[str] = set()
+        self._stack: BleStack | None = None
+        self._seen_wakeup = asyncio.Event()
+        self._running = False
+        for known in known_addresses:
+            self.add_cuff(known)
+
+    # --- the daemon's controls --------------------------------------------------------------
+
+    @property
+    def cuffs(self) -> list[str]:
+        """Addresses of the cuffs being followed."""
+        return sorted(self._cuffs)
+
+    def add_cuff(self, address: str) -> None:
+        """Follow a cuff (from now on, and on every later advertisement)."""
+        key = address.upper()
+        self._ignored.discard(key)
+        if key in self._cuffs:
+            return
+        memory = CuffMemory(key, last_sequence_number=self._sequence_numbers.get(key))
+        self._cuffs[key] = _Cuff(key, memory)
+        if self._running:
+            self._start(self._cuffs[key])
+
+    def forget_cuff(self, address: str) -> None:
+        """Stop following a cuff and close its link; discovery will not bring it back."""
+        key = address.upper()
+        self._ignored.add(key)
+        cuff = self._cuffs.pop(key, None)
+        if cuff is not None and cuff.task is not None:
+            cuff.task.cancel()
+
+    # --- running ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Scan and serve cuffs until cancelled; cancellation closes every link."""
+        async with open_ble(
+            self._ble, address=self._address, keys_file=self._keys_file, pair=self._bond
+        ) as stack:
+            self._stack = stack
+            self._running = True
+            seen_publisher = asyncio.create_task(self._publish_sightings(), name="cuff sightings")
+            scanner = BleakScanner(self._on_advertisement, **stack.scanner_kwargs())
+            try:
+                for cuff in self._cuffs.values():
+                    self._start(cuff)
+                await scanner.start()
+                try:
+                    await asyncio.Event().wait()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await scanner.stop()
+            finally:
+                self._running = False
+                tasks = [c.task for c in self._cuffs.values() if c.task is not None]
+                for task in [*tasks, seen_publisher]:
+                    task.cancel()
+                await asyncio.gather(*tasks, seen_publisher, return_exceptions=True)
+                self._stack = None
+
+    def _start(self, cuff: _Cuff) -> None:
+        if cuff.task is None or cuff.task.done():
+            cuff.task = asyncio.create_task(self._serve(cuff), name=f"cuff {cuff.address}")
+
+    def _on_advertisement(self, device: BLEDevice, advertisement: AdvertisementData) -> None:
+        key = device.address.upper()
+        cuff = self._cuffs.get(key)
+        if cuff is None:
+            if not self._discover or key in self._ignored:
+                return
+            if not is_blood_pressure_cuff(advertisement):
+                return
+            logger.info("new blood pressure cuff %s (%s)", key, device.name)
+            self.add_cuff(key)
+            cuff = self._cuffs[key]
+        cuff.device = device
+        cuff.advertised.set()
+        now = time.monotonic()
+        if cuff.seen_published_at is None or now - cuff.seen_published_at >= (
+            SEEN_REPUBLISH_INTERVAL
+        ):
+            cuff.seen_published_at = now
+            cuff.pending_seen = CuffSeen(
+                key, device.name or advertisement.local_name, advertisement.rssi, self._clock()
+            )
+            self._seen_wakeup.set()
+
+    async def _publish_sightings(self) -> None:
+        """CuffSeen events, off the scanner's path so a slow daemon never slows scanning."""
+        while True:
+            await self._seen_wakeup.wait()
+            self._seen_wakeup.clear()
+            for cuff in list(self._cuffs.values()):
+                seen, cuff.pending_seen = cuff.pending_seen, None
+                if seen is not None:
+                    await self._publish(seen)
+
+    async def _serve(self, cuff: _Cuff) -> None:
+        """One cuff, forever: wait for it to advertise, connect, follow, back off on failure."""
+        failures = 0
+        while True:
+            await cuff.advertised.wait()
+            cuff.advertised.clear()
+            device = cuff.device
+            stack = self._stack
+            if device is None or stack is None:
+                continue
+            link = CuffLink(
+                device,
+                stack,
+                publish=self._publish,
+                memory=cuff.memory,
+                clock=self._clock,
+                zone=self._zone,
+                bond=self._bond,
+                connect_timeout=self._connect_timeout,
+            )
+            try:
+                reason = await link.run()
+                failures = 0
+                logger.info("%s: link ended: %s", cuff.address, reason)
+            except (BleakError, TimeoutError, OSError) as error:
+                failures += 1
+                logger.info("%s: link failed (%d in a row): %s", cuff.address, failures, error)
+            except Exception:
+                failures += 1
+                logger.exception("%s: link failed (%d in a row)", cuff.address, failures)
+            if failures:
+                await asyncio.sleep(self._backoff.delay(failures))
+            # Only a fresh advertisement, seen after this attempt, brings the next one.
+            cuff.advertised.clear()
+
+    async def _publish(self, event: CuffEvent) -> None:
+        """Give the daemon an event. A reading the daemon failed to take stays undelivered
+        (the error reaches the link); any other event is logged and dropped."""
+        try:
+            await self._on_event(event)
+        except Exception:
+            if isinstance(event, MeasurementReceived | MeasurementFailed):
+                raise
+            logger.exception("the daemon failed to take %s", type(event).__name__)
