@@ -14,7 +14,9 @@ from vitalsd.exports.record import (
 )
 from vitalsd.protocol import load_protocol
 
+# The first dose is given at START (minute 0); the session began half an hour before.
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+SESSION_START_MINUTE = -30
 CUFF = "C0:FF:EE:00:00:01"
 REMS_TOML = load_protocol("esketamine-rems").source_text
 PSYCHOTHERAPY_TOML = load_protocol("ketamine-psychotherapy").source_text
@@ -101,7 +103,7 @@ def session(
         id=1,
         protocol=protocol,
         protocol_toml=REMS_TOML if protocol == "esketamine-rems" else PSYCHOTHERAPY_TOML,
-        started_at=START,
+        started_at=minutes(SESSION_START_MINUTE),
         patient=PATIENT,
         chair_name="Chair 3",
         closed_at=None if closed_at_minute is None else minutes(closed_at_minute),
