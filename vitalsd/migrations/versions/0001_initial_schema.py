@@ -28,8 +28,8 @@ def upgrade() -> None:
         sa.Column("entity", sa.String(length=16), nullable=False),
         sa.Column("entity_id", sa.Integer(), nullable=False),
         sa.Column("session_id", sa.Integer(), nullable=True),
-        sa.Column("from_state", sa.String(length=16), nullable=True),
-        sa.Column("to_state", sa.String(length=16), nullable=True),
+        sa.Column("from_state", sa.String(length=64), nullable=True),
+        sa.Column("to_state", sa.String(length=64), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )

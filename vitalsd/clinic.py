@@ -1,0 +1,2016 @@
+"""The clinic service: the imperative shell around the pure rules.
+
+The API and the Bluetooth side call it; it stores, asks `vitalsd.schedule`,
+`vitalsd.thresholds` and `vitalsd.alerts` what follows, stores that too, and publishes
+events. Every mutating call is one transaction holding its change, its audit records and
+its events (numbered gaplessly); it returns only after the commit, and publishes after
+it. Domain errors are the classes of `vitalsd.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from devices.bps import BloodPressureMeasurement, PulseRateRange
+from vitalsd import views
+from vitalsd.alerts import (
+    DEFAULT_ESCALATION_DELAY,
+    DEFAULT_MAX_SNOOZE,
+    SYSTEM,
+    Alert,
+    AlertChange,
+    AuditEntry,
+    reconcile,
+)
+from vitalsd.domain import (
+    AlertKind,
+    AlertState,
+    CheckKind,
+    CheckState,
+    Drug,
+    Phase,
+    Priority,
+    ReadingFlag,
+    ReadingSource,
+    Role,
+    Route,
+    SessionFacts,
+    SideEffect,
+    mean_arterial_pressure,
+    require_utc,
+)
+from vitalsd.domain import Dose as DoseFacts
+from vitalsd.domain import Reading as ReadingFacts
+from vitalsd.errors import (
+    CloseCheckMissing,
+    Conflict,
+    DosingHoldActive,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+)
+from vitalsd.protocol import DEFAULT_PRESET, Protocol, load_protocol, parse_protocol
+from vitalsd.schedule import Check, CheckSchedule, derive_dose_increase, next_check
+from vitalsd.settings import Settings
+from vitalsd.store import models
+from vitalsd.store.engine import create_engine, is_sqlite, migrate, session_factory
+from vitalsd.store.events import (
+    Event,
+    EventBus,
+    EventType,
+    PendingEvent,
+    lock_event_counter,
+    store_events,
+)
+from vitalsd.thresholds import BASELINE_KINDS, Finding, blood_pressure_category
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STALE_AFTER = timedelta(minutes=30)
+NO_LONGER_REQUIRED = "no longer required by the protocol"
+# The timer wakes this much after a deadline, so the deadline has surely passed.
+TIMER_SLACK = timedelta(milliseconds=20)
+CONNECTION_STATES = frozenset(
+    {"unknown", "advertising", "connecting", "connected", "disconnected", "unreachable"}
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something: the signed-in user (the API passes it) or the system."""
+
+    username: str
+    role: Role
+
+    @property
+    def is_clinician(self) -> bool:
+        return self.role is Role.CLINICIAN
+
+
+SYSTEM_ACTOR = Actor(SYSTEM, Role.ADMIN)
+
+
+@dataclass
+class _Tx:
+    """One write transaction: its session, its time and the events it will store."""
+
+    session: AsyncSession
+    now: datetime
+    events: list[PendingEvent] = field(default_factory=list)
+
+    def emit(self, type: EventType, data: dict[str, Any]) -> None:
+        self.events.append(PendingEvent(type, self.now, data))
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: int,
+        *,
+        session_id: int | None = None,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        note: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        self.session.add(
+            models.AuditRecord(
+                at=at or self.now,
+                actor=actor,
+                action=action,
+                entity=entity,
+                entity_id=entity_id,
+                session_id=session_id,
+                from_state=from_state,
+                to_state=to_state,
+                note=note,
+            )
+        )
+
+
+# -- row <-> domain ---------------------------------------------------------------------
+
+
+def _reading_facts(row: models.Reading) -> ReadingFacts:
+    return ReadingFacts(
+        id=row.id,
+        measured_at=row.measured_at,
+        systolic=row.systolic,
+        diastolic=row.diastolic,
+        mean_arterial_pressure=row.mean_arterial_pressure,
+        pulse_rate=row.pulse_rate,
+        source=ReadingSource(row.source),
+        flags=frozenset(ReadingFlag(f) for f in row.flags),
+        valid=row.valid,
+    )
+
+
+def _dose_facts(row: models.Dose) -> DoseFacts:
+    return DoseFacts(
+        id=row.id,
+        drug=Drug(row.drug),
+        amount_mg=row.amount_mg,
+        route=Route(row.route),
+        given_at=row.given_at,
+        ended_at=row.ended_at,
+        increase=row.increase,
+    )
+
+
+_ALERT_FIELDS = (
+    "kind",
+    "priority",
+    "message",
+    "state",
+    "condition",
+    "raised_at",
+    "notified_at",
+    "session_id",
+    "chair_id",
+    "reading_id",
+    "check_id",
+    "unverified",
+    "addressed_to",
+    "acknowledged_at",
+    "acknowledged_by",
+    "snoozed_until",
+    "escalated_at",
+    "resolved_at",
+    "resolved_by",
+    "resolution_note",
+)
+
+
+def _alert_of(row: models.Alert) -> Alert:
+    return Alert(
+        id=row.id,
+        kind=AlertKind(row.kind),
+        priority=Priority(row.priority),
+        message=row.message,
+        state=AlertState(row.state),
+        condition=row.condition,
+        raised_at=row.raised_at,
+        notified_at=row.notified_at,
+        session_id=row.session_id,
+        chair_id=row.chair_id,
+        reading_id=row.reading_id,
+        check_id=row.check_id,
+        unverified=row.unverified,
+        addressed_to=Role(row.addressed_to),
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        snoozed_until=row.snoozed_until,
+        escalated_at=row.escalated_at,
+        resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by,
+        resolution_note=row.resolution_note,
+    )
+
+
+def _write_alert(row: models.Alert, alert: Alert) -> None:
+    for name in _ALERT_FIELDS:
+        value = getattr(alert, name)
+        setattr(row, name, value.value if hasattr(value, "value") else value)
+
+
+def _alert_view(row: models.Alert) -> views.AlertView:
+    return views.AlertView(
+        id=row.id,
+        kind=row.kind,
+        priority=row.priority,
+        state=row.state,
+        message=row.message,
+        session_id=row.session_id,
+        chair_id=row.chair_id,
+        reading_id=row.reading_id,
+        check_id=row.check_id,
+        unverified=row.unverified,
+        addressed_to=row.addressed_to,
+        raised_at=row.raised_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        snoozed_until=row.snoozed_until,
+        escalated_at=row.escalated_at,
+        resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by,
+        resolution_note=row.resolution_note,
+    )
+
+
+def _reading_view(row: models.Reading) -> views.ReadingView:
+    return views.ReadingView(
+        id=row.id,
+        session_id=row.session_id,
+        chair_id=row.chair_id,
+        patient_id=row.patient_id,
+        systolic=row.systolic,
+        diastolic=row.diastolic,
+        mean_arterial_pressure=row.mean_arterial_pressure,
+        pulse_rate=row.pulse_rate,
+        measured_at=row.measured_at,
+        received_at=row.received_at,
+        source=row.source,
+        flags=tuple(row.flags),
+        category=row.category,
+        valid=row.valid,
+        device_address=row.device_address,
+        failure_reason=row.failure_reason,
+        recorded_by=row.recorded_by,
+    )
+
+
+def _check_view(row: models.Check, chair_id: int | None = None) -> views.CheckView:
+    return views.CheckView(
+        id=row.id,
+        session_id=row.session_id,
+        key=row.key,
+        kind=row.kind,
+        label=row.label,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        state=row.state,
+        satisfied_by=row.satisfied_by,
+        waiver_reason=row.waiver_reason,
+        waived_by=row.waived_by,
+        required=row.required,
+        chair_id=chair_id,
+    )
+
+
+def _dose_view(row: models.Dose) -> views.DoseView:
+    return views.DoseView(
+        id=row.id,
+        session_id=row.session_id,
+        drug=row.drug,
+        amount_mg=row.amount_mg,
+        route=row.route,
+        given_at=row.given_at,
+        ended_at=row.ended_at,
+        increase=row.increase,
+        increase_stated=row.increase_stated,
+        flags=tuple(row.flags),
+        override_reason=row.override_reason,
+        recorded_by=row.recorded_by,
+    )
+
+
+def _patient_view(row: models.Patient) -> views.PatientView:
+    return views.PatientView(
+        id=row.id,
+        identifier=row.identifier,
+        display_name=row.display_name,
+        date_of_birth=row.date_of_birth,
+        created_at=row.created_at,
+    )
+
+
+def _device_view(row: models.Device, chair_id: int | None) -> views.DeviceView:
+    return views.DeviceView(
+        id=row.id,
+        address=row.address,
+        name=row.name,
+        manufacturer=row.manufacturer,
+        model=row.model,
+        serial=row.serial,
+        firmware=row.firmware,
+        battery_percent=row.battery_percent,
+        rssi=row.rssi,
+        connection_state=row.connection_state,
+        last_seen_at=row.last_seen_at,
+        first_seen_at=row.first_seen_at,
+        chair_id=chair_id,
+    )
+
+
+def _side_effect_view(row: models.SideEffect) -> views.SideEffectView:
+    return views.SideEffectView(
+        id=row.id,
+        session_id=row.session_id,
+        effect=row.effect,
+        severity=row.severity,
+        observed_at=row.observed_at,
+        note=row.note,
+        recorded_by=row.recorded_by,
+    )
+
+
+def _audit_view(row: models.AuditRecord) -> views.AuditView:
+    return views.AuditView(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        entity=row.entity,
+        entity_id=row.entity_id,
+        session_id=row.session_id,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        note=row.note,
+    )
+
+
+def _user_view(row: models.User) -> views.UserView:
+    return views.UserView(
+        id=row.id,
+        username=row.username,
+        role=row.role,
+        disabled=row.disabled,
+        created_at=row.created_at,
+        password_hash=row.password_hash,
+    )
+
+
+def _flags_of(measurement: BloodPressureMeasurement) -> list[str]:
+    status = measurement.status
+    if status is None:
+        return []
+    flags: list[ReadingFlag] = []
+    if status.body_movement:
+        flags.append(ReadingFlag.BODY_MOVEMENT)
+    if status.cuff_too_loose:
+        flags.append(ReadingFlag.CUFF_TOO_LOOSE)
+    if status.irregular_pulse:
+        flags.append(ReadingFlag.IRREGULAR_PULSE)
+    if status.pulse_rate_range is not PulseRateRange.WITHIN_RANGE:
+        flags.append(ReadingFlag.PULSE_RATE_RANGE)
+    if status.improper_position:
+        flags.append(ReadingFlag.IMPROPER_POSITION)
+    return [f.value for f in flags]
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) or math.isinf(value) else value
+
+
+def _text(value: str | None, name: str, *, required: bool = False) -> str | None:
+    if value is None or not value.strip():
+        if required:
+            raise InvalidInput(f"{name} must not be empty")
+        return None
+    return value.strip()
+
+
+@dataclass
+class _SessionState:
+    """A session as the rules see it, loaded in one go."""
+
+    row: models.Session
+    protocol: Protocol
+    schedule: CheckSchedule
+    facts: SessionFacts
+    readings: list[models.Reading]
+    check_rows: dict[str, models.Check]
+
+
+class Clinic:
+    """The clinic: patients, chairs, cuffs, sessions, readings, checks and alerts."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        protocols: Mapping[str, Protocol] | None = None,
+        default_protocol: str = DEFAULT_PRESET,
+        clock: Callable[[], datetime] = utc_now,
+        escalation_delay: timedelta = DEFAULT_ESCALATION_DELAY,
+        max_snooze: timedelta = DEFAULT_MAX_SNOOZE,
+        stale_after: timedelta = DEFAULT_STALE_AFTER,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.engine = engine
+        self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+        self.bus = bus or EventBus(self._sessions)
+        known = dict(protocols or {})
+        for preset in ("ketamine-psychotherapy", "esketamine-rems", "iv-infusion"):
+            known.setdefault(preset, load_protocol(preset))
+        if default_protocol not in known:
+            raise InvalidInput(f"default protocol {default_protocol!r} is not loaded")
+        self.protocols = known
+        self.default_protocol = default_protocol
+        self._clock = clock
+        self.escalation_delay = escalation_delay
+        self.max_snooze = max_snooze
+        self.stale_after = stale_after
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._parsed: dict[str, Protocol] = {}
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, *, clock: Callable[[], datetime] = utc_now, **kwargs: Any
+    ) -> Clinic:
+        """Engine from `settings` (a `vitalsd.settings.Settings`), schema migrated, the
+        clinic's protocol loaded."""
+        engine = create_engine(settings.effective_database_url)
+        await migrate(engine)
+        protocol = load_protocol(settings.protocol)
+        return cls(
+            engine,
+            protocols={protocol.name: protocol},
+            default_protocol=protocol.name,
+            clock=clock,
+            escalation_delay=settings.escalation_delay,
+            max_snooze=settings.max_snooze,
+            stale_after=settings.stale_after,
+            **kwargs,
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def now(self) -> datetime:
+        return require_utc(self._clock(), "clock")
+
+    # -- transactions -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self, *, wake: bool = True) -> AsyncIterator[_Tx]:
+        """One write transaction, serialised with every other writer; its events are
+        stored in it and published after the commit, in sequence order."""
+        async with self._lock:
+            async with self._sessions() as session:
+                async with session.begin():
+                    await lock_event_counter(session)
+                    tx = _Tx(session, self.now())
+                    yield tx
+                    stored = await store_events(session, tx.events)
+            self.bus.publish(stored)
+        if wake and stored:
+            self._wake.set()
+
+    def _protocol_of(self, row: models.Session) -> Protocol:
+        cached = self._parsed.get(row.protocol_toml)
+        if cached is None:
+            cached = parse_protocol(row.protocol_toml, f"session {row.id} protocol")
+            self._parsed[row.protocol_toml] = cached
+        return cached
+
+    # -- lookups ------------------------------------------------------------------------
+
+    @staticmethod
+    async def _get(session: AsyncSession, model: type[Any], id: int, what: str) -> Any:
+        row = await session.get(model, id)
+        if row is None:
+            raise NotFound(f"no {what} with id {id}")
+        return row
+
+    async def _load_state(self, session: AsyncSession, row: models.Session) -> _SessionState:
+        protocol = self._protocol_of(row)
+        patient = await session.get(models.Patient, row.patient_id)
+        doses = list(
+            await session.scalars(
+                select(models.Dose).where(models.Dose.session_id == row.id).order_by(models.Dose.id)
+            )
+        )
+        readings = list(
+            await session.scalars(
+                select(models.Reading)
+                .where(models.Reading.session_id == row.id)
+                .order_by(models.Reading.measured_at, models.Reading.id)
+            )
+        )
+        check_rows = {
+            c.key: c
+            for c in await session.scalars(
+                select(models.Check).where(models.Check.session_id == row.id)
+            )
+        }
+        facts = SessionFacts(
+            started_at=row.started_at,
+            course_session=row.course_session,
+            doses=tuple(_dose_facts(d) for d in doses),
+            readings=tuple(_reading_facts(r) for r in readings),
+            waivers=tuple(
+                (c.key, c.waiver_reason)
+                for c in check_rows.values()
+                if c.waived_by is not None and c.waiver_reason is not None
+            ),
+            closed_at=row.closed_at,
+            date_of_birth=patient.date_of_birth if patient is not None else None,
+        )
+        return _SessionState(row, protocol, CheckSchedule(protocol), facts, readings, check_rows)
+
+    def _session_view(self, state: _SessionState, now: datetime) -> views.SessionView:
+        row = state.row
+        baseline = state.schedule.baseline(state.facts)
+        upcoming = next_check(
+            c for c in state.schedule.checks(state.facts, now) if c.key in state.check_rows
+        )
+        valid_times = [r.measured_at for r in state.facts.readings if r.valid]
+        return views.SessionView(
+            id=row.id,
+            patient_id=row.patient_id,
+            chair_id=row.chair_id,
+            protocol=row.protocol,
+            phase=row.phase,
+            course_session=row.course_session,
+            started_at=row.started_at,
+            started_by=row.started_by,
+            closed_at=row.closed_at,
+            closed_by=row.closed_by,
+            close_reason=row.close_reason,
+            baseline=None
+            if baseline is None
+            else views.BaselineView(
+                baseline.systolic, baseline.diastolic, baseline.confirmed, baseline.reading_ids
+            ),
+            next_check=None
+            if upcoming is None
+            else _check_view(state.check_rows[upcoming.key], row.chair_id),
+            last_reading_at=max(valid_times, default=None),
+        )
+
+    # -- patients, chairs, users ----------------------------------------------------------
+
+    async def create_patient(
+        self, identifier: str, display_name: str, date_of_birth: date, *, by: Actor
+    ) -> views.PatientView:
+        ident = _text(identifier, "identifier", required=True)
+        name = _text(display_name, "display_name", required=True)
+        async with self._transaction() as tx:
+            if date_of_birth > tx.now.date():
+                raise InvalidInput("date_of_birth is in the future")
+            exists = await tx.session.scalar(
+                select(models.Patient.id).where(models.Patient.identifier == ident)
+            )
+            if exists is not None:
+                raise Conflict(f"a patient with identifier {ident!r} exists (id {exists})")
+            row = models.Patient(
+                identifier=ident, display_name=name, date_of_birth=date_of_birth, created_at=tx.now
+            )
+            tx.session.add(row)
+            await tx.session.flush()
+            tx.audit(by.username, "created", "patient", row.id)
+            return _patient_view(row)
+
+    async def get_patient(self, patient_id: int) -> views.PatientView:
+        async with self._sessions() as session:
+            return _patient_view(await self._get(session, models.Patient, patient_id, "patient"))
+
+    async def list_patients(self) -> list[views.PatientView]:
+        async with self._sessions() as session:
+            rows = await session.scalars(select(models.Patient).order_by(models.Patient.id))
+            return [_patient_view(r) for r in rows]
+
+    async def create_chair(self, name: str, *, by: Actor) -> views.ChairView:
+        label = _text(name, "name", required=True)
+        async with self._transaction() as tx:
+            exists = await tx.session.scalar(
+                select(models.Chair.id).where(models.Chair.name == label)
+            )
+            if exists is not None:
+                raise Conflict(f"a chair named {label!r} exists (id {exists})")
+            row = models.Chair(name=label, cuff_address=None, created_at=tx.now)
+            tx.session.add(row)
+            await tx.session.flush()
+            tx.audit(by.username, "created", "chair", row.id)
+            return views.ChairView(row.id, row.name, None, None)
+
+    async def _open_session_of_chair(
+        self, session: AsyncSession, chair_id: int
+    ) -> models.Session | None:
+        result = await session.scalars(
+            select(models.Session).where(
+                models.Session.chair_id == chair_id, models.Session.closed_at.is_(None)
+            )
+        )
+        return result.first()
+
+    async def list_chairs(self) -> list[views.ChairView]:
+        async with self._sessions() as session:
+            chairs = list(await session.scalars(select(models.Chair).order_by(models.Chair.id)))
+            open_sessions = {
+                s.chair_id: s.id
+                for s in await session.scalars(
+                    select(models.Session).where(models.Session.closed_at.is_(None))
+                )
+            }
+            return [
+                views.ChairView(c.id, c.name, c.cuff_address, open_sessions.get(c.id))
+                for c in chairs
+            ]
+
+    async def assign_cuff(
+        self, chair_id: int, address: str | None, *, by: Actor
+    ) -> views.ChairView:
+        """Bind a cuff to a chair (None unbinds). A chair has at most one cuff and a cuff
+        one chair: a cuff moves from its old chair unless that chair is in a session."""
+        cuff = None if address is None else _text(address, "address", required=True)
+        async with self._transaction() as tx:
+            chair = await self._get(tx.session, models.Chair, chair_id, "chair")
+            if cuff is not None:
+                cuff = cuff.upper()
+                holder = await tx.session.scalar(
+                    select(models.Chair).where(
+                        models.Chair.cuff_address == cuff, models.Chair.id != chair_id
+                    )
+                )
+                if holder is not None:
+                    if await self._open_session_of_chair(tx.session, holder.id) is not None:
+                        raise Conflict(
+                            f"cuff {cuff} is in use on chair {holder.name!r}, which has an "
+                            "open session: close it or unassign the cuff there first"
+                        )
+                    holder.cuff_address = None
+                    await tx.session.flush()
+                    tx.audit(by.username, "cuff_unassigned", "chair", holder.id, note=cuff)
+                device = await self._ensure_device(tx, cuff)
+            previous = chair.cuff_address
+            chair.cuff_address = cuff
+            await tx.session.flush()
+            tx.audit(
+                by.username,
+                "cuff_assigned" if cuff else "cuff_unassigned",
+                "chair",
+                chair.id,
+                from_state=previous,
+                to_state=cuff,
+            )
+            open_session = await self._open_session_of_chair(tx.session, chair.id)
+            if cuff is not None:
+                tx.emit(EventType.DEVICE_STATUS, _device_view(device, chair.id).as_dict())
+            return views.ChairView(
+                chair.id,
+                chair.name,
+                chair.cuff_address,
+                open_session.id if open_session else None,
+            )
+
+    async def create_user(
+        self, username: str, password_hash: str, role: Role, *, by: Actor = SYSTEM_ACTOR
+    ) -> views.UserView:
+        name = _text(username, "username", required=True)
+        async with self._transaction(wake=False) as tx:
+            exists = await tx.session.scalar(
+                select(models.User.id).where(models.User.username == name)
+            )
+            if exists is not None:
+                raise Conflict(f"user {name!r} exists")
+            row = models.User(
+                username=name,
+                password_hash=password_hash,
+                role=Role(role).value,
+                disabled=False,
+                created_at=tx.now,
+            )
+            tx.session.add(row)
+            await tx.session.flush()
+            tx.audit(by.username, "created", "user", row.id, to_state=row.role)
+            return _user_view(row)
+
+    async def get_user(self, username: str) -> views.UserView:
+        async with self._sessions() as session:
+            row = await session.scalar(select(models.User).where(models.User.username == username))
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            return _user_view(row)
+
+    async def list_users(self) -> list[views.UserView]:
+        async with self._sessions() as session:
+            return [
+                _user_view(r)
+                for r in await session.scalars(select(models.User).order_by(models.User.id))
+            ]
+
+    async def set_user_disabled(
+        self, username: str, disabled: bool, *, by: Actor
+    ) -> views.UserView:
+        async with self._transaction(wake=False) as tx:
+            row = await tx.session.scalar(
+                select(models.User).where(models.User.username == username)
+            )
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            row.disabled = disabled
+            tx.audit(by.username, "disabled" if disabled else "enabled", "user", row.id)
+            return _user_view(row)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    async def start_session(
+        self,
+        patient_id: int,
+        chair_id: int,
+        *,
+        by: Actor,
+        protocol: str | None = None,
+        started_at: datetime | None = None,
+        course_session: int | None = None,
+    ) -> views.SessionView:
+        """Check a patient in on a chair. `started_at` in the past charts a session begun
+        before it was entered; `course_session` (1 = first) defaults to the count of the
+        patient's sessions so far plus one."""
+        name = protocol or self.default_protocol
+        chosen = self.protocols.get(name)
+        if chosen is None:
+            raise InvalidInput(f"unknown protocol {name!r} (one of {', '.join(self.protocols)})")
+        if course_session is not None and course_session < 1:
+            raise InvalidInput("course_session counts from 1")
+        async with self._transaction() as tx:
+            start = tx.now if started_at is None else require_utc(started_at, "started_at")
+            if start > tx.now:
+                raise InvalidInput("started_at is in the future")
+            patient = await self._get(tx.session, models.Patient, patient_id, "patient")
+            chair = await self._get(tx.session, models.Chair, chair_id, "chair")
+            busy = await self._open_session_of_chair(tx.session, chair.id)
+            if busy is not None:
+                raise Conflict(f"chair {chair.name!r} has an open session (id {busy.id})")
+            already = await tx.session.scalar(
+                select(models.Session.id).where(
+                    models.Session.patient_id == patient.id, models.Session.closed_at.is_(None)
+                )
+            )
+            if already is not None:
+                raise Conflict(f"the patient is in an open session (id {already})")
+            if course_session is None:
+                earlier = await tx.session.scalar(
+                    select(func.count(models.Session.id)).where(
+                        models.Session.patient_id == patient.id
+                    )
+                )
+                course_session = int(earlier or 0) + 1
+            row = models.Session(
+                patient_id=patient.id,
+                chair_id=chair.id,
+                protocol=chosen.name,
+                protocol_toml=chosen.source_text,
+                phase=Phase.CHECKED_IN.value,
+                course_session=course_session,
+                started_at=start,
+                started_by=by.username,
+            )
+            tx.session.add(row)
+            await tx.session.flush()
+            tx.audit(
+                by.username, "started", "session", row.id, session_id=row.id, to_state=row.phase
+            )
+            return await self._reevaluate(tx, row, force_event=True)
+
+    async def get_session(self, session_id: int) -> views.SessionView:
+        async with self._sessions() as session:
+            row = await self._get(session, models.Session, session_id, "session")
+            state = await self._load_state(session, row)
+            return self._session_view(state, self.now())
+
+    async def list_sessions(
+        self,
+        *,
+        open_only: bool = False,
+        patient_id: int | None = None,
+        chair_id: int | None = None,
+        limit: int = 200,
+    ) -> list[views.SessionView]:
+        async with self._sessions() as session:
+            query = select(models.Session).order_by(models.Session.id.desc()).limit(limit)
+            if open_only:
+                query = query.where(models.Session.closed_at.is_(None))
+            if patient_id is not None:
+                query = query.where(models.Session.patient_id == patient_id)
+            if chair_id is not None:
+                query = query.where(models.Session.chair_id == chair_id)
+            now = self.now()
+            return [
+                self._session_view(await self._load_state(session, row), now)
+                for row in await session.scalars(query)
+            ]
+
+    async def record_dose(
+        self,
+        session_id: int,
+        *,
+        drug: Drug | str,
+        amount_mg: float,
+        route: Route | str,
+        by: Actor,
+        given_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        increase: bool | None = None,
+        override_reason: str | None = None,
+    ) -> views.DoseView:
+        """Record a dose. Refused (`DosingHoldActive`) while a dosing hold stands, unless
+        a clinician overrides it with a reason; accepted but flagged `no_baseline` without
+        a baseline reading. `increase` None: derived from the previous session."""
+        try:
+            drug_value, route_value = Drug(drug), Route(route)
+        except ValueError as error:
+            raise InvalidInput(str(error)) from None
+        if not (isinstance(amount_mg, int | float) and math.isfinite(amount_mg) and amount_mg > 0):
+            raise InvalidInput(f"amount_mg must be a positive number, got {amount_mg!r}")
+        reason = _text(override_reason, "override_reason")
+        async with self._transaction() as tx:
+            row = await self._get(tx.session, models.Session, session_id, "session")
+            if row.closed_at is not None:
+                raise Conflict("the session is closed")
+            given = tx.now if given_at is None else require_utc(given_at, "given_at")
+            if given > tx.now:
+                raise InvalidInput("given_at is in the future")
+            if given < row.started_at:
+                raise InvalidInput("given_at is before the session started")
+            ended = None if ended_at is None else require_utc(ended_at, "ended_at")
+            if ended is not None and (ended < given or ended > tx.now):
+                raise InvalidInput("ended_at must be after given_at and not in the future")
+            holds = list(
+                await tx.session.scalars(
+                    select(models.Alert).where(
+                        models.Alert.session_id == row.id,
+                        models.Alert.kind == AlertKind.DOSING_HOLD.value,
+                        models.Alert.state.in_([AlertState.ACTIVE.value, AlertState.SNOOZED.value]),
+                    )
+                )
+            )
+            flags: list[str] = []
+            if holds:
+                if reason is None or not by.is_clinician:
+                    raise DosingHoldActive(
+                        "a dosing hold stands (baseline at or above the hold threshold): a "
+                        "clinician acknowledges it, or overrides it with a reason"
+                    )
+                flags.append("hold_overridden")
+                overrides = []
+                for hold in holds:
+                    before = _alert_of(hold)
+                    after, audit = before.acknowledge(by.username, tx.now)
+                    note = f"dosing hold overridden: {reason}"
+                    overrides.append(AlertChange(before, after, replace(audit, note=note)))
+                await self._apply_alert_changes(
+                    tx, overrides, {hold.condition: hold for hold in holds}
+                )
+            state = await self._load_state(tx.session, row)
+            if state.protocol.baseline.required and state.schedule.dose_lacks_baseline(
+                state.facts, given
+            ):
+                flags.append("no_baseline")
+            stated = increase is not None
+            if increase is None:
+                increase = await self._derive_increase(tx.session, row, drug_value, amount_mg)
+            dose = models.Dose(
+                session_id=row.id,
+                drug=drug_value.value,
+                amount_mg=float(amount_mg),
+                route=route_value.value,
+                given_at=given,
+                ended_at=ended,
+                increase=increase,
+                increase_stated=stated,
+                flags=flags,
+                override_reason=reason if holds else None,
+                recorded_by=by.username,
+                recorded_at=tx.now,
+            )
+            tx.session.add(dose)
+            await tx.session.flush()
+            tx.audit(
+                by.username,
+                "dose_recorded",
+                "dose",
+                dose.id,
+                session_id=row.id,
+                note=f"{drug_value.value} {amount_mg:g} mg {route_value.value}"
+                + (f"; hold overridden: {reason}" if holds else "")
+                + ("; no baseline" if "no_baseline" in flags else ""),
+            )
+            await self._reevaluate(tx, row, force_event=True)
+            return _dose_view(dose)
+
+    async def _derive_increase(
+        self, session: AsyncSession, row: models.Session, drug: Drug, amount_mg: float
+    ) -> bool:
+        so_far = await session.scalar(
+            select(func.coalesce(func.sum(models.Dose.amount_mg), 0.0)).where(
+                models.Dose.session_id == row.id, models.Dose.drug == drug.value
+            )
+        )
+        previous = await session.scalar(
+            select(models.Session.id)
+            .join(models.Dose, models.Dose.session_id == models.Session.id)
+            .where(
+                models.Session.patient_id == row.patient_id,
+                models.Session.id != row.id,
+                models.Session.started_at < row.started_at,
+                models.Dose.drug == drug.value,
+            )
+            .order_by(models.Session.started_at.desc())
+            .limit(1)
+        )
+        previous_total = None
+        if previous is not None:
+            previous_total = await session.scalar(
+                select(func.sum(models.Dose.amount_mg)).where(
+                    models.Dose.session_id == previous, models.Dose.drug == drug.value
+                )
+            )
+        return derive_dose_increase(
+            None if previous_total is None else float(previous_total),
+            float(so_far or 0.0),
+            float(amount_mg),
+        )
+
+    async def stop_infusion(
+        self, session_id: int, dose_id: int, *, by: Actor, at: datetime | None = None
+    ) -> views.DoseView:
+        async with self._transaction() as tx:
+            row = await self._get(tx.session, models.Session, session_id, "session")
+            dose = await self._get(tx.session, models.Dose, dose_id, "dose")
+            if dose.session_id != row.id:
+                raise NotFound(f"dose {dose_id} is not in session {session_id}")
+            if dose.ended_at is not None:
+                raise Conflict("the infusion was stopped already")
+            stop = tx.now if at is None else require_utc(at, "at")
+            if stop < dose.given_at or stop > tx.now:
+                raise InvalidInput("the stop must be after the start and not in the future")
+            dose.ended_at = stop
+            tx.audit(by.username, "infusion_stopped", "dose", dose.id, session_id=row.id)
+            await self._reevaluate(tx, row, force_event=True)
+            return _dose_view(dose)
+
+    async def list_doses(self, session_id: int) -> list[views.DoseView]:
+        async with self._sessions() as session:
+            await self._get(session, models.Session, session_id, "session")
+            rows = await session.scalars(
+                select(models.Dose)
+                .where(models.Dose.session_id == session_id)
+                .order_by(models.Dose.given_at)
+            )
+            return [_dose_view(r) for r in rows]
+
+    async def record_side_effect(
+        self,
+        session_id: int,
+        *,
+        effect: SideEffect | str,
+        severity: int,
+        by: Actor,
+        observed_at: datetime | None = None,
+        note: str | None = None,
+    ) -> views.SideEffectView:
+        try:
+            effect_value = SideEffect(effect)
+        except ValueError:
+            allowed = ", ".join(e.value for e in SideEffect)
+            raise InvalidInput(f"unknown side effect {effect!r} (one of {allowed})") from None
+        if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= 3:
+            raise InvalidInput(f"severity is 0 (none) to 3 (severe), got {severity!r}")
+        async with self._transaction() as tx:
+            row = await self._get(tx.session, models.Session, session_id, "session")
+            seen = tx.now if observed_at is None else require_utc(observed_at, "observed_at")
+            if seen > tx.now:
+                raise InvalidInput("observed_at is in the future")
+            effect_row = models.SideEffect(
+                session_id=row.id,
+                effect=effect_value.value,
+                severity=severity,
+                observed_at=seen,
+                note=_text(note, "note"),
+                recorded_by=by.username,
+            )
+            tx.session.add(effect_row)
+            await tx.session.flush()
+            tx.audit(
+                by.username,
+                "side_effect",
+                "session",
+                row.id,
+                session_id=row.id,
+                note=f"{effect_value.value} severity {severity}",
+            )
+            state = await self._load_state(tx.session, row)
+            tx.emit(EventType.SESSION_UPDATED, self._session_view(state, tx.now).as_dict())
+            return _side_effect_view(effect_row)
+
+    async def list_side_effects(self, session_id: int) -> list[views.SideEffectView]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(models.SideEffect)
+                .where(models.SideEffect.session_id == session_id)
+                .order_by(models.SideEffect.observed_at)
+            )
+            return [_side_effect_view(r) for r in rows]
+
+    async def waive_check(self, check_id: int, reason: str, *, by: Actor) -> views.CheckView:
+        """Waive a check with a reason. The close-of-session check is the clinician's."""
+        why = _text(reason, "reason", required=True)
+        async with self._transaction() as tx:
+            check = await self._get(tx.session, models.Check, check_id, "check")
+            row = await self._get(tx.session, models.Session, check.session_id, "session")
+            if check.kind == CheckKind.CLOSE.value and not by.is_clinician:
+                raise NotAllowed("only a clinician waives the close-of-session check")
+            if check.state in (CheckState.SATISFIED.value, CheckState.WAIVED.value):
+                raise Conflict(f"the check is {check.state} already")
+            check.waiver_reason = why
+            check.waived_by = by.username
+            check.waived_at = tx.now
+            tx.audit(
+                by.username,
+                "waived",
+                "check",
+                check.id,
+                session_id=row.id,
+                from_state=check.state,
+                to_state=CheckState.WAIVED.value,
+                note=why,
+            )
+            await self._reevaluate(tx, row, force_event=True)
+            return _check_view(check, row.chair_id)
+
+    async def close_session(
+        self,
+        session_id: int,
+        *,
+        by: Actor,
+        reason: str | None = None,
+        at: datetime | None = None,
+    ) -> views.SessionView:
+        """Close a session. Without the close-of-session check a clinician's reason is
+        needed (`CloseCheckMissing` otherwise); it is kept as the check's waiver."""
+        why = _text(reason, "reason")
+        async with self._transaction() as tx:
+            row = await self._get(tx.session, models.Session, session_id, "session")
+            if row.closed_at is not None:
+                raise Conflict("the session is closed already")
+            closing = tx.now if at is None else require_utc(at, "at")
+            if closing > tx.now or closing < row.started_at:
+                raise InvalidInput("the close time must be after the start and not in the future")
+            state = await self._load_state(tx.session, row)
+            if any(d.ended_at is None for d in state.facts.doses) and (
+                state.schedule.doses_are_infusions
+            ):
+                raise Conflict("an infusion is still running: stop it first")
+            checks = {c.key: c for c in state.schedule.checks(state.facts, closing)}
+            close = checks.get("close")
+            if close is not None and close.state not in (CheckState.SATISFIED, CheckState.WAIVED):
+                if why is None or not by.is_clinician:
+                    raise CloseCheckMissing(
+                        "no close-of-session reading: take one, or a clinician closes the "
+                        "session with a reason"
+                    )
+                close_row = state.check_rows.get("close")
+                if close_row is not None:
+                    close_row.waiver_reason = why
+                    close_row.waived_by = by.username
+                    close_row.waived_at = tx.now
+                    tx.audit(
+                        by.username,
+                        "waived",
+                        "check",
+                        close_row.id,
+                        session_id=row.id,
+                        from_state=close_row.state,
+                        to_state=CheckState.WAIVED.value,
+                        note=why,
+                    )
+            row.closed_at = closing
+            row.closed_by = by.username
+            row.close_reason = why
+            tx.audit(
+                by.username,
+                "closed",
+                "session",
+                row.id,
+                session_id=row.id,
+                from_state=row.phase,
+                to_state=Phase.CLOSED.value,
+                note=why,
+            )
+            # Conditions that exist only while a session is open clear with it.
+            ending = {k.value for k in BASELINE_KINDS} | {AlertKind.STALE.value}
+            open_rows = {
+                a.condition: a
+                for a in await self._open_alert_rows(tx.session, row.id)
+                if a.kind in ending
+            }
+            await self._apply_alert_changes(
+                tx,
+                [
+                    AlertChange(
+                        _alert_of(a), *_alert_of(a).resolve(SYSTEM, tx.now, "session closed")
+                    )
+                    for a in open_rows.values()
+                ],
+                open_rows,
+            )
+            return await self._reevaluate(tx, row, force_event=True)
+
+    # -- readings -------------------------------------------------------------------------
+
+    async def record_manual_reading(
+        self,
+        session_id: int,
+        *,
+        systolic: float,
+        diastolic: float,
+        by: Actor,
+        pulse_rate: float | None = None,
+        measured_at: datetime | None = None,
+        mean_arterial_pressure: float | None = None,
+    ) -> views.ReadingView:
+        """A reading a nurse took by hand (a cuff failed). `measured_at` may be in the past,
+        not in the future."""
+        async with self._transaction() as tx:
+            row = await self._get(tx.session, models.Session, session_id, "session")
+            if row.closed_at is not None:
+                raise Conflict("the session is closed")
+            measured = tx.now if measured_at is None else require_utc(measured_at, "measured_at")
+            if measured > tx.now:
+                raise InvalidInput("measured_at is in the future")
+            if measured < row.started_at:
+                raise InvalidInput("measured_at is before the session started")
+            facts = ReadingFacts(
+                id=None,
+                measured_at=measured,
+                systolic=float(systolic),
+                diastolic=float(diastolic),
+                pulse_rate=None if pulse_rate is None else float(pulse_rate),
+                source=ReadingSource.MANUAL,
+            )
+            if pulse_rate is not None and not 0 < pulse_rate < 300:
+                raise InvalidInput(f"pulse_rate must be within 0-300 /min, got {pulse_rate}")
+            map_value = (
+                float(mean_arterial_pressure)
+                if mean_arterial_pressure is not None
+                else mean_arterial_pressure_of(facts)
+            )
+            reading = await self._insert_reading(
+                tx,
+                row,
+                facts,
+                map_value=map_value,
+                device_address=None,
+                cuff_user_id=models.UNKNOWN_CUFF_USER,
+                raw=None,
+                recorded_by=by.username,
+            )
+            return _reading_view(reading)
+
+    async def ingest_cuff_measurement(
+        self,
+        address: str,
+        measurement: BloodPressureMeasurement,
+        measured_at: datetime,
+        raw: bytes,
+    ) -> views.IngestResult:
+        """Store a cuff's Blood Pressure Measurement and act on it; returns after commit
+        ("acknowledged"). Tied to the session of the chair the cuff is assigned to (the
+        session that was open when it was measured); a reading of an unknown or unassigned
+        cuff is stored unattached, never dropped. A record delivered again is stored once
+        (cuff + `measured_at` + user id). An error frame is stored as a failed
+        measurement."""
+        cuff = _text(address, "address", required=True)
+        assert cuff is not None
+        cuff = cuff.upper()
+        measured = require_utc(measured_at, "measured_at")
+        systolic, diastolic, map_value = (_finite(v) for v in measurement.pressures_mmhg)
+        valid = (
+            not measurement.is_error_frame
+            and systolic is not None
+            and diastolic is not None
+            and 0 < diastolic <= systolic < 400
+        )
+        user_id = (
+            measurement.user_id if measurement.user_id is not None else (models.UNKNOWN_CUFF_USER)
+        )
+        async with self._transaction() as tx:
+            duplicate = await tx.session.scalar(
+                select(models.Reading).where(
+                    models.Reading.device_address == cuff,
+                    models.Reading.measured_at == measured,
+                    models.Reading.cuff_user_id == user_id,
+                )
+            )
+            if duplicate is not None:
+                return views.IngestResult(
+                    _reading_view(duplicate),
+                    duplicate=True,
+                    attached=duplicate.session_id is not None,
+                )
+            device = await self._ensure_device(tx, cuff)
+            device.last_seen_at = max(device.last_seen_at or tx.now, tx.now)
+            session_row = await self._session_for_cuff(tx.session, cuff, measured)
+            if valid:
+                facts = ReadingFacts(
+                    id=None,
+                    measured_at=measured,
+                    systolic=systolic,
+                    diastolic=diastolic,
+                    mean_arterial_pressure=map_value,
+                    pulse_rate=_finite(measurement.pulse_rate),
+                    source=ReadingSource.CUFF,
+                    flags=frozenset(ReadingFlag(f) for f in _flags_of(measurement)),
+                )
+                reading = await self._insert_reading(
+                    tx,
+                    session_row,
+                    facts,
+                    map_value=map_value,
+                    device_address=cuff,
+                    cuff_user_id=user_id,
+                    raw=bytes(raw),
+                    recorded_by=None,
+                )
+            else:
+                reading = await self._insert_failure(
+                    tx, session_row, cuff, measured, "error frame", bytes(raw), user_id
+                )
+            if session_row is None:
+                log.warning(
+                    "reading %s from cuff %s stored unattached: the cuff is not assigned to a "
+                    "chair with a session covering %s",
+                    reading.id,
+                    cuff,
+                    measured.isoformat(),
+                )
+            return views.IngestResult(
+                _reading_view(reading), duplicate=False, attached=session_row is not None
+            )
+
+    async def record_measurement_failed(
+        self,
+        address: str,
+        at: datetime,
+        reason: str,
+        *,
+        raw: bytes | None = None,
+    ) -> views.ReadingView:
+        """A cuff reported a failed measurement (or the link saw one fail): stored as an
+        invalid reading and announced as `measurement_failed`."""
+        cuff = (_text(address, "address", required=True) or "").upper()
+        why = _text(reason, "reason", required=True)
+        measured = require_utc(at, "at")
+        async with self._transaction() as tx:
+            await self._ensure_device(tx, cuff)
+            session_row = await self._session_for_cuff(tx.session, cuff, measured)
+            reading = await self._insert_failure(
+                tx, session_row, cuff, measured, why or "failed", raw, None
+            )
+            return _reading_view(reading)
+
+    def publish_cuff_pressure(self, address: str, pressure_mmhg: float, at: datetime) -> Event:
+        """Live-only: the cuff pressure while it inflates (about once a second)."""
+        return self.bus.publish_live(
+            EventType.CUFF_PRESSURE,
+            require_utc(at, "at"),
+            {"device_address": address.upper(), "pressure_mmhg": pressure_mmhg},
+        )
+
+    async def _session_for_cuff(
+        self, session: AsyncSession, cuff: str, measured: datetime
+    ) -> models.Session | None:
+        chair = await session.scalar(select(models.Chair).where(models.Chair.cuff_address == cuff))
+        if chair is None:
+            return None
+        result = await session.scalars(
+            select(models.Session)
+            .where(
+                models.Session.chair_id == chair.id,
+                models.Session.started_at <= measured,
+                or_(models.Session.closed_at.is_(None), models.Session.closed_at >= measured),
+            )
+            .order_by(models.Session.started_at.desc())
+            .limit(1)
+        )
+        return result.first()
+
+    async def _insert_reading(
+        self,
+        tx: _Tx,
+        session_row: models.Session | None,
+        facts: ReadingFacts,
+        *,
+        map_value: float | None,
+        device_address: str | None,
+        cuff_user_id: int,
+        raw: bytes | None,
+        recorded_by: str | None,
+    ) -> models.Reading:
+        assert facts.systolic is not None and facts.diastolic is not None
+        reading = models.Reading(
+            session_id=session_row.id if session_row else None,
+            chair_id=session_row.chair_id if session_row else None,
+            patient_id=session_row.patient_id if session_row else None,
+            source=facts.source.value,
+            device_address=device_address,
+            cuff_user_id=cuff_user_id,
+            measured_at=facts.measured_at,
+            received_at=tx.now,
+            systolic=facts.systolic,
+            diastolic=facts.diastolic,
+            mean_arterial_pressure=map_value,
+            pulse_rate=facts.pulse_rate,
+            flags=sorted(f.value for f in facts.flags),
+            valid=True,
+            category=blood_pressure_category(facts.systolic, facts.diastolic).value,
+            failure_reason=None,
+            raw=raw,
+            recorded_by=recorded_by,
+        )
+        tx.session.add(reading)
+        try:
+            await tx.session.flush()
+        except IntegrityError:
+            raise Conflict("this reading was stored already") from None
+        tx.emit(EventType.READING, _reading_view(reading).as_dict())
+        if session_row is not None and session_row.closed_at is None:
+            await self._reevaluate(tx, session_row, trigger=reading)
+        return reading
+
+    async def _insert_failure(
+        self,
+        tx: _Tx,
+        session_row: models.Session | None,
+        cuff: str,
+        measured: datetime,
+        reason: str,
+        raw: bytes | None,
+        user_id: int | None,
+    ) -> models.Reading:
+        reading = models.Reading(
+            session_id=session_row.id if session_row else None,
+            chair_id=session_row.chair_id if session_row else None,
+            patient_id=session_row.patient_id if session_row else None,
+            source=ReadingSource.CUFF.value,
+            device_address=cuff,
+            cuff_user_id=models.UNKNOWN_CUFF_USER if user_id is None else user_id,
+            measured_at=measured,
+            received_at=tx.now,
+            systolic=None,
+            diastolic=None,
+            mean_arterial_pressure=None,
+            pulse_rate=None,
+            flags=[],
+            valid=False,
+            category=None,
+            failure_reason=reason,
+            raw=raw,
+            recorded_by=None,
+        )
+        tx.session.add(reading)
+        await tx.session.flush()
+        tx.emit(EventType.MEASUREMENT_FAILED, _reading_view(reading).as_dict())
+        return reading
+
+    async def list_readings(
+        self,
+        *,
+        session_id: int | None = None,
+        device_address: str | None = None,
+        unattached: bool = False,
+        since: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[views.ReadingView]:
+        async with self._sessions() as session:
+            query = select(models.Reading).order_by(models.Reading.measured_at, models.Reading.id)
+            if session_id is not None:
+                await self._get(session, models.Session, session_id, "session")
+                query = query.where(models.Reading.session_id == session_id)
+            if device_address is not None:
+                query = query.where(models.Reading.device_address == device_address.upper())
+            if unattached:
+                query = query.where(models.Reading.session_id.is_(None))
+            if since is not None:
+                query = query.where(models.Reading.measured_at >= require_utc(since, "since"))
+            rows = await session.scalars(query.limit(limit))
+            return [_reading_view(r) for r in rows]
+
+    async def get_reading(self, reading_id: int) -> views.ReadingView:
+        async with self._sessions() as session:
+            return _reading_view(await self._get(session, models.Reading, reading_id, "reading"))
+
+    # -- devices --------------------------------------------------------------------------
+
+    async def _ensure_device(self, tx: _Tx, address: str) -> models.Device:
+        device = await tx.session.scalar(
+            select(models.Device).where(models.Device.address == address)
+        )
+        if device is None:
+            device = models.Device(
+                address=address, connection_state="unknown", first_seen_at=tx.now
+            )
+            tx.session.add(device)
+            await tx.session.flush()
+        return device
+
+    async def update_device(
+        self,
+        address: str,
+        *,
+        at: datetime | None = None,
+        name: str | None = None,
+        manufacturer: str | None = None,
+        model: str | None = None,
+        serial: str | None = None,
+        firmware: str | None = None,
+        battery_percent: int | None = None,
+        rssi: int | None = None,
+        connection_state: str | None = None,
+    ) -> views.DeviceView:
+        """A cuff was seen or changed (advertisement, connection, battery, device
+        information). Only given fields change; a change is a `device_status` event."""
+        cuff = (_text(address, "address", required=True) or "").upper()
+        if connection_state is not None and connection_state not in CONNECTION_STATES:
+            raise InvalidInput(
+                f"connection_state must be one of {', '.join(sorted(CONNECTION_STATES))}"
+            )
+        if battery_percent is not None and not 0 <= battery_percent <= 100:
+            raise InvalidInput(f"battery_percent is 0-100, got {battery_percent}")
+        async with self._transaction() as tx:
+            seen = tx.now if at is None else require_utc(at, "at")
+            device = await self._ensure_device(tx, cuff)
+            changes = {
+                "name": name,
+                "manufacturer": manufacturer,
+                "model": model,
+                "serial": serial,
+                "firmware": firmware,
+                "battery_percent": battery_percent,
+                "rssi": rssi,
+                "connection_state": connection_state,
+            }
+            changed = False
+            for attribute, value in changes.items():
+                if value is not None and getattr(device, attribute) != value:
+                    setattr(device, attribute, value)
+                    changed = True
+            if device.last_seen_at is None or seen > device.last_seen_at:
+                device.last_seen_at = seen
+            chair_id = await tx.session.scalar(
+                select(models.Chair.id).where(models.Chair.cuff_address == cuff)
+            )
+            view = _device_view(device, chair_id)
+            if changed:
+                tx.emit(EventType.DEVICE_STATUS, view.as_dict())
+            return view
+
+    async def device_seen(
+        self,
+        address: str,
+        *,
+        at: datetime | None = None,
+        name: str | None = None,
+        rssi: int | None = None,
+    ) -> views.DeviceView:
+        return await self.update_device(address, at=at, name=name, rssi=rssi)
+
+    async def list_devices(self) -> list[views.DeviceView]:
+        async with self._sessions() as session:
+            chairs = {
+                c.cuff_address: c.id
+                for c in await session.scalars(select(models.Chair))
+                if c.cuff_address
+            }
+            rows = await session.scalars(select(models.Device).order_by(models.Device.id))
+            return [_device_view(d, chairs.get(d.address)) for d in rows]
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    async def _open_alert_rows(self, session: AsyncSession, session_id: int) -> list[models.Alert]:
+        return list(
+            await session.scalars(
+                select(models.Alert)
+                .where(
+                    models.Alert.session_id == session_id,
+                    models.Alert.state != AlertState.RESOLVED.value,
+                )
+                .order_by(models.Alert.id)
+            )
+        )
+
+    async def _apply_alert_changes(
+        self,
+        tx: _Tx,
+        changes: Iterable[AlertChange],
+        rows_by_condition: dict[str, models.Alert],
+    ) -> None:
+        """Persist decisions of the alert state machine, with their audit and events."""
+        for change in changes:
+            row = rows_by_condition.get(change.after.condition) if change.before else None
+            if row is None:
+                row = models.Alert()
+                tx.session.add(row)
+            _write_alert(row, change.after)
+            await tx.session.flush()
+            self._audit_alert(tx, row, change.audit)
+            tx.emit(
+                EventType.ALERT if change.before is None else EventType.ALERT_UPDATED,
+                _alert_view(row).as_dict(),
+            )
+            if row.state == AlertState.RESOLVED.value:
+                rows_by_condition.pop(row.condition, None)
+            else:
+                rows_by_condition[row.condition] = row
+
+    def _audit_alert(self, tx: _Tx, row: models.Alert, audit: AuditEntry) -> None:
+        tx.audit(
+            audit.by,
+            audit.action,
+            "alert",
+            row.id,
+            session_id=row.session_id,
+            from_state=audit.from_state.value if audit.from_state else None,
+            to_state=audit.to_state.value,
+            note=audit.note,
+            at=audit.at,
+        )
+
+    async def _alert_transition(
+        self, alert_id: int, step: Callable[[Alert, datetime], tuple[Alert, AuditEntry]]
+    ) -> views.AlertView:
+        async with self._transaction() as tx:
+            row = await self._get(tx.session, models.Alert, alert_id, "alert")
+            before = _alert_of(row)
+            after, audit = step(before, tx.now)
+            _write_alert(row, after)
+            await tx.session.flush()
+            self._audit_alert(tx, row, audit)
+            tx.emit(EventType.ALERT_UPDATED, _alert_view(row).as_dict())
+            return _alert_view(row)
+
+    async def acknowledge_alert(self, alert_id: int, *, by: Actor) -> views.AlertView:
+        """Acknowledge. A dosing hold is the clinician's to acknowledge (DESIGN.md
+        "Thresholds"): that is what lets the dose be recorded."""
+        async with self._sessions() as session:
+            row = await self._get(session, models.Alert, alert_id, "alert")
+            if row.kind == AlertKind.DOSING_HOLD.value and not by.is_clinician:
+                raise NotAllowed("a dosing hold is acknowledged by a clinician")
+        return await self._alert_transition(
+            alert_id, lambda alert, now: alert.acknowledge(by.username, now)
+        )
+
+    async def snooze_alert(self, alert_id: int, minutes: float, *, by: Actor) -> views.AlertView:
+        return await self._alert_transition(
+            alert_id, lambda alert, now: alert.snooze(by.username, now, minutes, self.max_snooze)
+        )
+
+    async def resolve_alert(self, alert_id: int, note: str, *, by: Actor) -> views.AlertView:
+        return await self._alert_transition(
+            alert_id, lambda alert, now: alert.resolve(by.username, now, note)
+        )
+
+    async def get_alert(self, alert_id: int) -> views.AlertView:
+        async with self._sessions() as session:
+            return _alert_view(await self._get(session, models.Alert, alert_id, "alert"))
+
+    async def list_alerts(
+        self,
+        *,
+        session_id: int | None = None,
+        state: AlertState | str | Sequence[AlertState | str] | None = None,
+        kind: AlertKind | str | None = None,
+        open_only: bool = False,
+        limit: int = 500,
+    ) -> list[views.AlertView]:
+        async with self._sessions() as session:
+            query = select(models.Alert).order_by(models.Alert.id.desc()).limit(limit)
+            if session_id is not None:
+                query = query.where(models.Alert.session_id == session_id)
+            if state is not None:
+                states = [state] if isinstance(state, str) else list(state)
+                try:
+                    values = [AlertState(s).value for s in states]
+                except ValueError as error:
+                    raise InvalidInput(str(error)) from None
+                query = query.where(models.Alert.state.in_(values))
+            if open_only:
+                query = query.where(models.Alert.state != AlertState.RESOLVED.value)
+            if kind is not None:
+                try:
+                    query = query.where(models.Alert.kind == AlertKind(kind).value)
+                except ValueError as error:
+                    raise InvalidInput(str(error)) from None
+            return [_alert_view(r) for r in await session.scalars(query)]
+
+    async def list_audit(
+        self,
+        *,
+        entity: str | None = None,
+        entity_id: int | None = None,
+        session_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[views.AuditView]:
+        async with self._sessions() as session:
+            query = select(models.AuditRecord).order_by(models.AuditRecord.id).limit(limit)
+            if entity is not None:
+                query = query.where(models.AuditRecord.entity == entity)
+            if entity_id is not None:
+                query = query.where(models.AuditRecord.entity_id == entity_id)
+            if session_id is not None:
+                query = query.where(models.AuditRecord.session_id == session_id)
+            return [_audit_view(r) for r in await session.scalars(query)]
+
+    # -- checks ---------------------------------------------------------------------------
+
+    async def list_checks(
+        self, session_id: int, *, include_dropped: bool = False
+    ) -> list[views.CheckView]:
+        async with self._sessions() as session:
+            row = await self._get(session, models.Session, session_id, "session")
+            query = select(models.Check).where(models.Check.session_id == session_id)
+            if not include_dropped:
+                query = query.where(models.Check.required.is_(True))
+            checks = await session.scalars(
+                query.order_by(models.Check.window_start.is_(None), models.Check.window_start)
+            )
+            return [_check_view(c, row.chair_id) for c in checks]
+
+    # -- the rules, applied ----------------------------------------------------------------
+
+    async def _reevaluate(
+        self,
+        tx: _Tx,
+        row: models.Session,
+        *,
+        trigger: models.Reading | None = None,
+        force_event: bool = False,
+    ) -> views.SessionView:
+        """Bring a session's checks, alerts and phase up to date with its facts and the
+        time; emit what changed."""
+        state = await self._load_state(tx.session, row)
+        now = tx.now
+        schedule, facts = state.schedule, state.facts
+        session_changed = force_event
+        alert_rows = {a.condition: a for a in await self._open_alert_rows(tx.session, row.id)}
+
+        def open_alerts() -> list[Alert]:
+            return [_alert_of(a) for a in alert_rows.values()]
+
+        context: dict[str, Any] = {"session_id": row.id, "chair_id": row.chair_id}
+
+        # 1. Checks: store each with its state; announce due and overdue.
+        computed = schedule.checks(facts, now)
+        overdue_now: list[tuple[Check, models.Check]] = []
+        settled: list[str] = []
+        for check in computed:
+            check_row = state.check_rows.get(check.key)
+            previous = None if check_row is None else check_row.state
+            if check_row is None:
+                check_row = models.Check(session_id=row.id, key=check.key)
+                tx.session.add(check_row)
+                state.check_rows[check.key] = check_row
+            check_row.kind = check.kind.value
+            check_row.label = check.label
+            check_row.window_start = check.window_start
+            check_row.window_end = check.window_end
+            check_row.state = check.state.value
+            check_row.satisfied_by = check.satisfied_by
+            check_row.required = True
+            if check_row.waived_by is None:
+                check_row.waiver_reason = check.waiver_reason
+            await tx.session.flush()
+            if previous != check.state.value:
+                session_changed = True
+                shown = _check_view(check_row, row.chair_id).as_dict()
+                if check.state is CheckState.DUE:
+                    tx.emit(EventType.CHECK_DUE, shown)
+                elif check.state is CheckState.OVERDUE:
+                    tx.emit(EventType.CHECK_OVERDUE, shown)
+                    overdue_now.append((check, check_row))
+            if check.state in (CheckState.SATISFIED, CheckState.WAIVED):
+                settled.append(f"{AlertKind.CHECK_OVERDUE.value}:{check.key}")
+        keys = {c.key for c in computed}
+        for key, check_row in state.check_rows.items():
+            if key not in keys and check_row.required:
+                check_row.required = False
+                if check_row.state in (CheckState.PENDING.value, CheckState.DUE.value):
+                    check_row.state = CheckState.WAIVED.value
+                    check_row.waiver_reason = NO_LONGER_REQUIRED
+                session_changed = True
+                settled.append(f"{AlertKind.CHECK_OVERDUE.value}:{key}")
+
+        # 2. What a new reading shows.
+        if trigger is not None and trigger.valid and row.closed_at is None:
+            reading = _reading_facts(trigger)
+            first_dose = facts.first_dose_at
+            post_dose = first_dose is not None and reading.measured_at > first_dose
+            baseline = schedule.baseline(facts)
+            assessment = schedule.thresholds.assess(reading, baseline, post_dose)
+            latest = all(r.measured_at <= reading.measured_at for r in facts.readings if r.valid)
+            clears = {k.value for k in assessment.clears} if latest else set()
+            await self._apply_alert_changes(
+                tx,
+                reconcile(
+                    open_alerts(),
+                    assessment.findings,
+                    clears,
+                    now,
+                    reading_id=trigger.id,
+                    **context,
+                ),
+                alert_rows,
+            )
+            if not post_dose:
+                age = schedule.age_at_start(facts)
+                found = schedule.thresholds.baseline_findings(
+                    baseline, age, state.protocol.baseline.consider_deferring_when_elevated
+                )
+                gone = {k.value for k in BASELINE_KINDS} - {f.kind.value for f in found}
+                await self._apply_alert_changes(
+                    tx,
+                    reconcile(open_alerts(), found, gone, now, reading_id=trigger.id, **context),
+                    alert_rows,
+                )
+            # A reading taken after an overdue check's window settles its alert.
+            for check in computed:
+                if (
+                    check.state is CheckState.OVERDUE
+                    and check.window_end is not None
+                    and reading.measured_at >= check.window_end
+                ):
+                    settled.append(f"{AlertKind.CHECK_OVERDUE.value}:{check.key}")
+
+        # 3. Checks that went overdue raise an alert each; settled ones clear.
+        for check, check_row in overdue_now:
+            if row.closed_at is not None:
+                continue
+            finding = Finding(
+                AlertKind.CHECK_OVERDUE,
+                Priority.MEDIUM,
+                f"{check.label}: overdue, no reading by "
+                f"{check.window_end.strftime('%H:%M') if check.window_end else 'the dose'}",
+                subject=check.key,
+            )
+            await self._apply_alert_changes(
+                tx,
+                reconcile(open_alerts(), [finding], [], now, check_id=check_row.id, **context),
+                alert_rows,
+            )
+        if settled:
+            await self._apply_alert_changes(
+                tx,
+                reconcile(open_alerts(), [], settled, now, clear_note="check settled", **context),
+                alert_rows,
+            )
+
+        # 4. Staleness: an open session with no reading for `stale_after`.
+        if row.closed_at is None:
+            last = max((r.measured_at for r in facts.readings if r.valid), default=row.started_at)
+            deadline = max(last, row.started_at) + self.stale_after
+            if now >= deadline:
+                raised_since = await tx.session.scalar(
+                    select(models.Alert.id).where(
+                        models.Alert.session_id == row.id,
+                        models.Alert.kind == AlertKind.STALE.value,
+                        models.Alert.raised_at >= deadline,
+                    )
+                )
+                if raised_since is None:
+                    minutes = self.stale_after.total_seconds() / 60
+                    finding = Finding(
+                        AlertKind.STALE,
+                        Priority.LOW,
+                        f"No reading for {minutes:g} min: check the cuff",
+                    )
+                    await self._apply_alert_changes(
+                        tx, reconcile(open_alerts(), [finding], [], now, **context), alert_rows
+                    )
+            elif AlertKind.STALE.value in alert_rows:
+                await self._apply_alert_changes(
+                    tx,
+                    reconcile(
+                        open_alerts(),
+                        [],
+                        [AlertKind.STALE.value],
+                        now,
+                        clear_note="a reading arrived",
+                        **context,
+                    ),
+                    alert_rows,
+                )
+
+        # 5. Phase.
+        phase = schedule.phase(facts, now).value
+        if phase != row.phase:
+            tx.audit(
+                SYSTEM,
+                "phase",
+                "session",
+                row.id,
+                session_id=row.id,
+                from_state=row.phase,
+                to_state=phase,
+            )
+            row.phase = phase
+            session_changed = True
+        await tx.session.flush()
+        view = self._session_view(state, now)
+        if session_changed:
+            tx.emit(EventType.SESSION_UPDATED, view.as_dict())
+        return view
+
+    def _stale_deadline(self, state: _SessionState) -> datetime | None:
+        if state.row.closed_at is not None:
+            return None
+        last = max(
+            (r.measured_at for r in state.facts.readings if r.valid), default=state.row.started_at
+        )
+        return max(last, state.row.started_at) + self.stale_after
+
+    # -- time -------------------------------------------------------------------------------
+
+    async def apply_time(self) -> None:
+        """Apply what time has made due: checks due or overdue, phases, staleness, snooze
+        ends and escalations. The timer loop calls it at each deadline."""
+        async with self._transaction(wake=False) as tx:
+            sessions = list(
+                await tx.session.scalars(
+                    select(models.Session).where(models.Session.closed_at.is_(None))
+                )
+            )
+            for row in sessions:
+                await self._reevaluate(tx, row)
+            open_rows = list(
+                await tx.session.scalars(
+                    select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
+                )
+            )
+            for alert_row in open_rows:
+                for after, audit in _alert_of(alert_row).due_transitions(
+                    tx.now, self.escalation_delay
+                ):
+                    _write_alert(alert_row, after)
+                    await tx.session.flush()
+                    self._audit_alert(tx, alert_row, audit)
+                    data = _alert_view(alert_row).as_dict()
+                    if audit.action == "escalated":
+                        data["renotify"] = True
+                    tx.emit(EventType.ALERT_UPDATED, data)
+
+    async def next_deadline(self) -> datetime | None:
+        """The next moment time alone changes something: a window edge, a phase change,
+        a stale deadline, a snooze end or an escalation."""
+        now = self.now()
+        deadlines: list[datetime] = []
+        async with self._sessions() as session:
+            for row in await session.scalars(
+                select(models.Session).where(models.Session.closed_at.is_(None))
+            ):
+                state = await self._load_state(session, row)
+                edge = state.schedule.next_change(state.facts, now)
+                if edge is not None:
+                    deadlines.append(edge)
+                stale = self._stale_deadline(state)
+                if stale is not None and stale > now:
+                    deadlines.append(stale)
+            for alert_row in await session.scalars(
+                select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
+            ):
+                due = _alert_of(alert_row).next_deadline(self.escalation_delay)
+                if due is not None:
+                    deadlines.append(due)
+        return min(deadlines, default=None)
+
+    def wake(self) -> None:
+        """Make the timer loop recompute its deadline now."""
+        self._wake.set()
+
+    async def run_timers(self) -> None:
+        """Sleep until the next deadline (or a change), apply what is due, repeat. Not a
+        once-a-second poll: with nothing scheduled it sleeps until something changes."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.apply_time()
+                deadline = await self.next_deadline()
+            except Exception:
+                log.exception("timer loop: applying due transitions failed; retrying in 5 s")
+                deadline = self.now() + timedelta(seconds=5)
+            timeout = (
+                None
+                if deadline is None
+                else max(0.0, (deadline - self.now() + TIMER_SLACK).total_seconds())
+            )
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    # -- snapshot ---------------------------------------------------------------------------
+
+    async def snapshot(self) -> views.Snapshot:
+        """Chairs, open sessions, latest readings, open alerts, due and overdue checks: what
+        a new WebSocket client shows first, consistent with the events up to `seq`."""
+        async with self._sessions() as session:
+            if not is_sqlite(self.engine):
+                # One consistent view across the queries (SQLite's read transaction is).
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            seq = await session.scalar(
+                select(models.EventCounter.last_seq).where(models.EventCounter.id == 1)
+            )
+            chairs = list(await session.scalars(select(models.Chair).order_by(models.Chair.id)))
+            open_rows = list(
+                await session.scalars(
+                    select(models.Session).where(models.Session.closed_at.is_(None))
+                )
+            )
+            now = self.now()
+            by_chair = {s.chair_id: s.id for s in open_rows}
+            sessions = [
+                self._session_view(await self._load_state(session, s), now) for s in open_rows
+            ]
+            latest: list[views.ReadingView] = []
+            for s in open_rows:
+                reading = await session.scalar(
+                    select(models.Reading)
+                    .where(models.Reading.session_id == s.id, models.Reading.valid.is_(True))
+                    .order_by(models.Reading.measured_at.desc(), models.Reading.id.desc())
+                    .limit(1)
+                )
+                if reading is not None:
+                    latest.append(_reading_view(reading))
+            alerts = [
+                _alert_view(a)
+                for a in await session.scalars(
+                    select(models.Alert)
+                    .where(models.Alert.state != AlertState.RESOLVED.value)
+                    .order_by(models.Alert.id)
+                )
+            ]
+            chair_of = {s.id: s.chair_id for s in open_rows}
+            due = [
+                _check_view(c, chair_of.get(c.session_id))
+                for c in await session.scalars(
+                    select(models.Check)
+                    .where(
+                        models.Check.session_id.in_(list(chair_of) or [-1]),
+                        models.Check.required.is_(True),
+                        models.Check.state.in_([CheckState.DUE.value, CheckState.OVERDUE.value]),
+                    )
+                    .order_by(models.Check.window_start)
+                )
+            ]
+            cuffs = {c.cuff_address: c.id for c in chairs if c.cuff_address}
+            devices = [
+                _device_view(d, cuffs.get(d.address))
+                for d in await session.scalars(select(models.Device).order_by(models.Device.id))
+            ]
+            return views.Snapshot(
+                seq=int(seq or 0),
+                chairs=tuple(
+                    views.ChairView(c.id, c.name, c.cuff_address, by_chair.get(c.id))
+                    for c in chairs
+                ),
+                sessions=tuple(sessions),
+                latest_readings=tuple(latest),
+                active_alerts=tuple(alerts),
+                due_checks=tuple(due),
+                devices=tuple(devices),
+            )
+
+
+def mean_arterial_pressure_of(reading: ReadingFacts) -> float | None:
+    if reading.systolic is None or reading.diastolic is None:
+        return None
+    return round(mean_arterial_pressure(reading.systolic, reading.diastolic), 1)
