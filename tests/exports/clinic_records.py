@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from vitalsd.exports.record import (
+    AlertRecord,
+    CheckRecord,
     DeviceRecord,
     DoseRecord,
     PatientRecord,
@@ -98,6 +100,8 @@ def session(
     closed_at_minute: float | None = None,
     protocol: str = "esketamine-rems",
     side_effects: tuple[SideEffectRecord, ...] = (),
+    checks: tuple[CheckRecord, ...] = (),
+    alerts: tuple[AlertRecord, ...] = (),
 ) -> SessionRecord:
     return SessionRecord(
         id=1,
@@ -111,4 +115,6 @@ def session(
         readings=readings,
         doses=doses,
         side_effects=side_effects,
+        checks=checks,
+        alerts=alerts,
     )
