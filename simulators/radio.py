@@ -26,7 +26,7 @@ class VirtualRadio:
     that will use it: Bumble objects belong to the loop they were made on."""
 
     def __init__(self, link: LocalLink | None = None) -> None:
-        self.link = link or LocalLink()
+        self.link = link or LocalLink()  # type: ignore[no-untyped-call]
         self._transports: list[Transport] = []
         self._controllers: list[Controller] = []
 
