@@ -8,9 +8,11 @@ database; this module only knows how to hash, sign and decide.
 from __future__ import annotations
 
 import enum
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
 import jwt
@@ -19,6 +21,7 @@ from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from vitalsd.domain import Role
+from vitalsd.settings import Settings
 
 
 class Permission(enum.StrEnum):
@@ -171,6 +174,37 @@ class PasswordHasher:
             return self._hash.verify(password, password_hash)
         except UnknownHashError:
             return False
+
+
+TOKEN_SECRET_FILE: Final = "token-secret"
+
+
+def token_issuer_for(settings: Settings) -> TokenIssuer:
+    """The issuer for a daemon: the configured secret, else one kept in the data directory
+    (created on first start, readable by its owner only), so tokens survive a restart."""
+    if settings.token_secret is not None:
+        secret = settings.token_secret.get_secret_value().encode()
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"VITALSD_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes; "
+                "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+    else:
+        secret = _stored_secret(settings.data_dir / TOKEN_SECRET_FILE)
+    return TokenIssuer(secret, settings.token_lifetime)
+
+
+def _stored_secret(path: Path) -> bytes:
+    if path.exists():
+        secret = path.read_bytes()
+        if len(secret) >= MIN_SECRET_BYTES:
+            return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = new_token_secret()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(secret)
+    return secret
 
 
 def generate_password() -> str:

@@ -1,0 +1,412 @@
+"""Request and response bodies. Field names are DESIGN.md's ("Interfaces others depend
+on"); responses mirror `vitalsd.views`, which are also the `data` of WebSocket events.
+
+Input is checked here, once, so that a bad value is a 422 naming the field: times must
+carry an offset, pressures are finite mmHg within what a cuff can report, text has a
+length the database column holds and no NUL character.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
+
+from vitalsd.domain import (
+    AlertKind,
+    AlertState,
+    CheckKind,
+    CheckState,
+    Drug,
+    Phase,
+    Priority,
+    ReadingSource,
+    Role,
+    Route,
+    SideEffect,
+)
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("datetime is out of range once converted to UTC") from None
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+# In: ISO 8601 with an offset (a naive time is refused: whose clock would it be?).
+TimeIn = Annotated[AwareDatetime, AfterValidator(_utc)]
+# Out: ISO 8601 with offset, the same text as in WebSocket events ("+00:00").
+TimeOut = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used="json")]
+
+
+def _text(max_length: int) -> StringConstraints:
+    """Stripped, not blank, at most `max_length` characters (the column's size)."""
+    return StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=max_length, pattern=r"\S"
+    )
+
+
+Identifier = Annotated[str, _text(64), AfterValidator(_no_nul)]
+PersonName = Annotated[str, _text(128), AfterValidator(_no_nul)]
+ChairName = Annotated[str, _text(64), AfterValidator(_no_nul)]
+Username = Annotated[str, _text(128), AfterValidator(_no_nul)]
+Note = Annotated[str, _text(2000), AfterValidator(_no_nul)]
+ProtocolName = Annotated[str, _text(64), AfterValidator(_no_nul)]
+CuffAddress = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s\x00]+$"),
+]
+# GATT Specification Supplement 3.31 reports pressures as SFLOAT; a cuff's range ends
+# near 300 mmHg, and the domain refuses 400 and above.
+Pressure = Annotated[float, Field(gt=0, lt=400, allow_inf_nan=False, description="mmHg")]
+PulseRate = Annotated[float, Field(gt=0, lt=300, allow_inf_nan=False, description="/min")]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256), AfterValidator(_no_nul)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- auth and users ----------------------------------------------------------------------
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: TimeOut
+    username: str
+    role: Role
+
+
+class UserOut(Out):
+    id: int
+    username: str
+    role: Role
+    disabled: bool
+    created_at: TimeOut
+
+
+class UserIn(Body):
+    username: Username
+    password: Password
+    role: Role
+
+
+class Me(BaseModel):
+    username: str
+    role: Role
+    permissions: list[str]
+
+
+# -- patients, chairs, devices -------------------------------------------------------------
+
+
+class PatientIn(Body):
+    identifier: Identifier = Field(description="The clinic's record number")
+    display_name: PersonName
+    date_of_birth: date
+
+
+class PatientOut(Out):
+    id: int
+    identifier: str
+    display_name: str
+    date_of_birth: date
+    created_at: TimeOut
+
+
+class ChairIn(Body):
+    name: ChairName
+
+
+class ChairOut(Out):
+    id: int
+    name: str
+    cuff_address: str | None
+    session_id: int | None = None
+
+
+class CuffAssignment(Body):
+    """The cuff (its Bluetooth address) to bind to the chair; null unbinds."""
+
+    cuff_address: CuffAddress | None
+
+
+class ChairAssignment(Body):
+    chair_id: Id
+
+
+class DeviceOut(Out):
+    id: int
+    address: str
+    name: str | None
+    manufacturer: str | None
+    model: str | None
+    serial: str | None
+    firmware: str | None
+    battery_percent: int | None
+    rssi: int | None
+    connection_state: str
+    last_seen_at: TimeOut | None
+    first_seen_at: TimeOut
+    chair_id: int | None
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+class SessionIn(Body):
+    patient_id: Id
+    chair_id: Id
+    protocol: ProtocolName | None = Field(
+        default=None, description="A loaded protocol's name; the clinic's default if omitted"
+    )
+    started_at: TimeIn | None = Field(
+        default=None, description="In the past: a session begun before it was entered"
+    )
+    course_session: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        default=None, description="1 = the patient's first session; counted if omitted"
+    )
+
+
+class CheckOut(Out):
+    id: int
+    session_id: int
+    key: str
+    kind: CheckKind
+    label: str
+    window_start: TimeOut | None
+    window_end: TimeOut | None
+    state: CheckState
+    satisfied_by: int | None
+    waiver_reason: str | None
+    waived_by: str | None
+    required: bool
+    chair_id: int | None = None
+
+
+class BaselineOut(Out):
+    systolic: float
+    diastolic: float
+    confirmed: bool
+    reading_ids: list[int | None]
+
+
+class SessionOut(Out):
+    id: int
+    patient_id: int
+    chair_id: int
+    protocol: str
+    phase: Phase
+    course_session: int
+    started_at: TimeOut
+    started_by: str
+    closed_at: TimeOut | None
+    closed_by: str | None
+    close_reason: str | None
+    baseline: BaselineOut | None = None
+    next_check: CheckOut | None = None
+    last_reading_at: TimeOut | None = None
+
+
+class DoseIn(Body):
+    drug: Drug
+    amount_mg: Annotated[float, Field(gt=0, le=10_000, allow_inf_nan=False)]
+    route: Route
+    given_at: TimeIn | None = None
+    ended_at: TimeIn | None = Field(default=None, description="An infusion's stop, if over")
+    increase: bool | None = Field(
+        default=None, description="A dose increase; derived from the last session if omitted"
+    )
+    override_reason: Note | None = Field(
+        default=None, description="A clinician's reason to dose despite a dosing hold"
+    )
+
+
+class DoseOut(Out):
+    id: int
+    session_id: int
+    drug: Drug
+    amount_mg: float
+    route: Route
+    given_at: TimeOut
+    ended_at: TimeOut | None
+    increase: bool
+    increase_stated: bool
+    flags: list[str]
+    override_reason: str | None
+    recorded_by: str
+
+
+class InfusionStopIn(Body):
+    at: TimeIn | None = None
+
+
+SEVERITY_NAMES: dict[str, int] = {"none": 0, "mild": 1, "moderate": 2, "severe": 3}
+
+
+class SideEffectIn(Body):
+    effect: SideEffect
+    severity: Annotated[int, Field(ge=0, le=3)] | Literal["none", "mild", "moderate", "severe"] = (
+        Field(description="0 none, 1 mild, 2 moderate, 3 severe (number or name)")
+    )
+    observed_at: TimeIn | None = None
+    note: Note | None = None
+
+    @property
+    def severity_level(self) -> int:
+        return self.severity if isinstance(self.severity, int) else SEVERITY_NAMES[self.severity]
+
+
+class SideEffectOut(Out):
+    id: int
+    session_id: int
+    effect: SideEffect
+    severity: int
+    observed_at: TimeOut
+    note: str | None
+    recorded_by: str
+
+
+class ManualReadingIn(Body):
+    systolic: Pressure
+    diastolic: Pressure
+    pulse_rate: PulseRate | None = None
+    measured_at: TimeIn | None = Field(default=None, description="May be past, not future")
+
+
+class CloseIn(Body):
+    reason: Note | None = Field(
+        default=None, description="Needed (from a clinician) when the close check has no reading"
+    )
+
+
+class WaiveIn(Body):
+    reason: Note
+
+
+# -- readings ---------------------------------------------------------------------------------
+
+
+class ReadingOut(Out):
+    id: int
+    session_id: int | None
+    chair_id: int | None
+    patient_id: int | None
+    systolic: float | None
+    diastolic: float | None
+    mean_arterial_pressure: float | None
+    pulse_rate: float | None
+    measured_at: TimeOut
+    received_at: TimeOut
+    source: ReadingSource
+    flags: list[str]
+    category: str | None
+    valid: bool
+    device_address: str | None
+    failure_reason: str | None
+    recorded_by: str | None
+
+
+class ReadingPage(BaseModel):
+    """One page of readings, oldest first; `next_offset` is null on the last page."""
+
+    items: list[ReadingOut]
+    offset: int
+    limit: int
+    next_offset: int | None
+
+
+# -- alerts and audit --------------------------------------------------------------------------
+
+
+class AlertOut(Out):
+    id: int
+    kind: AlertKind
+    priority: Priority
+    state: AlertState
+    message: str
+    session_id: int | None
+    chair_id: int | None
+    reading_id: int | None
+    check_id: int | None
+    unverified: bool
+    addressed_to: Role
+    raised_at: TimeOut
+    acknowledged_at: TimeOut | None
+    acknowledged_by: str | None
+    snoozed_until: TimeOut | None
+    escalated_at: TimeOut | None
+    resolved_at: TimeOut | None
+    resolved_by: str | None
+    resolution_note: str | None
+
+
+class SnoozeIn(Body):
+    minutes: Annotated[float, Field(gt=0, le=24 * 60, allow_inf_nan=False)] = Field(
+        description="How long; at most the clinic's maximum snooze (never indefinitely)"
+    )
+
+
+class ResolveIn(Body):
+    note: Note
+
+
+class AuditOut(Out):
+    id: int
+    at: TimeOut
+    actor: str
+    action: str
+    entity: str
+    entity_id: int
+    session_id: int | None
+    from_state: str | None
+    to_state: str | None
+    note: str | None
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+class DatabaseHealth(BaseModel):
+    ok: bool
+    dialect: str
+    last_seq: int | None = None
+    error: str | None = None
+
+
+class StreamHealth(BaseModel):
+    clients: int
+    cut_off: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: DatabaseHealth
+    ble: dict[str, Any]
+    streams: StreamHealth
