@@ -161,7 +161,7 @@ class CuffConfig:
     flaky_link: FlakyLink | None = None
     reset_clock: datetime = DEFAULT_RESET_CLOCK
     battery_level: int = 90
-    advertising_window: timedelta = timedelta(minutes=1)
+    advertising_window: timedelta = timedelta(minutes=2)
     linger: timedelta = timedelta(seconds=5)
     record_capacity: int = 200
     advertising_interval_ms: float = 100.0

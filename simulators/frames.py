@@ -87,7 +87,8 @@ def beurer_bm85_frame(measurement: BloodPressureMeasurement) -> bytes:
         raise ValueError("a Beurer BM85 frame always carries pulse rate, a user byte and status")
     frame = bytearray(bytes(measurement))
     flags = frame[0]
-    frame[0] = (flags | BEURER_RESERVED_FLAG) & ~BloodPressureMeasurementFlags.USER_ID_PRESENT
+    user_flag = int(BloodPressureMeasurementFlags.USER_ID_PRESENT)
+    frame[0] = (flags | BEURER_RESERVED_FLAG) & ~user_flag & 0xFF
     offset = 1 + 6  # flags, then systolic, diastolic, MAP (SFLOAT each)
     if flags & BloodPressureMeasurementFlags.TIME_STAMP_PRESENT:
         offset += 7  # Date Time (GSS 3.70)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bumble.controller import Controller
 from bumble.link import LocalLink
 from bumble.transport import open_transport
 from bumble.transport.common import Transport
+
+if TYPE_CHECKING:
+    from simulators.scenarios import CuffFleet
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ class VirtualRadio:
         with contextlib.suppress(ValueError):
             self._controllers.remove(controller)
 
-    async def start_scenario(self, name: str, **kwargs: Any) -> Any:
+    async def start_scenario(self, name: str, **kwargs: Any) -> CuffFleet:
         """Cuffs of scenario `name` on this radio; see `simulators.scenarios.start_scenario`."""
         from simulators.scenarios import start_scenario
 
