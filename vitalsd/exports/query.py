@@ -6,10 +6,12 @@ nothing. A session that does not exist is `NotFound` (HTTP 404).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vitalsd.domain import require_utc
 from vitalsd.errors import InvalidInput, NotFound
@@ -24,6 +26,21 @@ from vitalsd.exports.record import (
     SideEffectRecord,
 )
 from vitalsd.store import models
+
+
+@asynccontextmanager
+async def read_snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """One read-only transaction, so an export sees one consistent state of the session
+    while readings keep arriving: REPEATABLE READ on PostgreSQL (its default, READ
+    COMMITTED, would give each SELECT its own snapshot); on SQLite in WAL mode a read
+    transaction already sees one snapshot."""
+    bound = (
+        engine.execution_options(isolation_level="REPEATABLE READ")
+        if engine.dialect.name == "postgresql"
+        else engine
+    )
+    async with AsyncSession(bound, expire_on_commit=False) as db, db.begin():
+        yield db
 
 
 def reading_record(row: models.Reading) -> ReadingRecord:
