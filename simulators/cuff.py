@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, get_args
@@ -314,6 +314,8 @@ class SimulatedCuff:
         self._started_at: datetime | None = None
         self._battery_notified = config.battery_level
         self._scheduled_count = 0
+        self._stopping = False
+        self._waiters: list[asyncio.Future[None]] = []
 
     # --- identity and state --------------------------------------------------------
 
@@ -362,6 +364,20 @@ class SimulatedCuff:
         self.doses.append(when)
         self._log("dose recorded at %s", when.isoformat(timespec="seconds"))
         return when
+
+    async def wait_for(self, predicate: Callable[[SimulatedCuff], bool]) -> None:
+        """Wait until `predicate(cuff)` holds; it is checked after every change of state
+        (a measurement, a connection, range, advertising). Bound it with a timeout."""
+        while not predicate(self):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def _changed(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _log(self, message: str, *args: object, level: int = logging.INFO) -> None:
         logger.log(level, "cuff %s (%s): " + message, self.name, self.address, *args)
@@ -437,6 +453,7 @@ class SimulatedCuff:
         """Stop the schedule, hang up, stop advertising and leave the link."""
         if self.device is None:
             return
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -449,6 +466,7 @@ class SimulatedCuff:
         with contextlib.suppress(Exception):
             await self.device.power_off()
         await self._release()
+        self._stopping = False
         self._log("stopped")
 
     async def _release(self) -> None:
@@ -479,6 +497,7 @@ class SimulatedCuff:
         taken meanwhile are stored."""
         self._require_device()
         self.in_range = False
+        self._changed()
         self._log("out of range")
         await self._stop_advertising()
         await self._disconnect_all(OUT_OF_RANGE_REASON)
@@ -487,6 +506,7 @@ class SimulatedCuff:
         """Back in range: advertise again (a brief cuff for one window)."""
         self._require_device()
         self.in_range = True
+        self._changed()
         self._log("back in range (%d reading(s) stored)", len(self.stored))
         await self._advertise()
 
@@ -531,6 +551,7 @@ class SimulatedCuff:
             advertising_data=self._advertising_data(), scan_response_data=b""
         )
         self._advertising = True
+        self._changed()
         self._log("advertising")
 
     async def _close_window(self) -> None:
@@ -549,6 +570,7 @@ class SimulatedCuff:
         if device is None or not self._advertising:
             return
         self._advertising = False
+        self._changed()
         with contextlib.suppress(Exception):
             await device.stop_advertising()
         self._log("advertising stopped")
@@ -598,14 +620,16 @@ class SimulatedCuff:
         self._links[connection] = link
         self._advertising = False  # a connectable advertisement ends on connection
         self._advertising_until = None
+        self._changed()
         self._log("connected to %s", link.peer)
 
         def on_disconnection(reason: int) -> None:
             self._links.pop(connection, None)
             if not gone.done():
                 gone.set_result(reason)
+            self._changed()
             self._log("disconnected from %s (%s)", link.peer, _reason_name(reason))
-            if self.config.connectable == "always" and self.device is not None:
+            if self.config.connectable == "always" and not self._stopping:
                 self._spawn(self._advertise(), "advertise")
 
         def on_pairing(keys: Any) -> None:
@@ -867,6 +891,7 @@ class SimulatedCuff:
             )
             self._next_sequence = (self._next_sequence + 1) % SEQUENCE_NUMBER_MODULUS
             self.measurement_log.append(record)
+            self._changed()
             await self._deliver(record)
             await self._update_battery(now)
         if not self._links:

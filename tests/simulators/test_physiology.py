@@ -21,7 +21,7 @@ from simulators.physiology import (
 )
 
 DOSE = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
-PATIENTS = 2000
+PATIENTS = 1000
 
 
 @functools.cache
