@@ -36,7 +36,7 @@ def test_token_is_refused_once_its_lifetime_has_passed() -> None:
 
 def test_token_signed_with_another_secret_is_refused() -> None:
     token = TokenIssuer(b"x" * 32).issue("ana", Role.ADMIN, NOW)
-    with pytest.raises(InvalidToken, match="(?i)signature"):
+    with pytest.raises(InvalidToken, match=r"(?i)signature"):
         TokenIssuer(SECRET).verify(token, NOW)
 
 

@@ -1,0 +1,134 @@
+"""Who may call what (issue #6 "Auth and roles"): every route but the login and the
+health check wants a token (401 without), and a role without the permission gets 403,
+both with a JSON body."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from api.app import REST_ROUTERS
+from vitalsd.auth import Permission, role_may
+from vitalsd.domain import Role
+
+PUBLIC = {("POST", "/api/auth/token"), ("GET", "/healthz")}
+ANY_ROLE = "any role"
+
+# (method, path) -> what it takes. Every route of ours must be listed (checked below).
+REQUIRED: dict[tuple[str, str], Permission | str] = {
+    ("POST", "/api/auth/logout"): ANY_ROLE,
+    ("GET", "/api/auth/me"): ANY_ROLE,
+    ("GET", "/api/users"): Permission.MANAGE_USERS,
+    ("POST", "/api/users"): Permission.MANAGE_USERS,
+    ("POST", "/api/users/{username}/disable"): Permission.MANAGE_USERS,
+    ("POST", "/api/users/{username}/enable"): Permission.MANAGE_USERS,
+    ("POST", "/api/patients"): Permission.MANAGE_PATIENTS,
+    ("GET", "/api/patients"): Permission.READ,
+    ("GET", "/api/patients/{patient_id}"): Permission.READ,
+    ("GET", "/api/patients/{patient_id}/sessions"): Permission.READ,
+    ("GET", "/api/patients/{patient_id}/readings"): Permission.READ,
+    ("POST", "/api/chairs"): Permission.MANAGE_EQUIPMENT,
+    ("GET", "/api/chairs"): Permission.READ,
+    ("GET", "/api/chairs/{chair_id}"): Permission.READ,
+    ("PUT", "/api/chairs/{chair_id}/cuff"): Permission.MANAGE_EQUIPMENT,
+    ("DELETE", "/api/chairs/{chair_id}/cuff"): Permission.MANAGE_EQUIPMENT,
+    ("GET", "/api/devices"): Permission.READ,
+    ("GET", "/api/devices/{address}"): Permission.READ,
+    ("POST", "/api/devices/{address}/assign"): Permission.MANAGE_EQUIPMENT,
+    ("POST", "/api/sessions"): Permission.RUN_SESSIONS,
+    ("GET", "/api/sessions"): Permission.READ,
+    ("GET", "/api/sessions/{session_id}"): Permission.READ,
+    ("POST", "/api/sessions/{session_id}/doses"): Permission.RUN_SESSIONS,
+    ("GET", "/api/sessions/{session_id}/doses"): Permission.READ,
+    ("POST", "/api/sessions/{session_id}/doses/{dose_id}/stop"): Permission.RUN_SESSIONS,
+    ("POST", "/api/sessions/{session_id}/side-effects"): Permission.RECORD_OBSERVATIONS,
+    ("GET", "/api/sessions/{session_id}/side-effects"): Permission.READ,
+    ("POST", "/api/sessions/{session_id}/readings"): Permission.RECORD_OBSERVATIONS,
+    ("GET", "/api/sessions/{session_id}/readings"): Permission.READ,
+    ("GET", "/api/sessions/{session_id}/checks"): Permission.READ,
+    ("POST", "/api/sessions/{session_id}/checks/{check_id}/waive"): Permission.RUN_SESSIONS,
+    ("POST", "/api/sessions/{session_id}/close"): Permission.RUN_SESSIONS,
+    ("GET", "/api/readings"): Permission.READ,
+    ("GET", "/api/readings/{reading_id}"): Permission.READ,
+    ("POST", "/api/checks/{check_id}/waive"): Permission.RUN_SESSIONS,
+    ("GET", "/api/alerts"): Permission.READ,
+    ("GET", "/api/alerts/{alert_id}"): Permission.READ,
+    ("POST", "/api/alerts/{alert_id}/acknowledge"): Permission.ACKNOWLEDGE_ALERTS,
+    ("POST", "/api/alerts/{alert_id}/snooze"): Permission.ACKNOWLEDGE_ALERTS,
+    ("POST", "/api/alerts/{alert_id}/resolve"): Permission.RESOLVE_ALERTS,
+    ("GET", "/api/audit"): Permission.READ_AUDIT,
+}
+
+SAMPLE_PATH_VALUES = {"username": "nurse", "address": "C0:FF:EE:00:00:01"}
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: SAMPLE_PATH_VALUES.get(m.group(1), "1"), path)
+
+
+def test_every_route_is_in_the_access_table() -> None:
+    routes = {
+        (method, route.path)
+        for router in REST_ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert routes == set(REQUIRED) | PUBLIC
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(REQUIRED))
+async def test_route_without_token_is_401_with_json_reason(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, concrete(path))
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "token" in response.json()["detail"]
+
+
+FORBIDDEN = [
+    (method, path, role)
+    for (method, path), needed in sorted(REQUIRED.items())
+    if needed != ANY_ROLE
+    for role in Role
+    if not role_may(role, Permission(needed))
+]
+
+
+@pytest.mark.parametrize(("method", "path", "role"), FORBIDDEN)
+async def test_route_refuses_a_role_without_the_permission_with_403(
+    client: httpx.AsyncClient,
+    auth: dict[Role, dict[str, str]],
+    method: str,
+    path: str,
+    role: Role,
+) -> None:
+    response = await client.request(method, concrete(path), headers=auth[role])
+    assert response.status_code == 403
+    assert f"role {role.value} may not" in response.json()["detail"]
+
+
+ALLOWED = [
+    (method, path, role)
+    for (method, path), needed in sorted(REQUIRED.items())
+    for role in Role
+    if needed == ANY_ROLE or role_may(role, Permission(needed))
+]
+
+
+@pytest.mark.parametrize(("method", "path", "role"), ALLOWED)
+async def test_route_lets_a_permitted_role_past_authorisation(
+    client: httpx.AsyncClient,
+    auth: dict[Role, dict[str, str]],
+    method: str,
+    path: str,
+    role: Role,
+) -> None:
+    """Past the door, the request fails or succeeds on its merits (no record 1 exists,
+    no body was sent), never on the role."""
+    response = await client.request(method, concrete(path), headers=auth[role])
+    assert response.status_code not in (401, 403, 500)
