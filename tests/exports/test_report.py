@@ -130,7 +130,7 @@ def test_report_shows_each_check_with_its_outcome() -> None:
 def test_report_shows_doses_and_side_effects() -> None:
     rows = _rows(session_report_html(_record(), now=NOW, tz=UTC))
     assert "esketamine 56 mg intranasal" in rows["dose:1"]
-    assert "nausea 2 gave water" in rows["side-effect:4"]
+    assert "nausea 2 (moderate) gave water" in rows["side-effect:4"]
 
 
 def test_report_times_are_in_the_clinic_time_zone_with_offset() -> None:
