@@ -41,6 +41,7 @@ from bumble.transport.common import Transport
 
 from devices import gatt
 from devices.bps import (
+    MMHG_PER_KPA,
     BatteryLevel,
     BloodPressureFeature,
     BloodPressureMeasurement,
@@ -99,7 +100,7 @@ def _parse_random_static(address: str) -> hci.Address:
     if bytes(parsed)[5] >> 6 != 0b11:
         raise ValueError(
             f"address {address!r} is not a random static address: its first byte must be "
-            f"C0..FF (the two top bits set), e.g. C0:00:00:00:00:01"
+            f"C0..FF (the two top bits set), e.g. D0:00:00:00:00:01"
         )
     return parsed
 
@@ -137,7 +138,7 @@ class CuffConfig:
       with `seed`; `dose_after` puts a dose that long after start.
     """
 
-    address: str = "C0:00:00:00:00:01"
+    address: str = "D0:00:00:00:00:01"
     local_name: str = "SIM-BP"
     manufacturer: str = "vitalsd simulator"
     model: str = "SIM-BP"
@@ -900,7 +901,9 @@ class SimulatedCuff:
 
     async def _send_cuff_pressure(self, device: Device, pressure_mmhg: float) -> None:
         unit = self.config.unit
-        value = pressure_mmhg if unit is PressureUnit.MMHG else round(pressure_mmhg / 7.50062, 1)
+        value = (
+            pressure_mmhg if unit is PressureUnit.MMHG else round(pressure_mmhg / MMHG_PER_KPA, 1)
+        )
         payload = bytes(IntermediateCuffPressure(unit, value))
         for connection in list(self._links):
             if self._notifying(connection, self._cuff_pressure_characteristic):
