@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bumble.link import LocalLink
 
 from simulators.cuff import CuffConfig, FlakyLink, SimulatedCuff, battery_level
 from simulators.frames import Quirk
@@ -65,7 +64,7 @@ def test_the_battery_drains_with_time_and_measurements_but_never_empties() -> No
 
 
 def test_a_dose_time_must_be_timezone_aware() -> None:
-    cuff = SimulatedCuff(CuffConfig(), link=LocalLink())
+    cuff = SimulatedCuff(CuffConfig(), link=VirtualRadio().link)
     with pytest.raises(ValueError, match="timezone-aware"):
         cuff.record_dose(datetime(2025, 3, 4, 9, 0))
     assert cuff.record_dose(datetime(2025, 3, 4, 9, 0, tzinfo=UTC)) in cuff.doses
