@@ -38,6 +38,22 @@ MAX_BODY_BYTES: Final = 64 * 1024
 OPTIONAL_ROUTERS: Final = ("api.exports_routes",)
 
 
+# The REST API of issue #6, in the order the OpenAPI document lists it.
+REST_ROUTERS: Final = (
+    health.router,
+    auth.router,
+    users.router,
+    patients.router,
+    equipment.chairs,
+    equipment.devices,
+    sessions.router,
+    records.readings,
+    records.checks,
+    records.alerts,
+    records.audit,
+)
+
+
 def create_app(
     clinic: Clinic,
     settings: Settings,
@@ -68,21 +84,7 @@ def create_app(
         ble_status=ble_status,
     )
     install_error_handlers(app)
-    for router in (
-        health.router,
-        auth.router,
-        users.router,
-        patients.router,
-        equipment.chairs,
-        equipment.devices,
-        sessions.router,
-        records.readings,
-        records.checks,
-        records.alerts,
-        records.audit,
-        ws_router,
-        *_optional_routers(),
-    ):
+    for router in (*REST_ROUTERS, ws_router, *_optional_routers()):
         app.include_router(router)
 
     @app.api_route(

@@ -22,6 +22,7 @@ async def severe_alert(client: httpx.AsyncClient, auth: Auth, ward: Ward) -> dic
         headers=auth[Role.NURSE],
     )
     [alert] = alerts.json()
+    assert isinstance(alert, dict)
     return alert
 
 
