@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import ClinicDep, Context, Reader
 from api.errors import AUTH_ERRORS, CONFLICT, NOT_FOUND
@@ -25,12 +26,14 @@ from vitalsd.domain import Role
 from vitalsd.errors import InvalidInput
 from vitalsd.exports.csv_export import readings_csv
 from vitalsd.exports.fhir import DEFAULT_SITE, session_bundle
+from vitalsd.exports.pdf import session_report_pdf
 from vitalsd.exports.query import load_readings_between, load_session_record, read_snapshot
 from vitalsd.exports.record import SessionRecord
 from vitalsd.exports.rems import FormBloodPressure, NotARemsSession, Timing, rems_form
 from vitalsd.exports.report import session_report_html
 
 FHIR_JSON: Final = "application/fhir+json"
+PDF: Final = "application/pdf"
 CSV: Final = "text/csv; charset=utf-8"
 EXPORT_ROLES: Final = frozenset({Role.NURSE, Role.CLINICIAN})
 # A date-range CSV reads every row into memory: a year of a busy clinic is ~10^5 rows.
@@ -159,6 +162,25 @@ async def session_report(
     zone = _zone(tz)
     record = await _record(clinic, session_id)
     return HTMLResponse(session_report_html(record, now=context.clock(), tz=zone))
+
+
+@router.get(
+    "/sessions/{session_id}/report.pdf",
+    response_class=Response,
+    responses={**NOT_FOUND, 200: {"description": "The report as PDF", "content": {PDF: {}}}},
+)
+async def session_report_as_pdf(
+    session_id: IdPath,
+    clinic: ClinicDep,
+    context: Context,
+    user: Exporter,
+    tz: TimeZoneQuery = "UTC",
+) -> Response:
+    zone = _zone(tz)
+    record = await _record(clinic, session_id)
+    # Laying out a PDF takes CPU for a while: keep it off the event loop.
+    pdf = await run_in_threadpool(session_report_pdf, record, now=context.clock(), tz=zone)
+    return Response(pdf, media_type=PDF, headers=_attachment(f"session-{session_id}-report.pdf"))
 
 
 class FormBloodPressureOut(BaseModel):

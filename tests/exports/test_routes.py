@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from pypdf import PdfReader
 
 from tests.exports.conftest import (
     ADMIN,
@@ -25,6 +26,7 @@ ROUTES = (
     "/api/sessions/{id}/fhir",
     "/api/sessions/{id}/readings.csv",
     "/api/sessions/{id}/report",
+    "/api/sessions/{id}/report.pdf",
     "/api/sessions/{id}/rems",
 )
 
@@ -205,6 +207,20 @@ async def test_report_is_html_in_the_requested_time_zone(
     assert response.headers["content-type"].startswith("text/html")
     assert "2026-03-03 10:05:00 +0100" in response.text  # the baseline, 09:05 UTC
     assert "<svg" in response.text
+
+
+async def test_report_as_pdf_is_an_attachment_with_the_readings(
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+) -> None:
+    response = await client.get(
+        f"/api/sessions/{esketamine_session.id}/report.pdf",
+        params={"tz": "Europe/Berlin"},
+        headers=bearer(NURSE, clock),
+    )
+    assert response.headers["content-type"] == "application/pdf"
+    assert "attachment" in response.headers["content-disposition"]
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(response.content)).pages)
+    assert "124 mmHg" in text  # the manual reading before completion
 
 
 async def test_report_with_an_unknown_time_zone_is_refused(
