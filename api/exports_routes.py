@@ -56,7 +56,7 @@ Exporter = Annotated[Actor, Depends(exporter)]
 def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidInput(
             f"unknown time zone {name!r}: give an IANA name such as Europe/Berlin"
         ) from None
@@ -66,6 +66,8 @@ TimeZoneQuery = Annotated[
     str,
     Query(
         max_length=64,
+        # IANA names: letters, digits, _ + - in /-separated parts (no dots: no paths).
+        pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
         description="IANA time zone the report shows times in (e.g. America/New_York)",
     ),
 ]
