@@ -35,7 +35,7 @@ CLOSE_GOING_AWAY: Final = 1001
 DEFAULT_QUEUE_SIZE: Final = 1000
 # How long a close frame may wait behind a full socket buffer before the server gives up
 # on sending it (the transport is closed either way).
-CLOSE_TIMEOUT_S: Final = 5.0
+CLOSE_TIMEOUT_S: Final = 30.0
 # RFC 6455 5.5: a close frame's reason fits in 123 bytes.
 MAX_CLOSE_REASON_BYTES: Final = 123
 
