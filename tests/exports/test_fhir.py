@@ -257,3 +257,13 @@ def test_sites_of_a_clinic_group_get_distinct_ids_for_the_same_row() -> None:
 
 def test_bundle_timestamp_is_the_given_now() -> None:
     assert session_bundle(session(), now=NOW)["timestamp"] == "2026-11-27T12:00:00Z"
+
+
+def test_cuff_without_device_information_is_still_a_device_by_its_address() -> None:
+    unknown = ReadingRecord(
+        id=1, measured_at=START, systolic=120.0, diastolic=80.0, device_address="AA:00:00:00:00:09"
+    )
+    bundle = session_bundle(session((unknown,)), now=NOW)
+    (device,) = [d for d in _resources(bundle, "Device") if "manufacturer" not in d]
+    assert device["identifier"][0]["value"] == "AA-00-00-00-00-09"
+    Bundle.model_validate(bundle)

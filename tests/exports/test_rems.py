@@ -234,3 +234,9 @@ def test_esketamine_dose_on_another_protocol_still_has_a_form() -> None:
     )
     form = rems_form(record, now=LATER)
     assert form.bp_post_dose.reading_id == 2
+
+
+def test_open_session_shows_a_completion_reading_so_far_as_pending() -> None:
+    record = session((reading(1, -5), reading(2, 40), reading(3, 122)), doses=DOSE)
+    bp = rems_form(record, now=minutes(125)).bp_before_completion
+    assert (bp.reading_id, bp.timing) == (3, Timing.PENDING)
