@@ -9,6 +9,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from bumble.transport import open_transport
@@ -33,34 +34,49 @@ class Simulator:
     ready_line: str
 
 
-@pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "simulators.cli",
-        "--scenario",
-        "normotensive",
-        "--count",
-        "2",
-        "--speed",
-        "1000",
-        "--seed",
-        "7",
-        "--hci",
-        f"tcp-server:127.0.0.1:{port}",
-        "--duration",
-        "120",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+async def launch(port: int, log: Path) -> tuple[asyncio.subprocess.Process, str]:
+    with log.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "simulators.cli",
+            "--scenario",
+            "normotensive",
+            "--count",
+            "2",
+            "--speed",
+            "1000",
+            "--seed",
+            "7",
+            "--hci",
+            f"tcp-server:127.0.0.1:{port}",
+            "--duration",
+            "120",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     assert process.stdout is not None
+    async with asyncio.timeout(30):
+        line = (await process.stdout.readline()).decode()
+    return process, line
+
+
+@pytest.fixture
+async def simulator(tmp_path: Path) -> AsyncIterator[Simulator]:
+    log = tmp_path / "vitals-sim.log"
+    # A port found free can be taken by another process before the simulator binds it:
+    # then it exits at once, and another port is tried.
+    for _attempt in range(3):
+        port = free_port()
+        process, line = await launch(port, log)
+        if "ready" in line:
+            break
+        async with asyncio.timeout(TIMEOUT):
+            await process.wait()
+    else:
+        raise AssertionError(f"vitals-sim never got ready:\n{log.read_text()}")
     try:
-        async with asyncio.timeout(30):
-            line = (await process.stdout.readline()).decode()
-        assert "ready" in line, line
         yield Simulator(process, port, line)
     finally:
         if process.returncode is None:
