@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from vitalsd.domain import Role
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,28 +25,173 @@ def build_parser() -> argparse.ArgumentParser:
         description="Blood-pressure monitoring for ketamine and esketamine treatment sessions.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the daemon and the API")
-    serve.add_argument("--config", help="settings file (TOML)")
-    demo = commands.add_parser("demo", help="serve a simulated six-chair clinic")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the daemon and the API",
+        description="Run the API, the cuff supervisor and the clinic's timers. Settings come "
+        "from --config (TOML) and VITALSD_* environment variables.",
+    )
+    serve.add_argument("--config", type=Path, help="settings file (TOML)")
+
+    demo = commands.add_parser(
+        "demo",
+        help="serve a simulated six-chair clinic",
+        description="Start the daemon on an embedded SQLite database with six simulated cuffs "
+        "on an in-process virtual radio, demo users (nurse, clinician, admin; password from "
+        "VITALSD_DEMO_PASSWORD or random, printed) and patients in session. Runs until Ctrl-C.",
+    )
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--data-dir")
-    demo.add_argument("--speed", type=float, default=30.0)
-    commands.add_parser("scan", help="list nearby blood-pressure cuffs")
+    demo.add_argument(
+        "--data-dir", type=Path, help="keep the database here (default: a new temporary directory)"
+    )
+    demo.add_argument(
+        "--speed", type=float, default=30.0, help="simulated seconds per real second (default 30)"
+    )
+
+    scan = commands.add_parser("scan", help="list nearby blood-pressure cuffs")
+    scan.add_argument("--config", type=Path, help="settings file (TOML)")
+    scan.add_argument(
+        "--ble", help="bluez, or a Bumble transport (e.g. usb:0, tcp-client:127.0.0.1:9100)"
+    )
+    scan.add_argument("--duration", type=float, default=5.0, help="seconds to listen (default 5)")
+
+    user = commands.add_parser("user", help="manage user accounts")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = user_commands.add_parser(
+        "add",
+        help="create a user",
+        description="Create a user. The password is asked twice on a terminal, or read from "
+        "the first line of standard input with --password-stdin.",
+    )
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--config", type=Path, help="settings file (TOML)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    listing = user_commands.add_parser("list", help="list users")
+    listing.add_argument("--config", type=Path, help="settings file (TOML)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        print(
-            "vitalsd demo will start the daemon on an embedded SQLite database, a simulated\n"
-            "clinic of six chairs (Bumble cuffs on a virtual radio) and the dashboard at\n"
-            f"http://{args.host}:{args.port}/ . Not built yet: see issues #3-#7."
-        )
-        return 0
-    print(f"vitalsd {args.command}: not yet built.", file=sys.stderr)
-    return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "scan":
+            return _scan(args)
+        if args.command == "user" and args.user_command == "add":
+            return _user_add(args, sys.stdin, sys.stdout)
+        if args.command == "user" and args.user_command == "list":
+            return _user_list(args, sys.stdout)
+    except (ValidationError, FileNotFoundError, ValueError) as error:
+        print(f"vitalsd {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE  # not reached: parser.error exits
+
+
+def _settings(config: Path | None, **overrides: object):  # type: ignore[no-untyped-def]
+    from vitalsd.settings import load_settings
+
+    return load_settings(config, **overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from vitalsd.daemon import configure_logging, serve
+
+    settings = _settings(args.config)
+    configure_logging()
+    asyncio.run(serve(settings))
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vitalsd.daemon import configure_logging
+    from vitalsd.demo import run_demo
+
+    if not args.speed > 0:
+        print("vitalsd demo: --speed must be above 0", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging()
+    asyncio.run(run_demo(host=args.host, port=args.port, data_dir=args.data_dir, speed=args.speed))
+    return EXIT_OK
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from devices.scan import scan_cuffs
+    from vitalsd.daemon import ble_spec
+
+    ble = ble_spec(args.ble if args.ble else _settings(args.config).ble)
+    cuffs = asyncio.run(scan_cuffs(ble, args.duration))
+    if not cuffs:
+        print(f"no blood-pressure cuffs heard in {args.duration:g} s on {ble}")
+        return EXIT_OK
+    print(f"{'ADDRESS':<18} {'RSSI':>5}  {'NAME':<20} MODEL")
+    for cuff in cuffs:
+        model = " ".join(part for part in (cuff.manufacturer, cuff.model) if part) or "-"
+        print(f"{cuff.address:<18} {cuff.rssi:>5}  {cuff.name or '-':<20} {model}")
+    return EXIT_OK
+
+
+def read_password(stdin: TextIO, *, from_stdin: bool) -> str:
+    if from_stdin:
+        return stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the passwords differ")
+    return first
+
+
+def _user_add(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    from vitalsd.auth import PasswordHasher, WeakPassword
+
+    settings = _settings(args.config)
+    password = read_password(stdin, from_stdin=args.password_stdin)
+    try:
+        password_hash = PasswordHasher().hash(password)
+    except WeakPassword as error:
+        print(f"vitalsd user add: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return asyncio.run(_create_user(settings, args.name, Role(args.role), password_hash, stdout))
+
+
+async def _create_user(settings, name: str, role: Role, password_hash: str, stdout: TextIO) -> int:  # type: ignore[no-untyped-def]
+    from vitalsd.clinic import Clinic
+    from vitalsd.errors import DomainError
+
+    clinic = await Clinic.open(settings)
+    try:
+        user = await clinic.create_user(name, password_hash, role)
+    except DomainError as error:
+        print(f"vitalsd user add: {error.reason}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await clinic.close()
+    print(f"created {user.role} {user.username!r}", file=stdout)
+    return EXIT_OK
+
+
+def _user_list(args: argparse.Namespace, stdout: TextIO) -> int:
+    async def listing() -> int:
+        from vitalsd.clinic import Clinic
+
+        clinic = await Clinic.open(_settings(args.config))
+        try:
+            for user in await clinic.list_users():
+                state = " (disabled)" if user.disabled else ""
+                print(f"{user.username:<24} {user.role}{state}", file=stdout)
+        finally:
+            await clinic.close()
+        return EXIT_OK
+
+    return asyncio.run(listing())
 
 
 if __name__ == "__main__":

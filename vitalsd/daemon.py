@@ -1,0 +1,355 @@
+"""`vitalsd serve`: the API (uvicorn), the cuff supervisor and the clinic's timers in one
+asyncio process.
+
+Data flows one way: the supervisor's events become clinic calls (`CuffEventSink`), the
+clinic stores and publishes, the API streams. On SIGTERM or SIGINT the daemon stops the
+supervisor first (every Bluetooth link closed, no new reading half-taken), then the
+timers, then the web server (requests in flight finish; streams get 1012), and closes
+the database last: every reading is either committed or was never acknowledged to its
+cuff, which keeps it and delivers it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Final
+
+import uvicorn
+
+from api.app import create_app
+from devices.bumble_backend import BumbleHost
+from devices.events import (
+    BatteryChanged,
+    CuffBonded,
+    CuffConnected,
+    CuffDisconnected,
+    CuffEvent,
+    CuffPressureChanged,
+    CuffSeen,
+    MeasurementFailed,
+    MeasurementReceived,
+)
+from devices.supervisor import CuffSupervisor
+from devices.transport import BLUEZ, BUMBLE_PREFIX, BleStack, BleTransport
+from vitalsd.auth import PasswordHasher, token_issuer_for
+from vitalsd.clinic import Clinic, utc_now
+from vitalsd.errors import DomainError
+from vitalsd.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# After the supervisor fails (no adapter, BlueZ down), try again this often (seconds):
+# the API keeps serving and `/healthz` says what is wrong meanwhile.
+BLE_RETRY_S: Final = 30.0
+# Server-side WebSocket pings (issue #6: "Server pings"): a tablet that vanished is
+# noticed within interval + timeout seconds.
+WS_PING_INTERVAL_S: Final = 20.0
+WS_PING_TIMEOUT_S: Final = 20.0
+FIRST_ADMIN_HINT: Final = (
+    "no users yet: create the first admin with `vitalsd user add NAME --role admin` "
+    "(it asks for the password); there is no default password"
+)
+
+Ble = BleTransport | str | BumbleHost | BleStack
+
+
+def ble_spec(setting: str) -> str:
+    """The supervisor's `--ble` form of the `ble` setting: "bluez", or a Bumble transport
+    with or without its "bumble:" prefix ("usb:0" and "bumble:usb:0" are the same)."""
+    text = setting.strip()
+    if text == BLUEZ or text.startswith(BUMBLE_PREFIX):
+        return text
+    return f"{BUMBLE_PREFIX}{text}"
+
+
+# -- Bluetooth events into the clinic ---------------------------------------------------------
+
+
+@dataclass
+class BleStatus:
+    """What `/healthz` says about the radio."""
+
+    transport: str
+    state: str = "starting"
+    error: str | None = None
+    followed: Callable[[], int] = lambda: 0
+    connected: set[str] = field(default_factory=set)
+    last_event_at: datetime | None = None
+
+    def report(self) -> Mapping[str, object]:
+        return {
+            "transport": self.transport,
+            "state": self.state,
+            "error": self.error,
+            "cuffs_followed": self.followed(),
+            "cuffs_connected": len(self.connected),
+            "last_event_at": None if self.last_event_at is None else self.last_event_at.isoformat(),
+        }
+
+
+class CuffEventSink:
+    """The supervisor's `on_event`: each Bluetooth event becomes one clinic call.
+
+    A measurement the clinic refuses for good (a domain error) is logged with its bytes
+    and counted as taken; any other failure (the database is down) propagates, so the
+    supervisor leaves the reading with the cuff, which delivers it again later.
+    """
+
+    def __init__(self, clinic: Clinic, status: BleStatus) -> None:
+        self.clinic = clinic
+        self.status = status
+
+    async def __call__(self, event: CuffEvent) -> None:
+        self.status.last_event_at = self.clinic.now()
+        try:
+            await self._apply(event)
+        except DomainError as error:
+            raw = getattr(event, "raw", b"")
+            log.error(
+                "the clinic refused %s: %s (raw %s)", type(event).__name__, error.reason, raw.hex()
+            )
+
+    async def _apply(self, event: CuffEvent) -> None:
+        clinic = self.clinic
+        match event:
+            case MeasurementReceived():
+                identity = event.cuff
+                await clinic.update_device(
+                    identity.address,
+                    at=event.received_at,
+                    name=identity.name,
+                    manufacturer=identity.manufacturer,
+                    model=identity.model,
+                    serial=identity.serial,
+                    firmware=identity.firmware,
+                )
+                await clinic.ingest_cuff_measurement(
+                    identity.address, event.measurement, event.measured_at, event.raw
+                )
+            case MeasurementFailed():
+                await clinic.record_measurement_failed(
+                    event.cuff.address, event.received_at, event.reason, raw=event.raw
+                )
+            case CuffPressureChanged():
+                clinic.publish_cuff_pressure(event.address, event.pressure_mmhg, event.at)
+            case CuffSeen():
+                await clinic.device_seen(
+                    event.address, at=event.at, name=event.name, rssi=event.rssi
+                )
+            case CuffConnected():
+                self.status.connected.add(event.address.upper())
+                await clinic.update_device(event.address, at=event.at, connection_state="connected")
+            case CuffDisconnected():
+                self.status.connected.discard(event.address.upper())
+                await clinic.update_device(
+                    event.address, at=event.at, connection_state="disconnected"
+                )
+            case BatteryChanged():
+                await clinic.update_device(event.address, at=event.at, battery_percent=event.level)
+            case CuffBonded():
+                log.info("cuff %s: link encrypted with a bond", event.address)
+
+
+# -- logging ------------------------------------------------------------------------------------
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line (for journald, Docker, a log shipper)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: int = logging.INFO, *, stream: Any = None) -> None:
+    """Structured logs: JSON when stderr is not a terminal, plain lines when it is."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    if stream.isatty():
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Bumble logs every HCI packet at DEBUG and much at INFO.
+    logging.getLogger("bumble").setLevel(logging.WARNING)
+
+
+# -- the daemon ---------------------------------------------------------------------------------
+
+
+def _counter(supervisor: CuffSupervisor) -> Callable[[], int]:
+    return lambda: len(supervisor.cuffs)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon decides the shutdown order
+    (uvicorn's would re-raise SIGTERM and kill the process before the links are closed)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that port 0 works and the URL is known."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.set_inheritable(True)
+    return listener
+
+
+@dataclass
+class Daemon:
+    """One clinic's daemon. `ble` defaults to the settings' transport; the demo passes an
+    in-process Bumble host on its virtual radio."""
+
+    settings: Settings
+    clinic: Clinic
+    ble: Ble | None = None
+    clock: Callable[[], datetime] = utc_now
+    zone: tzinfo | None = None
+    passwords: PasswordHasher = field(default_factory=PasswordHasher)
+
+    def __post_init__(self) -> None:
+        ble = self.ble if self.ble is not None else ble_spec(self.settings.ble)
+        self.status = BleStatus(transport=str(ble) if isinstance(ble, str) else type(ble).__name__)
+        self._ble: Ble = ble
+        self._stop = asyncio.Event()
+        self.url: str | None = None
+
+    def stop(self) -> None:
+        """Begin the graceful shutdown (what SIGTERM does)."""
+        self._stop.set()
+
+    async def _known_cuffs(self) -> list[str]:
+        chairs = await self.clinic.list_chairs()
+        devices = await self.clinic.list_devices()
+        return sorted(
+            {c.cuff_address for c in chairs if c.cuff_address} | {d.address for d in devices}
+        )
+
+    async def _supervise(self) -> None:
+        """Run the supervisor; if the radio fails, say so and try again, never taking the
+        API down with it."""
+        while True:
+            supervisor = CuffSupervisor(
+                self._ble,
+                on_event=CuffEventSink(self.clinic, self.status),
+                known_addresses=await self._known_cuffs(),
+                clock=self.clock,
+                zone=self.zone,
+            )
+            self.status.followed = _counter(supervisor)
+            self.status.state, self.status.error = "running", None
+            try:
+                await supervisor.run()
+                self.status.state = "stopped"
+                return
+            except asyncio.CancelledError:
+                self.status.state = "stopped"
+                raise
+            except Exception as error:
+                self.status.state, self.status.error = "failed", f"{type(error).__name__}: {error}"
+                self.status.connected.clear()
+                log.error("Bluetooth failed (%s); retrying in %g s", self.status.error, BLE_RETRY_S)
+            await asyncio.sleep(BLE_RETRY_S)
+
+    def _server(self, app: Any) -> _Server:
+        settings = self.settings
+        tls: dict[str, Any] = {}
+        if (settings.tls_cert is None) != (settings.tls_key is None):
+            raise ValueError("TLS needs both tls_cert and tls_key (or neither)")
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            tls = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+        config = uvicorn.Config(
+            app,
+            log_config=None,  # ours (configure_logging) applies
+            lifespan="off",
+            ws_ping_interval=WS_PING_INTERVAL_S,
+            ws_ping_timeout=WS_PING_TIMEOUT_S,
+            proxy_headers=False,
+            server_header=False,
+            **tls,
+        )
+        return _Server(config)
+
+    async def run(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve until `stop()` (or SIGTERM / SIGINT), then shut down in order."""
+        settings = self.settings
+        if not await self.clinic.list_users():
+            log.warning(FIRST_ADMIN_HINT)
+            print(f"vitalsd: {FIRST_ADMIN_HINT}", file=sys.stderr, flush=True)
+        app = create_app(
+            self.clinic,
+            settings,
+            tokens=token_issuer_for(settings),
+            passwords=self.passwords,
+            ble_status=self.status.report,
+        )
+        server = self._server(app)
+        listener = bind(settings.host, settings.port)
+        scheme = "https" if settings.tls_cert is not None else "http"
+        host, port = listener.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"{scheme}://{shown}:{port}/"
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self.stop)
+        web = asyncio.create_task(server.serve(sockets=[listener]), name="web")
+        radio = asyncio.create_task(self._supervise(), name="cuff supervisor")
+        timers = asyncio.create_task(self.clinic.run_timers(), name="clinic timers")
+        try:
+            while not server.started and not web.done():  # noqa: ASYNC110 (no event to wait on)
+                await asyncio.sleep(0.02)
+            if web.done():
+                web.result()  # the server could not start: say why
+            log.info("serving at %s (Bluetooth: %s)", self.url, self.status.transport)
+            if on_ready is not None:
+                on_ready(self.url)
+            stopper = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({stopper, web}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+        finally:
+            log.info("shutting down: Bluetooth links first, then timers, then the web server")
+            for task in (radio, timers):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await web
+            listener.close()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(signum)
+            log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """`vitalsd serve`: open the database (migrating it), run until SIGTERM."""
+    clinic = await Clinic.open(settings)
+    try:
+        await Daemon(settings, clinic).run()
+    finally:
+        await clinic.close()
