@@ -20,7 +20,7 @@ from tests.exports.conftest import (
     EsketamineSession,
     bearer,
 )
-from vitalsd.clinic import Clinic
+from vitalsd.clinic import Actor, Clinic
 
 ROUTES = (
     "/api/sessions/{id}/fhir",
@@ -47,40 +47,40 @@ def _value(observation: dict[str, Any], loinc: str) -> float:
     raise AssertionError(f"no component {loinc}")
 
 
-@pytest.mark.parametrize("route", ROUTES)
-async def test_export_without_a_token_is_refused(
-    route: str, client: httpx.AsyncClient, esketamine_session: EsketamineSession
+async def _statuses(
+    client: httpx.AsyncClient, session_id: int, headers: dict[str, str] | None = None
+) -> dict[str, int]:
+    return {
+        route: (await client.get(route.format(id=session_id), headers=headers)).status_code
+        for route in ROUTES
+    }
+
+
+async def test_every_export_without_a_token_is_refused(
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession
 ) -> None:
-    response = await client.get(route.format(id=esketamine_session.id))
-    assert response.status_code == 401
+    assert await _statuses(client, esketamine_session.id) == dict.fromkeys(ROUTES, 401)
 
 
-@pytest.mark.parametrize("route", ROUTES)
 async def test_admin_may_not_export_clinical_records(
-    route: str, client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
 ) -> None:
-    response = await client.get(
-        route.format(id=esketamine_session.id), headers=bearer(ADMIN, clock)
-    )
-    assert response.status_code == 403
+    statuses = await _statuses(client, esketamine_session.id, bearer(ADMIN, clock))
+    assert statuses == dict.fromkeys(ROUTES, 403)
 
 
-@pytest.mark.parametrize("route", ROUTES)
-async def test_nurse_may_export(
-    route: str, client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+@pytest.mark.parametrize("actor", [NURSE, CLINICIAN], ids=["nurse", "clinician"])
+async def test_nurses_and_clinicians_may_export(
+    actor: Actor, client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
 ) -> None:
-    response = await client.get(
-        route.format(id=esketamine_session.id), headers=bearer(NURSE, clock)
-    )
-    assert response.status_code == 200
+    statuses = await _statuses(client, esketamine_session.id, bearer(actor, clock))
+    assert statuses == dict.fromkeys(ROUTES, 200)
 
 
-@pytest.mark.parametrize("route", ROUTES)
 async def test_export_of_an_unknown_session_is_not_found(
-    route: str, client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, clock: Clock
 ) -> None:
-    response = await client.get(route.format(id=999), headers=bearer(CLINICIAN, clock))
-    assert response.status_code == 404
+    assert await _statuses(client, 999, bearer(NURSE, clock)) == dict.fromkeys(ROUTES, 404)
 
 
 async def test_fhir_bundle_validates_and_carries_the_stored_readings(
