@@ -1,0 +1,485 @@
+// One session: its timeline chart, checks, alerts, and the forms to record what happens.
+
+import { h, setText } from "../dom.js";
+import { timeline } from "../chart.js";
+import {
+  CATEGORY_LABELS,
+  CHECK_KIND_LABELS,
+  FLAG_LABELS,
+  PHASE_LABELS,
+  SEVERITY_LABELS,
+  SIDE_EFFECT_LABELS,
+  bloodPressure,
+  clockTime,
+  initials,
+  labelOf,
+  mmHg,
+  parseTime,
+} from "../format.js";
+import { AlertList } from "./alerts.js";
+
+const CHART_HEIGHT = 460;
+const DRUGS = ["ketamine", "esketamine", "other"];
+const ROUTES = ["IM", "IV", "intranasal", "oral", "sublingual"];
+const OPEN_CHECK_STATES = new Set(["pending", "due", "overdue"]);
+
+let fieldCounter = 0;
+
+/** A labelled form field (the label is a real <label>, for touch and screen readers). */
+function field(label, control, hint) {
+  fieldCounter += 1;
+  const id = `f${fieldCounter}`;
+  control.id = id;
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: id }, label),
+    control,
+    hint ? h("span", { class: "hint" }, hint) : null,
+  );
+}
+
+function numberInput(name, { min, max, step = 1, required = false, value } = {}) {
+  return h("input", {
+    name,
+    type: "number",
+    inputmode: "decimal",
+    min,
+    max,
+    step,
+    required,
+    value,
+  });
+}
+
+function select(name, options, selected) {
+  return h(
+    "select",
+    { name },
+    options.map(([value, label]) => h("option", { value, selected: value === selected }, label)),
+  );
+}
+
+function formStatus() {
+  return h("p", { class: "form-status", role: "status", "aria-live": "polite" });
+}
+
+export class SessionView {
+  constructor(app, sessionId) {
+    this.app = app;
+    this.sessionId = sessionId;
+    this.session = null;
+    this.readings = [];
+    this.checks = [];
+    this.doses = [];
+    this.sideEffects = [];
+    this.loading = null;
+    this.reloadTimer = null;
+    this.chartKey = null;
+    this.title = h("h1", {}, `Session ${sessionId}`);
+    this.subtitle = h("p", { class: "session-subtitle" });
+    this.latest = h("div", { class: "session-latest" });
+    this.alertList = new AlertList(app, { "aria-label": "This session's open alerts" });
+    this.chart = h("div", { class: "chart", "data-chart": "timeline" });
+    this.checkTable = h("tbody");
+    this.readingTable = h("tbody");
+    this.forms = h("div", { class: "forms" });
+    this.root = h(
+      "section",
+      { class: "view session-view", "data-view": "session", "data-session-id": sessionId },
+      h("div", { class: "session-head" }, h("a", { class: "back button", href: "#/ward" }, "‹ Ward"), h("div", {}, this.title, this.subtitle), this.latest),
+      this.alertList.root,
+      this.chart,
+      this.forms,
+      h(
+        "div",
+        { class: "tables" },
+        h(
+          "div",
+          {},
+          h("h2", {}, "Checks"),
+          h(
+            "table",
+            { class: "data-table checks-table" },
+            h("thead", {}, h("tr", {}, h("th", {}, "Check"), h("th", {}, "Window"), h("th", {}, "State"))),
+            this.checkTable,
+          ),
+        ),
+        h(
+          "div",
+          {},
+          h("h2", {}, "Readings"),
+          h(
+            "table",
+            { class: "data-table readings-table" },
+            h(
+              "thead",
+              {},
+              h("tr", {}, h("th", {}, "Time"), h("th", {}, "mmHg"), h("th", {}, "Pulse"), h("th", {}, "Category"), h("th", {}, "Source")),
+            ),
+            this.readingTable,
+          ),
+        ),
+      ),
+    );
+    this.resize = new ResizeObserver(() => this.drawChart(true));
+  }
+
+  mount(container) {
+    container.replaceChildren(this.root);
+    this.resize.observe(this.chart);
+    this.reload();
+  }
+
+  unmount() {
+    this.resize.disconnect();
+    clearTimeout(this.reloadTimer);
+  }
+
+  /** Something about this session changed on the stream: reload it (debounced). */
+  scheduleReload() {
+    clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => this.reload(), 150);
+  }
+
+  async reload() {
+    const { api } = this.app;
+    const id = this.sessionId;
+    const load = Promise.all([
+      api.session(id),
+      api.sessionReadings(id),
+      api.sessionChecks(id),
+      api.sessionDoses(id),
+      api.sessionSideEffects(id),
+    ]);
+    this.loading = load;
+    let answer;
+    try {
+      answer = await load;
+    } catch (error) {
+      if (this.loading === load) this.subtitle.textContent = `Could not load the session: ${error.message}`;
+      return;
+    }
+    if (this.loading !== load) return; // a newer reload overtook this one
+    [this.session, this.readings, this.checks, this.doses, this.sideEffects] = answer;
+    this.app.state.setSessionReadings(id, this.readings);
+    this.app.state.setSessionChecks(id, this.checks);
+    this.app.state.doses.set(id, this.doses);
+    this.render();
+  }
+
+  /** The stream's view of this session is newer than the last load for readings. */
+  currentReadings() {
+    const fromStream = this.app.state.sessionReadings(this.sessionId);
+    return fromStream.length >= this.readings.length ? fromStream : this.readings;
+  }
+
+  render() {
+    if (!this.session) return;
+    const { state } = this.app;
+    const session = state.sessions.get(this.sessionId) || this.session;
+    const patient = state.patients.get(session.patient_id);
+    setText(
+      this.title,
+      `${state.chairName(session.chair_id)} · ${patient ? `${initials(patient.display_name)} ${patient.identifier}` : `patient ${session.patient_id}`}`,
+    );
+    setText(
+      this.subtitle,
+      `${labelOf(PHASE_LABELS, session.phase)} · ${session.protocol} · course session ${session.course_session} · started ${clockTime(session.started_at)}` +
+        (session.baseline ? ` · baseline ${mmHg(session.baseline.systolic)}/${mmHg(session.baseline.diastolic)}${session.baseline.confirmed ? "" : " (unconfirmed)"}` : " · no baseline yet") +
+        (session.closed_at ? ` · closed ${clockTime(session.closed_at)}${session.close_reason ? ` (${session.close_reason})` : ""}` : ""),
+    );
+    const latest = state.latestReading(this.sessionId);
+    this.latest.replaceChildren(
+      h("span", { class: "bp-value", "data-category": latest?.category }, bloodPressure(latest)),
+      h("span", { class: "unit" }, "mmHg"),
+      latest ? h("span", { class: "category", "data-category": latest.category }, labelOf(CATEGORY_LABELS, latest.category)) : null,
+    );
+    this.renderAlerts();
+    this.drawChart(false);
+    this.renderTables();
+    this.renderForms(session);
+  }
+
+  renderAlerts() {
+    this.alertList.update(this.app.state.alertsOfSession(this.sessionId));
+  }
+
+  drawChart(force) {
+    if (!this.session) return;
+    const width = Math.max(480, Math.floor(this.chart.clientWidth));
+    const session = this.app.state.sessions.get(this.sessionId) || this.session;
+    const readings = this.currentReadings();
+    const checks = this.app.state.sessionChecks(this.sessionId);
+    const key = JSON.stringify([
+      width,
+      readings.map((r) => r.id),
+      checks.map((c) => [c.id, c.state]),
+      this.doses.map((d) => d.id),
+      this.sideEffects.map((e) => e.id),
+      session.baseline,
+      session.closed_at,
+      Math.floor(this.app.clock.now() / 60_000),
+    ]);
+    if (!force && key === this.chartKey) return;
+    this.chartKey = key;
+    this.chart.replaceChildren(
+      timeline({
+        width,
+        height: CHART_HEIGHT,
+        session,
+        readings,
+        doses: this.doses,
+        checks,
+        sideEffects: this.sideEffects,
+        now: this.app.clock.now(),
+      }),
+    );
+  }
+
+  renderTables() {
+    const checks = this.app.state.sessionChecks(this.sessionId);
+    this.checkTable.replaceChildren(
+      ...checks.map((c) =>
+        h(
+          "tr",
+          { "data-check-id": c.id, "data-state": c.state },
+          h("td", {}, c.label || labelOf(CHECK_KIND_LABELS, c.kind)),
+          h("td", {}, c.window_start ? `${clockTime(c.window_start)}${c.window_end ? `–${clockTime(c.window_end)}` : ""}` : "--"),
+          h("td", { class: "check-state" }, c.state === "waived" && c.waiver_reason ? `waived: ${c.waiver_reason}` : c.state),
+        ),
+      ),
+    );
+    const readings = [...this.currentReadings()].reverse();
+    this.readingTable.replaceChildren(
+      ...readings.map((r) =>
+        h(
+          "tr",
+          { "data-reading-id": r.id },
+          h("td", {}, clockTime(r.measured_at)),
+          h("td", {}, r.valid === false ? `failed${r.failure_reason ? `: ${r.failure_reason}` : ""}` : bloodPressure(r)),
+          h("td", {}, r.pulse_rate ? mmHg(r.pulse_rate) : "--"),
+          h(
+            "td",
+            {},
+            r.category ? labelOf(CATEGORY_LABELS, r.category) : "",
+            (r.flags || []).length ? ` (${r.flags.map((f) => labelOf(FLAG_LABELS, f)).join(", ")})` : "",
+          ),
+          h("td", {}, r.source === "manual" ? `manual${r.recorded_by ? `, ${r.recorded_by}` : ""}` : "cuff"),
+        ),
+      ),
+    );
+  }
+
+  renderForms(session) {
+    const key = JSON.stringify([
+      Boolean(session.closed_at),
+      this.app.me.role,
+      this.app.state.sessionChecks(this.sessionId).map((c) => [c.id, c.state]),
+      this.holdStanding(),
+    ]);
+    if (key === this.formsKey) return;
+    if (this.forms.contains(document.activeElement) && this.formsKey) return; // never yank a form mid-entry
+    this.formsKey = key;
+    if (session.closed_at) {
+      this.forms.replaceChildren(h("p", { class: "empty-note" }, "This session is closed."));
+      return;
+    }
+    const forms = [];
+    if (this.app.can("record_observations")) forms.push(this.readingForm(), this.sideEffectForm());
+    if (this.app.can("run_sessions")) forms.push(this.doseForm(), this.waiveForm(), this.closeForm());
+    if (!forms.length) forms.push(h("p", { class: "empty-note" }, "Your role views sessions only."));
+    this.forms.replaceChildren(...forms);
+  }
+
+  holdStanding() {
+    return this.app.state
+      .alertsOfSession(this.sessionId)
+      .some((a) => a.kind === "dosing_hold" && a.state !== "resolved");
+  }
+
+  /** Minutes ago -> an ISO time on the server's clock (never in the future). */
+  timeAgo(minutes) {
+    const ago = Math.max(0, Number(minutes) || 0);
+    return new Date(this.app.clock.now() - ago * 60_000 - 1000).toISOString();
+  }
+
+  form(name, title, fields, submitLabel, submit) {
+    const status = formStatus();
+    const button = h("button", { type: "submit", class: "button button-primary" }, submitLabel);
+    const node = h(
+      "form",
+      { class: "card form", "data-form": name, novalidate: false },
+      h("h2", {}, title),
+      fields,
+      h("div", { class: "form-actions" }, button, status),
+    );
+    node.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const values = Object.fromEntries(new FormData(node).entries());
+      button.disabled = true;
+      status.textContent = "Saving…";
+      status.dataset.kind = "pending";
+      try {
+        await submit(values);
+        status.textContent = "Saved";
+        status.dataset.kind = "ok";
+        node.reset();
+        this.formsKey = null;
+        this.scheduleReload();
+      } catch (error) {
+        status.textContent = error.message;
+        status.dataset.kind = "error";
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return node;
+  }
+
+  readingForm() {
+    return this.form(
+      "reading",
+      "Manual reading",
+      h(
+        "div",
+        { class: "field-row" },
+        field("Systolic", numberInput("systolic", { min: 40, max: 300, required: true }), "mmHg"),
+        field("Diastolic", numberInput("diastolic", { min: 20, max: 200, required: true }), "mmHg"),
+        field("Pulse", numberInput("pulse_rate", { min: 20, max: 250 }), "/min"),
+        field("Taken", numberInput("minutes_ago", { min: 0, max: 600, value: 0 }), "min ago"),
+      ),
+      "Save reading",
+      (v) =>
+        this.app.api.recordReading(this.sessionId, {
+          systolic: Number(v.systolic),
+          diastolic: Number(v.diastolic),
+          ...(v.pulse_rate ? { pulse_rate: Number(v.pulse_rate) } : {}),
+          measured_at: this.timeAgo(v.minutes_ago),
+        }),
+    );
+  }
+
+  sideEffectForm() {
+    return this.form(
+      "side-effect",
+      "Side effect",
+      [
+        h(
+          "div",
+          { class: "field-row" },
+          field("Effect", select("effect", Object.entries(SIDE_EFFECT_LABELS), "nausea")),
+          field(
+            "Severity",
+            select(
+              "severity",
+              SEVERITY_LABELS.slice(1).map((label, i) => [String(i + 1), label]),
+              "1",
+            ),
+          ),
+          field("Observed", numberInput("minutes_ago", { min: 0, max: 600, value: 0 }), "min ago"),
+        ),
+        field("Note", h("input", { type: "text", name: "note", maxlength: 2000 })),
+      ],
+      "Save side effect",
+      (v) =>
+        this.app.api.recordSideEffect(this.sessionId, {
+          effect: v.effect,
+          severity: Number(v.severity),
+          observed_at: this.timeAgo(v.minutes_ago),
+          ...(v.note ? { note: v.note } : {}),
+        }),
+    );
+  }
+
+  doseForm() {
+    const hold = this.holdStanding();
+    return this.form(
+      "dose",
+      hold ? "Dose (dosing hold stands)" : "Dose",
+      [
+        h(
+          "div",
+          { class: "field-row" },
+          field("Drug", select("drug", DRUGS.map((d) => [d, d]), "ketamine")),
+          field("Amount", numberInput("amount_mg", { min: 0.1, max: 1000, step: 0.1, required: true }), "mg"),
+          field("Route", select("route", ROUTES.map((r) => [r, r]), "IM")),
+        ),
+        h(
+          "label",
+          { class: "check-field" },
+          h("input", { type: "checkbox", name: "increase", value: "yes" }),
+          " Dose increase",
+        ),
+        hold
+          ? field(
+              "Override reason",
+              h("textarea", { name: "override_reason", rows: 2, required: true }),
+              "A dosing hold stands: a clinician's reason overrides it",
+            )
+          : null,
+      ],
+      hold ? "Override hold and record dose" : "Record dose",
+      (v) =>
+        this.app.api.recordDose(this.sessionId, {
+          drug: v.drug,
+          amount_mg: Number(v.amount_mg),
+          route: v.route,
+          ...(v.increase ? { increase: true } : {}),
+          ...(v.override_reason ? { override_reason: v.override_reason } : {}),
+        }),
+    );
+  }
+
+  waiveForm() {
+    const open = this.app.state
+      .sessionChecks(this.sessionId)
+      .filter((c) => OPEN_CHECK_STATES.has(c.state));
+    if (!open.length) {
+      return h(
+        "div",
+        { class: "card form", "data-form": "waive" },
+        h("h2", {}, "Waive a check"),
+        h("p", { class: "empty-note" }, "No open check to waive."),
+      );
+    }
+    return this.form(
+      "waive",
+      "Waive a check",
+      [
+        field(
+          "Check",
+          select(
+            "check_id",
+            open.map((c) => [String(c.id), `${c.label || labelOf(CHECK_KIND_LABELS, c.kind)} (${c.state})`]),
+          ),
+        ),
+        field("Reason", h("input", { type: "text", name: "reason", required: true, maxlength: 2000 })),
+      ],
+      "Waive check",
+      (v) => this.app.api.waiveCheck(this.sessionId, Number(v.check_id), v.reason),
+    );
+  }
+
+  closeForm() {
+    return this.form(
+      "close",
+      "Close session",
+      field(
+        "Reason",
+        h("input", { type: "text", name: "reason", maxlength: 2000 }),
+        "Needed only without a close-of-session reading",
+      ),
+      "Close session",
+      (v) => this.app.api.closeSession(this.sessionId, v.reason || null),
+    );
+  }
+
+  update() {
+    this.render();
+  }
+
+  tick() {
+    this.drawChart(false);
+  }
+}
