@@ -460,7 +460,7 @@ class Clinic:
         engine = create_engine(settings.effective_database_url)
         await migrate(engine)
         protocol = load_protocol(settings.protocol)
-        return cls(
+        clinic = cls(
             engine,
             protocols={protocol.name: protocol},
             default_protocol=protocol.name,
@@ -470,8 +470,16 @@ class Clinic:
             stale_after=settings.stale_after,
             **kwargs,
         )
+        await clinic.start()
+        return clinic
+
+    async def start(self) -> None:
+        """Follow other daemons' events (PostgreSQL shared by several daemons)."""
+        if not is_sqlite(self.engine):
+            await self.bus.listen(self.engine.url.render_as_string(hide_password=False))
 
     async def close(self) -> None:
+        await self.bus.close()
         await self.engine.dispose()
 
     def now(self) -> datetime:
@@ -490,7 +498,7 @@ class Clinic:
                     tx = _Tx(session, self.now())
                     yield tx
                     stored = await store_events(session, tx.events)
-            self.bus.publish(stored)
+            await self.bus.publish(stored)
         if wake and stored:
             self._wake.set()
 

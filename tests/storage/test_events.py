@@ -7,10 +7,11 @@ from datetime import date
 
 import pytest
 
-from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward
+from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward, emptied
 from tests.storage.cuff import measurement
 from vitalsd.clinic import Clinic
 from vitalsd.errors import DosingHoldActive
+from vitalsd.store.engine import create_engine
 from vitalsd.store.events import Event, EventBus, EventType, SubscriberOverflow
 
 
@@ -145,3 +146,21 @@ async def test_concurrent_writers_get_distinct_consecutive_sequence_numbers(
     )
     seqs = [e.seq for e in await clinic.bus.stored_after(0)]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == 8
+
+
+async def test_daemons_sharing_postgresql_see_each_others_events_in_order(
+    request: pytest.FixtureRequest,
+) -> None:
+    url = await emptied(str(request.getfixturevalue("migrated_postgres_url")))
+    writer, follower = Clinic(create_engine(url)), Clinic(create_engine(url))
+    await follower.start()
+    try:
+        async with follower.bus.subscribe() as subscription:
+            await writer.update_device(CUFF, battery_percent=70)
+            await follower.update_device(CUFF, battery_percent=69)
+            await writer.update_device(CUFF, battery_percent=68)
+            got = await asyncio.wait_for(next_events(subscription, 3), 20)
+    finally:
+        await writer.close()
+        await follower.close()
+    assert [(e.seq, e.data["battery_percent"]) for e in got] == [(1, 70), (2, 69), (3, 68)]

@@ -16,12 +16,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vitalsd.store.models import EventCounter, EventRow
 
 DEFAULT_QUEUE_SIZE = 1000
+NOTIFY_CHANNEL = "vitalsd_events"
 REPLAY_BATCH = 500
 
 
@@ -95,6 +96,11 @@ async def store_events(session: AsyncSession, pending: Sequence[PendingEvent]) -
     )
     last = int(result.scalar_one())
     first = last - len(pending) + 1
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        # Delivered at commit, to every daemon sharing the database (DESIGN.md "Scale").
+        await session.execute(
+            text("SELECT pg_notify(:channel, :seq)"), {"channel": NOTIFY_CHANNEL, "seq": str(last)}
+        )
     events = [Event(first + i, item.type, item.at, item.data) for i, item in enumerate(pending)]
     session.add_all(EventRow(seq=e.seq, type=e.type.value, at=e.at, data=e.data) for e in events)
     await session.flush()
@@ -171,7 +177,13 @@ class Subscription:
 
 
 class EventBus:
-    """In-process fan-out of committed events."""
+    """Fan-out of committed events to in-process subscribers, strictly in sequence order.
+
+    Sequence order is commit order (every writer holds the counter row until it commits),
+    so when an event arrives whose predecessors were not published here (another daemon
+    wrote them), they are committed already and are read from the table first. On
+    PostgreSQL `listen()` learns of other daemons' commits through LISTEN/NOTIFY.
+    """
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], queue_size: int = DEFAULT_QUEUE_SIZE
@@ -179,6 +191,10 @@ class EventBus:
         self._sessions = sessions
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
+        self._published_upto: int | None = None
+        self._order = asyncio.Lock()
+        self._listener: Any = None
+        self._catch_up_tasks: set[asyncio.Task[None]] = set()
 
     def subscribe(self, since: int | None = None) -> Subscription:
         """Live from now; with `since`, every stored event after `since` first. Register
@@ -191,18 +207,76 @@ class EventBus:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def publish(self, events: Iterable[Event]) -> None:
-        """Hand committed (or live-only) events to every subscriber; never blocks."""
+    def _fan_out(self, events: Iterable[Event]) -> None:
+        """Hand events to every subscriber's bounded queue; never blocks."""
         for event in events:
             for subscription in list(self._subscribers):
                 subscription.offer(event)
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Publish committed events (ascending seq), preceded by any committed elsewhere
+        that this process has not published yet."""
+        if not events:
+            return
+        async with self._order:
+            first = events[0].seq
+            assert first is not None
+            if self._published_upto is None:
+                self._published_upto = first - 1
+            if first > self._published_upto + 1:
+                await self._publish_stored_upto(first - 1)
+            fresh = [e for e in events if e.seq is not None and e.seq > self._published_upto]
+            self._fan_out(fresh)
+            if fresh and fresh[-1].seq is not None:
+                self._published_upto = fresh[-1].seq
+
+    async def _publish_stored_upto(self, last: int) -> None:
+        while self._published_upto is not None and self._published_upto < last:
+            batch = await self.stored_after(self._published_upto, REPLAY_BATCH)
+            batch = [e for e in batch if e.seq is not None and e.seq <= last]
+            if not batch:
+                return
+            self._fan_out(batch)
+            self._published_upto = batch[-1].seq
+
+    async def catch_up(self, upto: int | None = None) -> None:
+        """Publish what other daemons committed (up to `upto`, or all)."""
+        async with self._order:
+            if self._published_upto is None:
+                self._published_upto = await self.last_seq()
+                return
+            await self._publish_stored_upto(upto if upto is not None else 2**62)
+
+    async def listen(self, database_url: str) -> None:
+        """PostgreSQL only: follow other daemons' events through LISTEN/NOTIFY."""
+        import asyncpg
+
+        async with self._order:
+            if self._published_upto is None:
+                self._published_upto = await self.last_seq()
+        dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self._listener = await asyncpg.connect(dsn)
+
+        def notified(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+            task = asyncio.get_running_loop().create_task(self.catch_up(int(payload)))
+            self._catch_up_tasks.add(task)
+            task.add_done_callback(self._catch_up_tasks.discard)
+
+        await self._listener.add_listener(NOTIFY_CHANNEL, notified)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        for task in list(self._catch_up_tasks):
+            task.cancel()
 
     def publish_live(self, type: EventType, at: datetime, data: dict[str, Any]) -> Event:
         """A live-only event (`cuff_pressure`): not stored, no sequence number."""
         if type not in LIVE_ONLY:
             raise ValueError(f"{type.value} events are stored: use a transaction")
         event = Event(None, type, at, data)
-        self.publish([event])
+        self._fan_out([event])
         return event
 
     async def stored_after(self, seq: int, limit: int = REPLAY_BATCH) -> list[Event]:
