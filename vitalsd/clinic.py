@@ -1786,8 +1786,7 @@ class Clinic:
             finding = Finding(
                 AlertKind.CHECK_OVERDUE,
                 Priority.MEDIUM,
-                f"{check.label}: overdue, no reading by "
-                f"{check.window_end.strftime('%H:%M') if check.window_end else 'the dose'}",
+                f"{check.label}: overdue (no reading in its window)",
                 subject=check.key,
             )
             await self._apply_alert_changes(

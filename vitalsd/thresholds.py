@@ -173,7 +173,7 @@ class Thresholds:
                     AlertKind.ELEVATED_BASELINE,
                     Priority.LOW,
                     f"Elevated baseline {shown} (>= {limit:g}/"
-                    f"{self.limits.elevated_diastolic:g}): post-dose check 20-30 min{confirm}",
+                    f"{self.limits.elevated_diastolic:g}): a post-dose check is required{confirm}",
                 )
             )
         if findings and consider_deferring:

@@ -358,3 +358,30 @@ def test_dose_increase_is_derived_from_the_previous_session_total(
     previous: float | None, so_far: float, amount: float, increase: bool
 ) -> None:
     assert derive_dose_increase(previous, so_far, amount) is increase
+
+
+REMS_SESSION = facts(reading(2), dose(5), course_session=9)
+IV_SESSION = facts(reading(2), dose(10, stopped=50))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "session", "kind", "now", "state"),
+    [
+        (REMS, REMS_SESSION, CheckKind.POST_DOSE, 39.9, CheckState.PENDING),
+        (REMS, REMS_SESSION, CheckKind.POST_DOSE, 40, CheckState.DUE),
+        (REMS, REMS_SESSION, CheckKind.POST_DOSE, 49.9, CheckState.DUE),
+        (REMS, REMS_SESSION, CheckKind.POST_DOSE, 50, CheckState.OVERDUE),
+        (REMS, REMS_SESSION, CheckKind.CLOSE, 124.9, CheckState.PENDING),
+        (REMS, REMS_SESSION, CheckKind.CLOSE, 125, CheckState.DUE),
+        (IV, IV_SESSION, CheckKind.POST_INFUSION, 49.9, CheckState.PENDING),
+        (IV, IV_SESSION, CheckKind.POST_INFUSION, 50, CheckState.DUE),
+        (IV, IV_SESSION, CheckKind.POST_INFUSION, 65, CheckState.OVERDUE),
+        (IV, IV_SESSION, CheckKind.CLOSE, 109.9, CheckState.PENDING),
+        (IV, IV_SESSION, CheckKind.CLOSE, 110, CheckState.DUE),
+    ],
+)
+def test_first_check_of_a_kind_becomes_due_then_overdue(
+    schedule: CheckSchedule, session: SessionFacts, kind: CheckKind, now: float, state: CheckState
+) -> None:
+    first = next(c for c in schedule.checks(session, at(now)) if c.kind is kind)
+    assert first.state is state
