@@ -78,6 +78,7 @@ from vitalsd.thresholds import BASELINE_KINDS, Finding, blood_pressure_category
 log = logging.getLogger(__name__)
 
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
+DEVICE_SEEN_WRITE_INTERVAL = timedelta(seconds=30)
 NO_LONGER_REQUIRED = "no longer required by the protocol"
 # The timer wakes this much after a deadline, so the deadline has surely passed.
 TIMER_SLACK = timedelta(milliseconds=20)
@@ -1475,24 +1476,40 @@ class Clinic:
             )
         if battery_percent is not None and not 0 <= battery_percent <= 100:
             raise InvalidInput(f"battery_percent is 0-100, got {battery_percent}")
+        status = {
+            "name": name,
+            "manufacturer": manufacturer,
+            "model": model,
+            "serial": serial,
+            "firmware": firmware,
+            "battery_percent": battery_percent,
+            "connection_state": connection_state,
+        }
+        seen_at = self.now() if at is None else require_utc(at, "at")
+        # Advertisements arrive often: with no status change, write at most every
+        # DEVICE_SEEN_WRITE_INTERVAL (no transaction, no event in between).
+        async with self._sessions() as session:
+            known = await session.scalar(select(models.Device).where(models.Device.address == cuff))
+            if (
+                known is not None
+                and all(v is None or getattr(known, k) == v for k, v in status.items())
+                and known.last_seen_at is not None
+                and timedelta(0) <= seen_at - known.last_seen_at < DEVICE_SEEN_WRITE_INTERVAL
+            ):
+                chair_id = await session.scalar(
+                    select(models.Chair.id).where(models.Chair.cuff_address == cuff)
+                )
+                return _device_view(known, chair_id)
         async with self._transaction() as tx:
-            seen = tx.now if at is None else require_utc(at, "at")
+            seen = seen_at
             device = await self._ensure_device(tx, cuff)
-            changes = {
-                "name": name,
-                "manufacturer": manufacturer,
-                "model": model,
-                "serial": serial,
-                "firmware": firmware,
-                "battery_percent": battery_percent,
-                "rssi": rssi,
-                "connection_state": connection_state,
-            }
-            changed = False
-            for attribute, value in changes.items():
+            changed = known is None  # a cuff seen for the first time
+            for attribute, value in status.items():
                 if value is not None and getattr(device, attribute) != value:
                     setattr(device, attribute, value)
                     changed = True
+            if rssi is not None:
+                device.rssi = rssi  # signal strength is shown, but is no status change
             if device.last_seen_at is None or seen > device.last_seen_at:
                 device.last_seen_at = seen
             chair_id = await tx.session.scalar(

@@ -491,3 +491,20 @@ async def test_snapshot_holds_chairs_sessions_latest_readings_alerts_and_due_che
         ["severe_hypertension", "dosing_hold"],
         await ward.clinic.bus.last_seq(),
     )
+
+
+async def test_signal_strength_alone_is_no_device_status_event(clinic: Clinic) -> None:
+    await clinic.device_seen(CUFF, rssi=-60)
+    seq = await clinic.bus.last_seq()
+    await clinic.device_seen(CUFF, rssi=-72)
+    assert await clinic.bus.stored_after(seq) == []
+
+
+async def test_cuff_seen_for_the_first_time_is_a_device_status_event(clinic: Clinic) -> None:
+    await clinic.device_seen(CUFF, rssi=-60, name="BPM Cuff")
+    (event,) = await clinic.bus.stored_after(0)
+    assert (event.type.value, event.data["address"], event.data["rssi"]) == (
+        "device_status",
+        CUFF,
+        -60,
+    )
