@@ -1373,7 +1373,9 @@ class Clinic:
         except IntegrityError:
             raise Conflict("this reading was stored already") from None
         tx.emit(EventType.READING, _reading_view(reading).as_dict())
-        if session_row is not None and session_row.closed_at is None:
+        if session_row is not None:
+            # Also for a closed session: a record the cuff delivers late may satisfy a
+            # check (no new alert is raised for a closed session).
             await self._reevaluate(tx, session_row, trigger=reading)
         return reading
 

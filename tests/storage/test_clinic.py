@@ -508,3 +508,20 @@ async def test_cuff_seen_for_the_first_time_is_a_device_status_event(clinic: Cli
         CUFF,
         -60,
     )
+
+
+async def test_late_record_of_a_closed_session_satisfies_its_check_and_raises_nothing(
+    ward: Ward, clock: FakeClock
+) -> None:
+    session = await start(ward, course_session=5)
+    await ingest(ward.clinic, clock)
+    await ward.clinic.record_dose(session.id, drug="ketamine", amount_mg=50, route="IM", by=NURSE)
+    clock.advance(62)
+    await ward.clinic.close_session(session.id, by=CLINICIAN, reason="cuff out of range")
+    clock.advance(5)
+    late = measurement(190, 115)
+    taken = clock.now - timedelta(minutes=6)
+    result = await ward.clinic.ingest_cuff_measurement(CUFF, late, taken, bytes(late))
+    (close,) = [c for c in await ward.clinic.list_checks(session.id) if c.kind == "close"]
+    assert (result.reading.session_id, close.state) == (session.id, "satisfied")
+    assert await ward.clinic.list_alerts(session_id=session.id, open_only=True) == []
