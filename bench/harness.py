@@ -4,11 +4,12 @@ ratio, because these shared 2-core machines are noisy)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,8 +81,34 @@ def verdict(ours_over_floor: float, target: float, *, higher_is_better: bool = F
     return f"{'meets' if ok else 'MISSES'} target {sign} {target:g}"
 
 
+def load() -> str:
+    """The 1/5/15-minute load averages: other work on this shared machine skews absolute
+    numbers (issue #9), so every result line set is printed with it."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
 def header(title: str, argv: Sequence[str]) -> None:
     print(f"== {title}")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; {load()}")
     print(f"command: {' '.join(argv)}")
     sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def profiled(output: Path | None) -> Iterator[None]:
+    """pyinstrument around the block when `output` is given; its text report (call tree
+    with wall time, async-aware) is written there."""
+    if output is None:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005, async_mode="enabled")
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        output.write_text(profiler.output_text(unicode=True, show_all=False))
+        print(f"profile written to {output}")

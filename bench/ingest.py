@@ -33,7 +33,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import insert, select, update
 
-from bench.harness import header, ratio, verdict
+from bench.harness import header, profiled, ratio, verdict
 from devices.bps import BloodPressureMeasurement, PressureUnit
 from tests.postgres_cluster import PostgresCluster
 from vitalsd.clinic import Actor, Clinic
@@ -82,10 +82,10 @@ def measurement_of(round_: int, cuff: int) -> BloodPressureMeasurement:
     )
 
 
-async def populate(url: str, cuffs: int) -> None:
+async def populate(url: str, cuffs: int, start: datetime = T0) -> None:
     """A clinic with `cuffs` chairs, each with a cuff and an open session that has a
-    baseline reading and a dose, so that readings are post-dose readings."""
-    clock = StepClock(T0)
+    baseline reading and a dose (from `start` on), so that readings are post-dose."""
+    clock = StepClock(start)
     clinic = Clinic(create_engine(url), clock=clock)
     try:
         for i in range(cuffs):
@@ -261,10 +261,11 @@ class Result:
         )
 
 
-async def measure(backend: str, cuffs: int, readings: int) -> Result:
+async def measure(backend: str, cuffs: int, readings: int, profile: Path | None = None) -> Result:
     databases = sqlite_databases if backend == "sqlite" else postgres_databases
     async with databases(cuffs) as dbs:
-        ingested = await run_ours(dbs.ours, cuffs, readings)
+        with profiled(profile):
+            ingested = await run_ours(dbs.ours, cuffs, readings)
         floor_seconds = await run_floor(dbs.ours, dbs.floor, ingested)
     return Result(
         backend,
@@ -283,6 +284,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--backend", choices=("sqlite", "postgresql"), action="append", help="default both"
     )
+    parser.add_argument(
+        "--profile", type=Path, help="write a pyinstrument report of our ingest to this file"
+    )
     return parser.parse_args(argv)
 
 
@@ -295,7 +299,12 @@ async def main(argv: Sequence[str]) -> int:
         f"1 in {SEVERE_EVERY} severe; one subscriber drains the bus"
     )
     for backend in args.backend or ("sqlite", "postgresql"):
-        result = await measure(backend, args.cuffs, readings)
+        result = await measure(
+            backend,
+            args.cuffs,
+            readings,
+            None if args.profile is None else args.profile.with_suffix(f".{backend}.txt"),
+        )
         print(result.line(), flush=True)
     return 0
 

@@ -1,0 +1,355 @@
+"""Fan-out (issue #9 benchmark 3): how many `/ws` clients one process keeps at p99
+delivery under 100 ms, and the memory per client.
+
+Ours: the real app (`api.app.create_app` on a `Clinic`, SQLite) under uvicorn configured
+as `vitalsd serve` configures it, in this process; events come from cuff readings
+ingested here at about `--rate` events/s (each reading commits 2-3 events at once, as in
+a clinic). Delivery latency: from `EventBus.publish` (after the commit) to the client's
+receipt, on CLOCK_MONOTONIC. The clients run in a second process (`ws_clients.py`) and
+decode every message.
+
+Floor, same run: a bare `websockets` server broadcasting the very same JSON texts, in
+the same groups at the same moments, to the same number of clients in a second process.
+Target (issue #9): at 1,000 clients, ours p99 within 2x the floor's p99.
+
+    .venv/bin/python bench/fanout.py [--quick] [--clients 100,500,1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import uvicorn
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+from api.app import create_app
+from api.ws import encode
+from bench.harness import Latencies, header, load, profiled, ratio, verdict
+from bench.ingest import cuff_address, measurement_of, populate
+from bench.ws_clients import ClientFleet, Received
+from vitalsd.auth import TokenIssuer
+from vitalsd.clinic import Clinic, utc_now
+from vitalsd.daemon import WS_PING_INTERVAL_S, WS_PING_TIMEOUT_S
+from vitalsd.domain import Role
+from vitalsd.settings import Settings
+from vitalsd.store.engine import create_engine, migrate, session_factory
+from vitalsd.store.events import Event, EventBus
+
+SECRET = b"bench-fanout-secret-bench-fanout"
+# Issue #9: "the most WebSocket clients one process keeps at p99 delivery under 100 ms".
+P99_LIMIT_MS = 100.0
+DEFAULT_CLIENTS = (100, 250, 500, 1000)
+QUICK_CLIENTS = (100, 500)
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (Linux /proc)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+class StampedBus(EventBus):
+    """The clinic's own bus, noting when each committed group of events is published."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.stamps: dict[int, float] = {}
+        self.groups: list[tuple[float, list[Event]]] = []
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        now = time.monotonic()
+        for event in events:
+            if event.seq is not None:
+                self.stamps[event.seq] = now
+        self.groups.append((now, list(events)))
+        await super().publish(events)
+
+
+@dataclass
+class OurServer:
+    url: str
+    clinic: Clinic
+    bus: StampedBus
+    cuffs: int
+
+
+def bound_socket() -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    return listener
+
+
+@contextlib.asynccontextmanager
+async def our_server(cuffs: int) -> AsyncIterator[OurServer]:
+    """The API over a populated clinic, served by uvicorn as `vitalsd serve` does."""
+    root = Path(tempfile.mkdtemp(prefix="vitalsd-fanout-"))
+    url = f"sqlite+aiosqlite:///{root / 'vitalsd.sqlite3'}"
+    await migrate(url)
+    await populate(url, cuffs, start=utc_now() - timedelta(minutes=30))
+    engine = create_engine(url)
+    bus = StampedBus(session_factory(engine))
+    clinic = Clinic(engine, bus=bus)
+    await clinic.create_user("nurse", "not-a-real-hash", Role.NURSE)
+    tokens = TokenIssuer(SECRET, lifetime=timedelta(hours=8))
+    app = create_app(clinic, Settings(data_dir=root), tokens=tokens)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="warning",
+        lifespan="off",
+        ws_ping_interval=WS_PING_INTERVAL_S,
+        ws_ping_timeout=WS_PING_TIMEOUT_S,
+        server_header=False,
+        backlog=4096,
+    )
+    server = uvicorn.Server(config)
+    listener = bound_socket()
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        token = tokens.issue("nurse", Role.NURSE, utc_now())
+        port = listener.getsockname()[1]
+        yield OurServer(f"ws://127.0.0.1:{port}/ws?token={token}", clinic, bus, cuffs)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+        listener.close()
+        await clinic.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class FloorServer:
+    url: str
+    connections: set[ServerConnection] = field(default_factory=set)
+
+
+@contextlib.asynccontextmanager
+async def floor_server() -> AsyncIterator[FloorServer]:
+    """A bare `websockets` server: accepts, keeps the connection, sends what it is told."""
+    state = FloorServer("")
+
+    async def handler(connection: ServerConnection) -> None:
+        state.connections.add(connection)
+        try:
+            await connection.wait_closed()
+        finally:
+            state.connections.discard(connection)
+
+    async with serve(handler, "127.0.0.1", 0, max_size=None, backlog=4096) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        state.url = f"ws://127.0.0.1:{port}/"
+        yield state
+
+
+async def drive_ours(server: OurServer, rate: float, seconds: float) -> int:
+    """Ingest cuff readings so that about `rate` events/s are published, for `seconds`.
+    Returns the index of the first group published in this window."""
+    first_group = len(server.bus.groups)
+    published = len(server.bus.stamps)
+    started = time.monotonic()
+    n = 0
+    while time.monotonic() - started < seconds:
+        cuff = n % server.cuffs
+        m = measurement_of(n // server.cuffs + 100, cuff)
+        await server.clinic.ingest_cuff_measurement(cuff_address(cuff), m, utc_now(), bytes(m))
+        n += 1
+        due = started + (len(server.bus.stamps) - published) / rate
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+    return first_group
+
+
+async def drive_floor(
+    floor: FloorServer, groups: Sequence[tuple[float, list[str], list[int]]]
+) -> dict[int, float]:
+    """Broadcast the same texts in the same groups at the same relative moments."""
+    stamps: dict[int, float] = {}
+    if not groups:
+        return stamps
+    origin = groups[0][0]
+    started = time.monotonic()
+    for at, texts, seqs in groups:
+        await asyncio.sleep(max(0.0, started + (at - origin) - time.monotonic()))
+        now = time.monotonic()
+        for seq in seqs:
+            stamps[seq] = now
+        for text in texts:
+            broadcast(floor.connections, text)
+    return stamps
+
+
+@dataclass(frozen=True)
+class Delivery:
+    latencies: Latencies
+    expected: int
+    received: int
+    duplicates: int
+    errors: int
+
+
+def delivery(received: Received, stamps: dict[int, float], errors: list[str]) -> Delivery:
+    latencies: list[float] = []
+    got = dupes = 0
+    for client in received:
+        seen: set[int] = set()
+        for seq, t in client:
+            if seq is None or seq not in stamps:
+                continue
+            if seq in seen:
+                dupes += 1
+                continue
+            seen.add(seq)
+            got += 1
+            latencies.append(t - stamps[seq])
+    return Delivery(
+        Latencies.of_seconds(latencies), len(stamps) * len(received), got, dupes, len(errors)
+    )
+
+
+@dataclass(frozen=True)
+class Point:
+    clients: int
+    ours: Delivery
+    floor: Delivery
+    ours_bytes_per_client: float
+    floor_bytes_per_client: float
+
+    def lines(self) -> list[str]:
+        share = ratio(self.ours.latencies.p99_ms, self.floor.latencies.p99_ms)
+        return [
+            f"fan-out {self.clients:5d} clients: ours  {self.ours.latencies} "
+            f"({self.ours.received}/{self.ours.expected} delivered, "
+            f"{self.ours.duplicates} dup, {self.ours.errors} closed), "
+            f"{self.ours_bytes_per_client / 1024:.1f} KiB/client",
+            f"fan-out {self.clients:5d} clients: floor {self.floor.latencies} "
+            f"({self.floor.received}/{self.floor.expected} delivered), "
+            f"{self.floor_bytes_per_client / 1024:.1f} KiB/client",
+            f"fan-out {self.clients:5d} clients: ours p99 / floor p99 = {share:.2f}"
+            + (f" ({verdict(share, 2.0)})" if self.clients >= 1000 else ""),
+        ]
+
+
+async def measure_point(
+    server: OurServer,
+    floor: FloorServer,
+    clients: int,
+    rate: float,
+    seconds: float,
+    scratch: Path,
+    profile: Path | None = None,
+) -> Point:
+    gc.collect()
+    before = rss_bytes()
+    fleet = ClientFleet(server.url, clients, scratch / f"ours-{clients}.json", first=True)
+    await fleet.start()
+    try:
+        await asyncio.sleep(1.0)
+        gc.collect()
+        ours_bytes = (rss_bytes() - before) / clients
+        with profiled(profile):
+            first_group = await drive_ours(server, rate, seconds)
+        await asyncio.sleep(1.0)  # let the last events arrive
+        received, errors = await fleet.stop()
+    finally:
+        fleet.kill()
+    groups = server.bus.groups[first_group:]
+    stamps = {e.seq: at for at, events in groups for e in events if e.seq is not None}
+    ours = delivery(received, stamps, errors)
+
+    gc.collect()
+    before = rss_bytes()
+    fleet = ClientFleet(floor.url, clients, scratch / f"floor-{clients}.json", first=False)
+    await fleet.start()
+    try:
+        await asyncio.sleep(1.0)
+        gc.collect()
+        floor_bytes = (rss_bytes() - before) / clients
+        replay = [
+            (at, [encode(e.as_json()) for e in events], [e.seq for e in events if e.seq])
+            for at, events in groups
+        ]
+        floor_stamps = await drive_floor(floor, replay)
+        await asyncio.sleep(1.0)
+        received, errors = await fleet.stop()
+    finally:
+        fleet.kill()
+    return Point(
+        clients,
+        ours,
+        delivery(received, floor_stamps, errors),
+        ours_bytes,
+        floor_bytes,
+    )
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100 and 500 clients, 5 s each")
+    parser.add_argument("--clients", help="comma-separated client counts")
+    parser.add_argument("--seconds", type=float, help="events per point (default 10 s)")
+    parser.add_argument("--rate", type=float, default=20.0, help="events/s (issue #9: 20)")
+    parser.add_argument("--cuffs", type=int, default=50)
+    parser.add_argument("--profile", type=Path, help="pyinstrument report of the largest point")
+    return parser.parse_args(argv)
+
+
+async def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    counts = (
+        tuple(int(c) for c in args.clients.split(","))
+        if args.clients
+        else (QUICK_CLIENTS if args.quick else DEFAULT_CLIENTS)
+    )
+    seconds = args.seconds or (5.0 if args.quick else 10.0)
+    header("fan-out (issue #9, benchmark 3)", ["bench/fanout.py", *argv])
+    print(
+        f"{args.cuffs} cuffs ingesting at ~{args.rate:g} events/s for {seconds:g} s per point; "
+        "clients decode every message in a second process; latency publish -> receipt"
+    )
+    points: list[Point] = []
+    scratch = Path(tempfile.mkdtemp(prefix="vitalsd-fanout-clients-"))
+    try:
+        async with our_server(args.cuffs) as server, floor_server() as floor:
+            for clients in counts:
+                profile = args.profile if clients == max(counts) else None
+                point = await measure_point(
+                    server, floor, clients, args.rate, seconds, scratch, profile
+                )
+                points.append(point)
+                print(f"({load()})")
+                for line in point.lines():
+                    print(line, flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    within = [p.clients for p in points if p.ours.latencies.p99_ms < P99_LIMIT_MS]
+    print(
+        f"fan-out: most clients measured with ours p99 < {P99_LIMIT_MS:g} ms: "
+        f"{max(within) if within else 'none'} (of {', '.join(str(c) for c in counts)})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main(sys.argv[1:])))
