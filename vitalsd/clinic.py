@@ -1720,6 +1720,7 @@ class Clinic:
         computed = schedule.checks(facts, now)
         overdue_now: list[tuple[Check, models.Check]] = []
         settled: list[str] = []
+        changed_checks: list[tuple[Check, models.Check]] = []
         for check in computed:
             check_row = state.check_rows.get(check.key)
             previous = None if check_row is None else check_row.state
@@ -1736,17 +1737,20 @@ class Clinic:
             check_row.required = True
             if check_row.waived_by is None:
                 check_row.waiver_reason = check.waiver_reason
-            await tx.session.flush()
             if previous != check.state.value:
-                session_changed = True
-                shown = _check_view(check_row, row.chair_id).as_dict()
-                if check.state is CheckState.DUE:
-                    tx.emit(EventType.CHECK_DUE, shown)
-                elif check.state is CheckState.OVERDUE:
-                    tx.emit(EventType.CHECK_OVERDUE, shown)
-                    overdue_now.append((check, check_row))
+                changed_checks.append((check, check_row))
             if check.state in (CheckState.SATISFIED, CheckState.WAIVED):
                 settled.append(f"{AlertKind.CHECK_OVERDUE.value}:{check.key}")
+        if changed_checks:
+            await tx.session.flush()  # new checks get their ids
+            session_changed = True
+        for check, check_row in changed_checks:
+            shown = _check_view(check_row, row.chair_id).as_dict()
+            if check.state is CheckState.DUE:
+                tx.emit(EventType.CHECK_DUE, shown)
+            elif check.state is CheckState.OVERDUE:
+                tx.emit(EventType.CHECK_OVERDUE, shown)
+                overdue_now.append((check, check_row))
         keys = {c.key for c in computed}
         for key, check_row in state.check_rows.items():
             if key not in keys and check_row.required:
