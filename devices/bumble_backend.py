@@ -58,6 +58,10 @@ REQUESTED_ATT_MTU: Final = 247
 # its LE Connection Complete (status Unknown Connection Identifier, Core Vol 4 Part E
 # 7.8.13) before giving up on it.
 CONNECTION_CANCEL_CONFIRM_TIMEOUT: Final = 1.0
+# A pending connection that has waited this long for its peer's next advertisement
+# yields the controller to a queued one (cuffs advertise every 20 ms to about 1 s after a
+# measurement; Core Vol 6 Part B 4.4.2.2.1 allows up to 10.24 s, which cuffs do not use).
+CONNECT_YIELD_AFTER: Final = 1.0
 # How long `disconnect()` waits for Disconnection Complete before forgetting the link.
 DISCONNECT_TIMEOUT: Final = 5.0
 # ATT errors that pairing or encrypting with the bond cures (Core Vol 3 Part F 3.4.1.1).
@@ -179,6 +183,7 @@ class BumbleHost:
         transport: Transport | None = None,
         controller: Controller | None = None,
         pairing_policy: PairingPolicy = PairingPolicy(),
+        connect_yield_after: float = CONNECT_YIELD_AFTER,
     ) -> None:
         self.device = device
         self.loop = asyncio.get_running_loop()
@@ -187,7 +192,9 @@ class BumbleHost:
         self._controller = controller
         # A controller creates one LE connection at a time (Core Vol 4 Part E 7.8.12).
         self._connect_lock = asyncio.Lock()
+        self._connect_waiters = 0
         self._connecting_to: hci.Address | None = None
+        self.connect_yield_after = connect_yield_after
         self._scanners: set[BumbleBleakScanner] = set()
         self._scanning_active = False
         self._address_types: dict[bytes, hci.AddressType] = {}
@@ -210,6 +217,7 @@ class BumbleHost:
         keystore: KeyStore | None = None,
         pairing_policy: PairingPolicy = PairingPolicy(),
         name: str = "vitalsd",
+        connect_yield_after: float = CONNECT_YIELD_AFTER,
     ) -> BumbleHost:
         """Open a Bumble transport (`tcp-client:HOST:PORT`, `usb:0`, ...) and power on."""
         try:
@@ -220,7 +228,12 @@ class BumbleHost:
                 " dongle is plugged in (usb:N) or the simulator is listening (tcp-client:)"
             ) from error
         device = _central_device(name, address, transport.source, transport.sink)
-        host = cls(device, transport=transport, pairing_policy=pairing_policy)
+        host = cls(
+            device,
+            transport=transport,
+            pairing_policy=pairing_policy,
+            connect_yield_after=connect_yield_after,
+        )
         try:
             await host._power_on(keystore)
         except BaseException:
@@ -237,11 +250,17 @@ class BumbleHost:
         keystore: KeyStore | None = None,
         pairing_policy: PairingPolicy = PairingPolicy(),
         name: str = "vitalsd",
+        connect_yield_after: float = CONNECT_YIELD_AFTER,
     ) -> BumbleHost:
         """Add a `VirtualController` to an in-process `LocalLink` and power on a host on it."""
         controller = VirtualController(f"{name}-controller", link=link)
         device = _central_device(name, address, controller, controller)
-        host = cls(device, controller=controller, pairing_policy=pairing_policy)
+        host = cls(
+            device,
+            controller=controller,
+            pairing_policy=pairing_policy,
+            connect_yield_after=connect_yield_after,
+        )
         try:
             await host._power_on(keystore)
         except BaseException:
@@ -318,15 +337,27 @@ class BumbleHost:
         return parsed
 
     async def create_connection(self, peer: hci.Address, within: float) -> Connection:
-        """Connect as central, cancelling cleanly on timeout or cancellation."""
-        async with self._connect_lock:
+        """Connect as central, cancelling cleanly on timeout or cancellation.
+
+        The controller creates one connection at a time, so attempts queue here. An
+        attempt that has waited `connect_yield_after` for its peer's next advertisement
+        while another attempt is queued gives the controller up: its peer has most likely
+        gone, and a cuff that has just advertised must not wait behind it.
+        """
+        self._connect_waiters += 1
+        try:
+            await self._connect_lock.acquire()
+        finally:
+            self._connect_waiters -= 1
+        try:
             self._connecting_to = peer
-            try:
-                return await self._create_connection(peer, within)
-            finally:
-                self._connecting_to = None
+            return await self._create_connection(peer, within)
+        finally:
+            self._connecting_to = None
+            self._connect_lock.release()
 
     async def _create_connection(self, peer: hci.Address, within: float) -> Connection:
+        loop = asyncio.get_running_loop()
         attempt = asyncio.ensure_future(
             self.device.connect(
                 peer,
@@ -335,9 +366,18 @@ class BumbleHost:
                 timeout=None,
             )
         )
+        yield_at = loop.time() + self.connect_yield_after
         try:
             async with asyncio.timeout(within):
-                return await asyncio.shield(attempt)
+                while not attempt.done():
+                    if self._connect_waiters and loop.time() >= yield_at:
+                        await self._abandon(attempt)
+                        raise BleakError(
+                            f"{bleak_address(peer)}: not advertising any more; gave the"
+                            " controller to another cuff (will retry when it advertises)"
+                        )
+                    await asyncio.wait([attempt], timeout=max(0.0, yield_at - loop.time()) or None)
+                return attempt.result()
         except TimeoutError:
             await self._abandon(attempt)
             raise BleakError(
@@ -564,16 +604,21 @@ class BumbleBleakClient(BaseBleakClient):
         self._host.check_loop()
         if self._connection is not None:
             return
-        timeout = float(kwargs.get("timeout", self._timeout))
+        # establish_connection passes its own (BlueZ-sized) timeout: keep the tighter one.
+        timeout = min(float(kwargs.get("timeout", self._timeout)), self._timeout)
         connection = await self._host.create_connection(self._peer, timeout)
         self._connection = connection
-        self._gatt = Peer(connection)
+        peer = self._gatt = Peer(connection)
         connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:
-            await self._guard(connection, "MTU exchange", self._gatt.request_mtu(REQUESTED_ATT_MTU))
+            await self._guard(
+                connection, "MTU exchange", lambda: peer.request_mtu(REQUESTED_ATT_MTU)
+            )
             if pair:
                 await self._secure(connection)
-            self.services = await self._guard(connection, "service discovery", self._discover())
+            self.services = await self._guard(
+                connection, "service discovery", lambda: self._discover(peer)
+            )
         except BaseException:
             await self._abandon(connection)
             raise
@@ -631,7 +676,9 @@ class BumbleBleakClient(BaseBleakClient):
 
     async def _secure(self, connection: Connection) -> None:
         try:
-            await self._guard(connection, "pairing", asyncio.shield(self._host.secure(connection)))
+            await self._guard(
+                connection, "pairing", lambda: asyncio.shield(self._host.secure(connection))
+            )
         except (core.ProtocolError, hci.HCI_Error, core.BaseBumbleError) as error:
             raise BleakError(
                 f"{self.address}: pairing failed: {error}; if the cuff was paired before,"
@@ -640,9 +687,7 @@ class BumbleBleakClient(BaseBleakClient):
 
     # --- GATT -------------------------------------------------------------------------
 
-    async def _discover(self) -> BleakGATTServiceCollection:
-        peer = self._gatt
-        assert peer is not None
+    async def _discover(self, peer: Peer) -> BleakGATTServiceCollection:
         filter_uuids = [core.UUID(u) for u in self._service_filter or ()]
         await peer.discover_services(filter_uuids)
         collection = BleakGATTServiceCollection()
@@ -754,7 +799,7 @@ class BumbleBleakClient(BaseBleakClient):
         """One ATT procedure, retried once after securing the link, errors made Bleak's."""
         connection = self._require_connection()
         try:
-            return await self._guard(connection, what, operation())
+            return await self._guard(connection, what, operation)
         except ATT_Error as error:
             if error.error_code not in _SECURITY_ERRORS or connection.is_encrypted:
                 raise BleakGATTProtocolError(error.error_code) from error
@@ -766,18 +811,23 @@ class BumbleBleakClient(BaseBleakClient):
             )
         await self._secure(connection)
         try:
-            return await self._guard(connection, what, operation())
+            return await self._guard(connection, what, operation)
         except ATT_Error as error:
             raise BleakGATTProtocolError(error.error_code) from error
 
-    async def _guard(self, connection: Connection, what: str, awaitable: Awaitable[T]) -> T:
-        """Turn a link lost mid-request into `BleakError` and a GATT timeout into one too.
+    async def _guard(
+        self, connection: Connection, what: str, operation: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Run one step on a live link; a link lost before or during it is a `BleakError`.
 
         Bumble cancels the pending ATT response when the link drops; that surfaces as a
-        `CancelledError` no one asked for, which must not cancel the caller's task.
+        `CancelledError` no one asked for, which must not cancel the caller's task. A
+        request on a link already gone would wait out the 30 s ATT timeout instead.
         """
+        if self._connection is not connection:
+            raise BleakError(f"{self.address}: {what}: {_LINK_LOST_ADVICE}")
         try:
-            return await awaitable
+            return await operation()
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling() == 0:

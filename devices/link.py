@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Final
+from typing import Any, Final
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -475,12 +475,19 @@ class CuffLink:
         answer: asyncio.Future[RacpResponse] = asyncio.get_running_loop().create_future()
         self._racp_answer = answer
         await client.write_gatt_char(racp, bytes(request), response=True)
+        gone: asyncio.Future[Any] = asyncio.ensure_future(self._disconnected.wait())
+        waiting: set[asyncio.Future[Any]] = {answer, gone}
         try:
-            async with asyncio.timeout(RACP_PROCEDURE_TIMEOUT):
-                response = await answer
-        except TimeoutError:
-            logger.warning("%s: no RACP response; records will be asked for again", self.address)
+            done, _ = await asyncio.wait(
+                waiting, timeout=RACP_PROCEDURE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            gone.cancel()
+        if answer not in done:
+            if not self._disconnected.is_set():
+                logger.warning("%s: no RACP response; asking again next time", self.address)
             return
+        response = answer.result()
         if response.response_code not in (
             RacpResponseCode.SUCCESS,
             RacpResponseCode.NO_RECORDS_FOUND,
