@@ -13,6 +13,7 @@ export class AlarmSound {
   constructor() {
     this.context = null;
     this.played = 0;
+    this.busyUntil = 0;
     this.onArmed = () => {};
   }
 
@@ -42,7 +43,9 @@ export class AlarmSound {
     if (!this.context) return false;
     const ctx = this.context;
     if (ctx.state === "suspended") ctx.resume();
+    if (ctx.currentTime < this.busyUntil) return true; // one burst at a time, not a din
     const start = ctx.currentTime + 0.05;
+    this.busyUntil = start + HIGH_BURST_S[HIGH_BURST_S.length - 1] + PULSE_S;
     for (const offset of HIGH_BURST_S) {
       const oscillator = ctx.createOscillator();
       const gain = ctx.createGain();

@@ -83,6 +83,8 @@ class Dashboard {
     this.sound.onArmed = () => {
       setText(this.soundState, "Sound on");
       this.soundState.dataset.armed = "true";
+      // High-priority alerts that came before the first touch sound now.
+      for (const alert of this.state.openAlerts()) this.alarm(alert, false);
     };
     this.sound.armOnInteraction();
     window.addEventListener("hashchange", () => this.route());
@@ -237,8 +239,9 @@ class Dashboard {
     this.queueRender();
   }
 
+  /** Sound a high-priority alert once (again when the server re-notifies it). */
   alarm(alert, again) {
-    if (alert.priority !== "high" || alert.state !== "active") return;
+    if (alert.priority !== "high" || alert.state !== "active" || !this.sound.armed) return;
     if (this.sounded.has(alert.id) && !again) return;
     this.sounded.add(alert.id);
     this.sound.playHigh();

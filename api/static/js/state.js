@@ -9,11 +9,31 @@
 import { PRIORITY_RANK, parseTime } from "./format.js";
 
 const STATE_RANK = { active: 0, snoozed: 1, acknowledged: 2, resolved: 3 };
+// Within one priority, the more immediate danger first: a severe reading before a hold.
+const KIND_RANK = [
+  "severe_hypertension",
+  "dosing_hold",
+  "hypotension",
+  "pulse_out_of_range",
+  "rise_over_baseline",
+  "check_overdue",
+  "consider_deferring",
+  "stale",
+  "elevated_baseline",
+  "remeasure",
+];
 
+function kindRank(alert) {
+  const rank = KIND_RANK.indexOf(alert.kind);
+  return rank < 0 ? KIND_RANK.length : rank;
+}
+
+/** The order nurses see: unacknowledged first, then priority, danger, newest. */
 export function compareAlerts(a, b) {
   return (
     (STATE_RANK[a.state] ?? 9) - (STATE_RANK[b.state] ?? 9) ||
     (PRIORITY_RANK[b.priority] ?? 0) - (PRIORITY_RANK[a.priority] ?? 0) ||
+    kindRank(a) - kindRank(b) ||
     (parseTime(b.raised_at) ?? 0) - (parseTime(a.raised_at) ?? 0) ||
     b.id - a.id
   );
