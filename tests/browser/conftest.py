@@ -51,7 +51,9 @@ NETWORK_ERRORS: Final = re.compile(
 )
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and every later async test would then fail to start its own.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (make test does)")
