@@ -8,9 +8,9 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.browser.clinic_actions import chair_id, make_hypertensive, measure, severe_alert
 from tests.browser.clinic_server import ClinicServer
 from tests.browser.conftest import TabletFactory
-from tests.browser.cuffs import chair_id, make_hypertensive, measure, severe_alert
 
 # Issue #7: "a severe reading from a simulated cuff appears as a red alert within 2 s".
 ALERT_DEADLINE_MS = 2000

@@ -51,6 +51,9 @@ export class ClinicState {
 
   reset() {
     this.lastSeq = null;
+    // Bookkeeping that makes "nothing lost, nothing doubled" checkable: stored events
+    // applied since the first snapshot, gaps in their seq, and repeats ignored.
+    this.stream = { firstSeq: null, applied: 0, gaps: 0, repeats: 0 };
     this.pendingSnapshot = null;
     this.chairs = new Map();
     this.sessions = new Map();
@@ -75,6 +78,7 @@ export class ClinicState {
         const patients = this.patients;
         this.reset();
         this.patients = patients;
+        this.stream.firstSeq = message.data.seq ?? 0;
         this.mergeSnapshot(message.data, effects);
       } else if (this.lastSeq === null || message.data.seq <= this.lastSeq) {
         this.mergeSnapshot(message.data, effects);
@@ -84,7 +88,12 @@ export class ClinicState {
       return effects;
     }
     if (message.seq !== null && message.seq !== undefined) {
-      if (this.lastSeq !== null && message.seq <= this.lastSeq) return effects; // replayed twice
+      if (this.lastSeq !== null && message.seq <= this.lastSeq) {
+        this.stream.repeats += 1; // delivered twice: applied once
+        return effects;
+      }
+      if (this.lastSeq !== null && message.seq !== this.lastSeq + 1) this.stream.gaps += 1;
+      this.stream.applied += 1;
       this.lastSeq = message.seq;
     }
     this.applyEvent(message, effects);

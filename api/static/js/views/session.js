@@ -76,6 +76,8 @@ export class SessionView {
     this.loading = null;
     this.reloadTimer = null;
     this.chartKey = null;
+    this.formsKey = null;
+    this.statuses = new Map(); // form name -> its last outcome
     this.title = h("h1", {}, `Session ${sessionId}`);
     this.subtitle = h("p", { class: "session-subtitle" });
     this.latest = h("div", { class: "session-latest" });
@@ -304,12 +306,20 @@ export class SessionView {
     return new Date(this.app.clock.now() - ago * 60_000 - 1000).toISOString();
   }
 
+  /** A form card; its last outcome survives a re-render (new checks, a new hold). */
   form(name, title, fields, submitLabel, submit) {
     const status = formStatus();
+    const shown = this.statuses.get(name);
+    const setStatus = (text, kind) => {
+      this.statuses.set(name, { text, kind });
+      status.textContent = text;
+      status.dataset.kind = kind;
+    };
+    if (shown) setStatus(shown.text, shown.kind);
     const button = h("button", { type: "submit", class: "button button-primary" }, submitLabel);
     const node = h(
       "form",
-      { class: "card form", "data-form": name, novalidate: false },
+      { class: "card form", "data-form": name },
       h("h2", {}, title),
       fields,
       h("div", { class: "form-actions" }, button, status),
@@ -318,18 +328,15 @@ export class SessionView {
       event.preventDefault();
       const values = Object.fromEntries(new FormData(node).entries());
       button.disabled = true;
-      status.textContent = "Saving…";
-      status.dataset.kind = "pending";
+      setStatus("Saving…", "pending");
       try {
         await submit(values);
-        status.textContent = "Saved";
-        status.dataset.kind = "ok";
+        setStatus("Saved", "ok");
         node.reset();
-        this.formsKey = null;
+        if (node.contains(document.activeElement)) document.activeElement.blur();
         this.scheduleReload();
       } catch (error) {
-        status.textContent = error.message;
-        status.dataset.kind = "error";
+        setStatus(error.message, "error");
       } finally {
         button.disabled = false;
       }
