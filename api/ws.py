@@ -138,7 +138,7 @@ async def event_stream(websocket: WebSocket) -> None:
     snapshot_message = {
         "seq": None,
         "type": EventType.SNAPSHOT.value,
-        "at": context.clock().isoformat(),
+        "at": clinic.now().isoformat(),
         "data": snapshot.as_dict(),
     }
     resume_from = snapshot.seq if since is None else since

@@ -1,0 +1,111 @@
+"""The daemon in one process: a simulated cuff's reading travels over a Bumble virtual
+link through the Bleak backend, the supervisor and the clinic to the `/ws` stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bumble.link import LocalLink
+from websockets.asyncio.client import connect
+
+from devices.bumble_backend import BumbleHost
+from simulators.clock import SimClock
+from simulators.cuff import CuffConfig, SimulatedCuff
+from vitalsd.auth import token_issuer_for
+from vitalsd.clinic import Actor, Clinic
+from vitalsd.daemon import Daemon
+from vitalsd.domain import Role
+from vitalsd.settings import Settings
+
+CUFF = "D0:11:22:33:44:01"
+CENTRAL = "C0:11:22:33:44:01"
+# Simulated seconds per real second: the cuff's 30 s measurement takes 0.1 s.
+SPEED = 300.0
+# A guard against a hang, never a timing assertion.
+PATIENCE_S = 30.0
+STAFF = Actor("setup", Role.ADMIN)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, port=0)
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock(SPEED)
+
+
+@pytest.fixture
+async def clinic(settings: Settings, clock: SimClock) -> AsyncIterator[Clinic]:
+    service = await Clinic.open(settings, clock=clock.now)
+    yield service
+    await service.close()
+
+
+async def test_simulated_cuff_reading_reaches_the_stream_through_the_daemon(
+    settings: Settings, clinic: Clinic, clock: SimClock
+) -> None:
+    link = LocalLink()  # type: ignore[no-untyped-call]
+    await clinic.create_user("nurse", "not-a-hash: tokens are issued directly", Role.NURSE)
+    patient = await clinic.create_patient("MRN-7", "Pat Lee", date(1975, 5, 5), by=STAFF)
+    chair = await clinic.create_chair("Chair 1", by=STAFF)
+    await clinic.assign_cuff(chair.id, CUFF, by=STAFF)
+    session = await clinic.start_session(patient.id, chair.id, by=Actor("dr", Role.CLINICIAN))
+    cuff = SimulatedCuff(
+        CuffConfig(address=CUFF, measurement_interval=timedelta(minutes=5)), clock=clock, link=link
+    )
+    central = await BumbleHost.on_link(link, address=CENTRAL)
+    daemon = Daemon(settings, clinic, ble=central, clock=clock.now, zone=UTC)
+    ready = asyncio.Event()
+    running = asyncio.create_task(daemon.run(on_ready=lambda _url: ready.set()))
+    token = token_issuer_for(settings).issue("nurse", Role.NURSE, clock.now())
+    readings: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(PATIENCE_S):
+            await ready.wait()
+            assert daemon.url is not None
+            stream_url = daemon.url.replace("http", "ws") + f"ws?token={token}&types=reading"
+            async with connect(stream_url) as websocket:
+                assert json.loads(await websocket.recv())["type"] == "snapshot"
+                await cuff.start()
+                while not readings:
+                    readings.append(json.loads(await websocket.recv()))
+    finally:
+        daemon.stop()
+        await running
+        await cuff.stop()
+        await central.close()
+    [reading] = readings
+    assert reading["data"]["source"] == "cuff"
+    assert reading["data"]["session_id"] == session.id
+    assert reading["data"]["device_address"] == CUFF
+    [logged] = cuff.measurement_log[:1]
+    assert reading["data"]["systolic"] == logged.measurement.systolic
+
+
+async def test_stop_closes_the_cuff_links_and_returns(
+    settings: Settings, clinic: Clinic, clock: SimClock
+) -> None:
+    link = LocalLink()  # type: ignore[no-untyped-call]
+    cuff = SimulatedCuff(CuffConfig(address=CUFF), clock=clock, link=link)
+    await cuff.start()
+    central = await BumbleHost.on_link(link, address=CENTRAL)
+    daemon = Daemon(settings, clinic, ble=central, clock=clock.now, zone=UTC)
+    running = asyncio.create_task(daemon.run())
+    try:
+        async with asyncio.timeout(PATIENCE_S):
+            await cuff.wait_for(lambda c: c.connected)
+            daemon.stop()
+            await running
+            await cuff.wait_for(lambda c: not c.connected)
+    finally:
+        await cuff.stop()
+        await central.close()
+    assert daemon.status.state == "stopped"
