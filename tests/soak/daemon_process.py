@@ -1,0 +1,61 @@
+"""The soak's daemon: `vitalsd.daemon.Daemon`, the code `vitalsd serve` runs, on the soak's
+simulated clock (the clinic's schedule runs at the cuffs' speed, as in `vitalsd demo`),
+reaching the cuffs through HCI over TCP. The soak kills it with SIGKILL and starts it
+again; it prints `ready URL` once serving.
+
+    python -m tests.soak.daemon_process --data-dir DIR --port 8000 --ble tcp-client:... ...
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+
+from tests.soak.clock import shared_clock
+from vitalsd.clinic import Clinic
+from vitalsd.daemon import Daemon
+from vitalsd.settings import Settings
+
+
+async def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ble", required=True)
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--speed", type=float, required=True)
+    parser.add_argument("--epoch-real", type=float, required=True)
+    parser.add_argument("--epoch-sim", type=datetime.fromisoformat, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    settings = Settings(
+        data_dir=args.data_dir,
+        host="127.0.0.1",
+        port=args.port,
+        ble=args.ble,
+        token_secret=SecretStr(args.secret),
+    )
+    clock = shared_clock(args.speed, args.epoch_real, args.epoch_sim)
+    clinic = await Clinic.open(settings, clock=clock.now)
+    try:
+        await Daemon(settings, clinic, clock=clock.now, zone=UTC).run(
+            on_ready=lambda url: print(f"ready {url}", flush=True)
+        )
+    finally:
+        await clinic.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main(sys.argv[1:])))
