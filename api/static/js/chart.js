@@ -123,7 +123,7 @@ export function timeline({
   thresholds = DEFAULT_THRESHOLDS,
   now,
 }) {
-  const margin = { left: 56, right: 136, top: 48, bottom: 104 };
+  const margin = { left: 56, right: 150, top: 48, bottom: 120 };
   const plotW = Math.max(100, width - margin.left - margin.right);
   const plotH = Math.max(100, height - margin.top - margin.bottom);
   const valid = readings.filter((r) => r.valid !== false && r.systolic !== null);
@@ -194,8 +194,8 @@ export function timeline({
   for (const [value, cls, label] of [
     [thresholds.severe_systolic, "severe", "severe sys"],
     [thresholds.severe_diastolic, "severe", "severe dia"],
-    [thresholds.elevated_systolic, "elevated", "elevated sys"],
-    [thresholds.elevated_diastolic, "elevated", "elevated dia"],
+    [thresholds.elevated_systolic, "elevated", "elev. sys"],
+    [thresholds.elevated_diastolic, "elevated", "elev. dia"],
     [thresholds.hypotension_systolic, "low", "low sys"],
   ]) {
     if (value === undefined || value < lo || value > hi) continue;
@@ -248,16 +248,18 @@ export function timeline({
   // Check windows: bands under the plot, coloured and labelled by state; overlapping
   // windows (a baseline and its confirming reading) take the second lane.
   const bands = s("g", { class: "checks" });
-  const laneY = [margin.top + plotH + 28, margin.top + plotH + 52];
-  const laneEnds = [-Infinity, -Infinity];
+  const laneY = [28, 50, 72].map((offset) => margin.top + plotH + offset);
+  const laneEnds = laneY.map(() => -Infinity);
   const ordered = checks
     .filter((c) => c.window_start)
     .sort((a, b) => parseTime(a.window_start) - parseTime(b.window_start));
   for (const check of ordered) {
     const x0 = x(parseTime(check.window_start));
     const x1 = check.window_end ? x(parseTime(check.window_end)) : x0 + 8;
-    const lane = laneEnds[0] <= x0 ? 0 : laneEnds[1] <= x0 ? 1 : 1;
-    laneEnds[lane] = Math.max(x1, x0 + 70);
+    // The first free lane, else the one that frees up first.
+    let lane = laneEnds.findIndex((end) => end <= x0);
+    if (lane < 0) lane = laneEnds.indexOf(Math.min(...laneEnds));
+    laneEnds[lane] = Math.max(x1, x0 + 74);
     const stateText = CHECK_STATE_TEXT[check.state] ?? check.state;
     const mark = check.state === "satisfied" ? "✓ " : check.state === "overdue" ? "! " : "";
     bands.append(

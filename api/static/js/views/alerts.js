@@ -213,11 +213,12 @@ export class AlertBanner {
       this.actions.replaceChildren(...[...alertActions(this.app, top).childNodes]);
       this.shown = key;
     }
+    // Where first, then what: on a narrow tablet the end of the line is what gets cut.
     const where = whereOf(this.app, top);
     setText(
       this.text,
-      `${PRIORITY_LABELS[top.priority]} ${PRIORITY_MARKS[top.priority]} ${labelOf(ALERT_KIND_LABELS, top.kind)}` +
-        `${where ? ` · ${where}` : ""}: ${top.message}`,
+      `${PRIORITY_LABELS[top.priority]} ${PRIORITY_MARKS[top.priority]} ` +
+        `${where ? `${where} · ` : ""}${labelOf(ALERT_KIND_LABELS, top.kind)}: ${top.message}`,
     );
     setText(this.more, active.length > 1 ? `+${active.length - 1} more ›` : `${summary} ›`);
   }

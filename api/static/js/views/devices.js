@@ -74,7 +74,7 @@ export class DevicesView {
         ` ${device.battery_percent === null ? "--" : `${device.battery_percent}%`}`,
       ),
       h("td", { class: "nowrap" }, signalIcon(device.rssi), ` ${device.rssi === null ? "--" : `${device.rssi} dBm`}`),
-      h("td", { class: "connection", "data-state": device.connection_state }, labelOf(CONNECTION_LABELS, device.connection_state)),
+      h("td", { class: "cuff-state", "data-state": device.connection_state }, labelOf(CONNECTION_LABELS, device.connection_state)),
       h("td", {}, seen ? age(now - seen) : "never"),
       h("td", {}, this.chairCell(device, state)),
     );

@@ -18,7 +18,7 @@ import {
 } from "../format.js";
 import { AlertList } from "./alerts.js";
 
-const CHART_HEIGHT = 460;
+const CHART_HEIGHT = 470;
 const DRUGS = ["ketamine", "esketamine", "other"];
 const ROUTES = ["IM", "IV", "intranasal", "oral", "sublingual"];
 const OPEN_CHECK_STATES = new Set(["pending", "due", "overdue"]);

@@ -50,7 +50,14 @@ class Tile {
       "div",
       { class: "tile-vitals" },
       h("span", { class: "bp" }, this.bp, h("span", { class: "unit" }, "mmHg")),
-      h("span", { class: "pulse" }, heartIcon(), this.pulse, h("span", { class: "unit" }, "/min")),
+      h(
+        "span",
+        { class: "pulse" },
+        heartIcon(),
+        h("span", { class: "visually-hidden" }, "pulse"),
+        this.pulse,
+        h("span", { class: "visually-hidden" }, "per minute"),
+      ),
     );
     this.category = slot("category", "span");
     this.age = slot("age", "span");
