@@ -11,10 +11,12 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vitalsd.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 
@@ -84,7 +86,24 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+# What FastAPI says (with status 400) when a body is not text it can decode.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """A body that cannot be parsed at all is bad input like any other: 422, naming the
+    body, rather than FastAPI's bare 400."""
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and error.detail == _UNPARSABLE_BODY:
+        detail = [
+            {"loc": ["body"], "msg": "the body is not valid UTF-8 JSON", "type": "json_invalid"}
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+    return await http_exception_handler(request, error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DBAPIError, _database_error)
