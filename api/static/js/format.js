@@ -20,12 +20,12 @@ export function bloodPressure(reading) {
   return `${mmHg(reading.systolic)}/${mmHg(reading.diastolic)}`;
 }
 
-/** A duration as a nurse says it: "just now", "4 min", "1 h 05 min". */
+/** A duration as a nurse says it: "4 min", "1 h 5 min". */
 export function duration(ms) {
   const minutes = Math.floor(Math.max(0, ms) / MINUTE_MS);
   if (minutes < 60) return `${minutes} min`;
   const hours = Math.floor(minutes / 60);
-  return `${hours} h ${String(minutes % 60).padStart(2, "0")} min`;
+  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
 }
 
 export function age(ms) {
@@ -108,12 +108,14 @@ export const SIDE_EFFECT_LABELS = {
 
 export const SEVERITY_LABELS = ["none", "mild", "moderate", "severe"];
 
+// Measurement status flags (GATT Specification Supplement 3.31.2.6), short enough for
+// a tile; the session view's tooltips and table use the same words.
 export const FLAG_LABELS = {
-  body_movement: "body movement",
-  cuff_too_loose: "cuff loose",
+  body_movement: "moved",
+  cuff_too_loose: "loose cuff",
   irregular_pulse: "irregular pulse",
-  pulse_rate_range: "pulse out of cuff range",
-  improper_position: "improper position",
+  pulse_rate_range: "pulse range",
+  improper_position: "arm position",
 };
 
 export const CONNECTION_LABELS = {

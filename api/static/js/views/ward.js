@@ -149,13 +149,12 @@ class Tile {
     setText(this.pulse, reading && reading.pulse_rate ? mmHg(reading.pulse_rate) : "--");
     setAttr(this.category, "data-category", reading ? reading.category : null);
     setText(this.category, reading ? labelOf(CATEGORY_LABELS, reading.category) : "No reading");
-    setText(
-      this.age,
-      reading ? `${stale ? "STALE · " : ""}${age(readingAge)}${reading.source === "manual" ? " · manual" : ""}` : "",
-    );
+    setText(this.age, reading ? `${age(readingAge)}${reading.source === "manual" ? " · manual" : ""}` : "");
+    // Never dropped (DESIGN.md "Thresholds": an irregular pulse is clinical information).
     const flags = reading ? (reading.flags || []).map((f) => labelOf(FLAG_LABELS, f)) : [];
-    setText(this.note, failure ? "last try failed" : flags.join(", "));
-    setAttr(this.note, "data-kind", failure ? "failure" : flags.length ? "flags" : null);
+    const notes = [failure ? "last try failed" : null, stale ? "STALE" : null, ...flags];
+    setText(this.note, notes.filter(Boolean).join(", "));
+    setAttr(this.note, "data-kind", failure ? "failure" : stale ? "stale" : flags.length ? "flags" : null);
     setAttr(
       this.root,
       "aria-label",
@@ -200,8 +199,10 @@ class Tile {
         : `${labelOf(CHECK_KIND_LABELS, next.kind)} due now`;
       mode = "due";
     } else if (next && next.window_start) {
-      text = `${labelOf(CHECK_KIND_LABELS, next.kind)} in ${countdown(parseTime(next.window_start) - now)}`;
-      mode = "pending";
+      const opensIn = parseTime(next.window_start) - now;
+      // Past its opening on our estimate of the clinic's clock: the server says "due" soon.
+      text = `${labelOf(CHECK_KIND_LABELS, next.kind)} ${opensIn > 0 ? `in ${countdown(opensIn)}` : "due now"}`;
+      mode = opensIn > 0 ? "pending" : "due";
     }
     setText(this.check, text);
     setAttr(this.check, "data-check", mode);
