@@ -109,6 +109,7 @@ class SoakResult:
     kills: int = 0
     restarts_survived: int = 0
     rss_kib: list[tuple[int, float, int]] = field(default_factory=list)  # (run, s, KiB)
+    phases_s: dict[str, float] = field(default_factory=dict)  # real seconds per phase
     problems: list[str] = field(default_factory=list)
 
     def memory_growth(self) -> tuple[int, int, float] | None:
@@ -142,6 +143,7 @@ class SoakResult:
             f"missing {self.alerts_missing}, raised twice {self.alerts_twice}",
             f"daemon: killed {self.kills} times, restarts survived {self.restarts_survived}",
             f"daemon memory (RSS): {memory}",
+            "phases (real s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.phases_s.items()),
             f"problems: {len(self.problems)}",
             *(f"  - {p}" for p in self.problems[:20]),
         ]
@@ -181,11 +183,19 @@ class Child:
         assert self.process is not None and self.process.stdout is not None
         return (await asyncio.wait_for(self.process.stdout.readline(), timeout_s)).decode().strip()
 
-    async def ask(self, command: str, timeout_s: float = COMMAND_TIMEOUT_S) -> str:
+    async def tell(self, command: str) -> None:
         assert self.process is not None and self.process.stdin is not None
         self.process.stdin.write(f"{command}\n".encode())
         await self.process.stdin.drain()
+
+    async def ask(self, command: str, timeout_s: float = COMMAND_TIMEOUT_S) -> str:
+        await self.tell(command)
         return await self.read_line(timeout_s)
+
+    async def wait(self, timeout_s: float) -> None:
+        if self.process is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), timeout_s)
 
     @property
     def pid(self) -> int | None:
@@ -250,10 +260,12 @@ class ResumingClient:
         self.received.append(int(seq))
         self.last = max(self.last or 0, int(seq))
 
-    async def _session(self, until: float | None, target: int | None) -> None:
+    async def _session(
+        self, until: float | None, target: int | None, stop: asyncio.Event | None = None
+    ) -> None:
         async with connect(self._url(), open_timeout=5, close_timeout=2) as websocket:
             loop = asyncio.get_running_loop()
-            while True:
+            while stop is None or not stop.is_set():
                 if target is not None and self.last is not None and self.last >= target:
                     return
                 remaining = None if until is None else until - loop.time()
@@ -269,7 +281,7 @@ class ResumingClient:
         while not stop.is_set():
             stay = self.rng.expovariate(1 / self.stay_s)
             try:
-                await self._session(loop.time() + stay, None)
+                await self._session(loop.time() + stay, None, stop)
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as error:
                 self.failures[_failure(error)] += 1
                 await asyncio.sleep(0.3)
@@ -332,7 +344,12 @@ def _value(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def check_storage(log: list[dict[str, Any]], engine: sqlalchemy.Engine, result: SoakResult) -> None:
+def check_storage(
+    log: list[dict[str, Any]],
+    engine: sqlalchemy.Engine,
+    result: SoakResult,
+    held: dict[str, list[int]] | None = None,
+) -> None:
     """Per cuff, the multiset of measured values equals the multiset stored."""
     measured: Counter[tuple[Any, ...]] = Counter(
         (r["address"], _value(r["systolic"]), _value(r["diastolic"]), _value(r["pulse_rate"]))
@@ -356,8 +373,25 @@ def check_storage(log: list[dict[str, Any]], engine: sqlalchemy.Engine, result: 
     if result.duplicated:
         result.problems.append(f"{result.duplicated} measurement(s) stored more than once")
     if result.missing:
-        lost = [k for k, n in measured.items() if stored[k] < n][:5]
-        result.problems.append(f"{result.missing} measurement(s) never stored, e.g. {lost}")
+        lost = [k for k, n in measured.items() if stored[k] < n]
+        keys = {
+            (
+                r["address"],
+                _value(r["systolic"]),
+                _value(r["diastolic"]),
+                _value(r["pulse_rate"]),
+            ): r
+            for r in log
+        }
+        still = sum(
+            1
+            for key in lost
+            if held is not None and keys[key]["sequence_number"] in held.get(key[0], [])
+        )
+        result.problems.append(
+            f"{result.missing} measurement(s) never stored ({still} still held by their cuff), "
+            f"e.g. {[(k[0], keys[k]['sequence_number'], keys[k]['cuff_time']) for k in lost[:4]]}"
+        )
 
 
 def check_clients(clients: Sequence[ResumingClient], target: int, result: SoakResult) -> None:
@@ -497,7 +531,14 @@ async def run_soak(plan: SoakPlan, workdir: Path, *, echo: bool = False) -> Soak
     epoch_real = time.time()
     epoch_sim = datetime.now(UTC).replace(microsecond=0)
     clock_args = (epoch_real, epoch_sim)
+    marks = [time.monotonic()]
+
+    def phase(name: str) -> None:
+        marks.append(time.monotonic())
+        result.phases_s[name] = marks[-1] - marks[-2]
+
     await set_up_clinic(plan, data_dir, clock_args)
+    phase("set-up")
     hci_port, http_port = free_port(), free_port()
     timing = [
         f"--speed={plan.speed}",
@@ -550,28 +591,36 @@ async def run_soak(plan: SoakPlan, workdir: Path, *, echo: bool = False) -> Soak
     try:
         await sim.start()
         await daemon.start()
+        phase("start")
         background.append(asyncio.create_task(sample_memory(daemon, run, result)))
         roaming = [asyncio.create_task(c.roam(stop)) for c in clients]
         await asyncio.gather(
             asyncio.sleep(plan.run_s), kill_and_restart(daemon, plan, rng, run, result)
         )
+        phase("run")
         await sim.ask("quiesce")
         if (await sim.ask("dump")) != "dumped":
             raise RuntimeError(f"the simulator did not write its log; see {sim.log}")
-        log = json.loads((workdir / "measured.json").read_text())
+        dumped = json.loads((workdir / "measured.json").read_text())
+        log, held = dumped["measured"], dumped["held"]
         await wait_for_storage(log, engine, plan.drain_timeout_s)
+        phase("drain")
         target = last_seq(engine)
         stop.set()
         await asyncio.gather(*roaming)
         await asyncio.gather(*(c.catch_up(target, plan.drain_timeout_s) for c in clients))
+        phase("catch-up")
     finally:
         for task in background:
             task.cancel()
         await daemon.stop()
+        phase("daemon stop")
         with contextlib.suppress(Exception):
-            await sim.ask("stop", timeout_s=30)
+            await sim.tell("stop")
+            await sim.wait(15.0)
         await sim.stop()
-    check_storage(log, engine, result)
+    phase("simulator stop")
+    check_storage(log, engine, result, held)
     check_clients(clients, target, result)
     check_alerts(engine, result)
     engine.dispose()

@@ -8,7 +8,7 @@ what is still stored before comparing.
 
 Commands on stdin, one per line: `quiesce` (stop measuring and flaking, every cuff back
 in range; answers `quiesced N` with the number of measurements taken), `dump` (write
-the measurement log to `--out`; answers `dumped`), `stop`.
+the measurement log, and what each cuff still holds, to `--out`; answers `dumped`), `stop`.
 
     python -m tests.soak.sim_process --count 8 --speed 60 --port 9100 --out log.json ...
 """
@@ -224,7 +224,13 @@ async def main(argv: Sequence[str]) -> int:
                 taken = sum(len(c.measurement_log) for c in cuffs)
                 print(f"quiesced {taken}", flush=True)
             elif command == "dump":
-                log = [record_of(c, r) for c in cuffs for r in c.measurement_log]
+                log = {
+                    "measured": [record_of(c, r) for c in cuffs for r in c.measurement_log],
+                    # What each cuff still keeps for a central (BPS 1.1: every record).
+                    "held": {
+                        c.address.upper(): [r.sequence_number for r in c.stored] for c in cuffs
+                    },
+                }
                 args.out.write_text(json.dumps(log))
                 print("dumped", flush=True)
             elif command == "stop":
