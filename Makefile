@@ -45,5 +45,17 @@ pytest: install system-packages
 
 test: lint typecheck pytest
 
+# Issue #9: numbers and ratios to their floors, printed (bench/RESULTS.md records a run);
+# each script also runs alone, e.g. `.venv/bin/python bench/ingest.py --quick`.
+bench: install system-packages
+	$(BIN)/python bench/ingest.py --readings 1000
+	$(BIN)/python bench/fanout.py --clients 100,500,1000 --seconds 8
+	$(BIN)/python bench/latency.py --seconds 30
+	$(BIN)/python bench/footprint.py
+
+# Issue #9: 50 flaky cuffs, 100 resuming clients, 5 SIGKILL restarts; about 10 minutes.
+soak: install
+	$(BIN)/python bench/soak.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -28,10 +28,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 
 from bench.harness import header, profiled, ratio, verdict
 from devices.bps import BloodPressureMeasurement, PressureUnit
@@ -148,9 +148,9 @@ async def run_ours(url: str, cuffs: int, readings: int) -> Ingested:
 
 async def run_floor(ours_url: str, floor_url: str, ingested: Ingested) -> float:
     """Insert the same reading and event rows with plain Core, one transaction each."""
-    reading_table = models.Reading.__table__
-    event_table = models.EventRow.__table__
-    counter = models.EventCounter.__table__
+    reading_table = cast(Table, models.Reading.__table__)
+    event_table = cast(Table, models.EventRow.__table__)
+    counter = cast(Table, models.EventCounter.__table__)
     source = create_engine(ours_url)
     async with source.connect() as connection:
         rows = {

@@ -17,7 +17,7 @@ broadcast of the same JSON texts, at the same moments, to the same number of cli
 a second process. Floor p99 = link p99 + broadcast p99. Target (issue #9): alert p99
 within 1.5x the floor at 50 cuffs / 500 clients.
 
-    .venv/bin/python bench/latency.py [--quick] [--configs 6x1,50x100,50x500] [--seconds 20]
+    .venv/bin/python bench/latency.py [--quick] [--configs 6x1,50x100,50x500] [--seconds 40]
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ async def capture_events(clinic: Clinic, capture: Capture) -> None:
                 capture.alert_seq[event.seq] = data["reading_id"]
                 if data["kind"] == AlertKind.SEVERE_HYPERTENSION.value:
                     asyncio.get_running_loop().call_later(
-                        0.5, lambda i=data["id"]: _resolve_soon(clinic, i)
+                        0.5, _resolve_soon, clinic, int(data["id"])
                     )
 
 
@@ -273,15 +273,30 @@ async def warm_up(daemon: RunningClinic, timeout_s: float) -> None:
         await asyncio.sleep(0.1)
 
 
+def measuring_order(cuffs: Sequence[StampedCuff]) -> list[StampedCuff]:
+    """Every other measurement on a severe cuff (so that alerts are measured often enough
+    for a p99), the others round-robin over the rest."""
+    severe = [c for c in cuffs if c.config.high_responder]
+    normal = [c for c in cuffs if not c.config.high_responder]
+    if not severe or not normal:
+        return list(cuffs)
+    order: list[StampedCuff] = []
+    for i in range(max(len(severe), len(normal))):
+        order += [severe[i % len(severe)], normal[i % len(normal)]]
+    return order
+
+
 async def drive_measurements(cuffs: Sequence[StampedCuff], rate: float, seconds: float) -> None:
-    """Start a measurement on the next idle cuff `rate` times a second."""
-    running: dict[int, asyncio.Task[Any]] = {}
+    """Start a measurement `rate` times a second, on the next cuff in `measuring_order`
+    that is idle."""
+    order = measuring_order(cuffs)
+    running: dict[str, asyncio.Task[Any]] = {}
     started = time.monotonic()
     n = 0
     while time.monotonic() - started < seconds:
-        index = n % len(cuffs)
-        if index not in running or running[index].done():
-            running[index] = asyncio.create_task(cuffs[index].measure())
+        cuff = order[n % len(order)]
+        if cuff.address not in running or running[cuff.address].done():
+            running[cuff.address] = asyncio.create_task(cuff.measure())
         n += 1
         await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
     await asyncio.gather(*running.values(), return_exceptions=True)
@@ -371,56 +386,66 @@ class Config:
         return f"{self.cuffs} cuffs / {self.clients} clients"
 
 
-async def measure_config(
-    config: Config,
+async def measure_clinic(
+    cuffs: int,
+    client_counts: Sequence[int],
     rate: float,
     seconds: float,
     link: Latencies,
     scratch: Path,
     profile: Path | None,
 ) -> list[str]:
-    async with running_daemon(config.cuffs) as daemon:
-        await warm_up(daemon, timeout_s=120 + 3 * config.cuffs)
-        fleet = ClientFleet(
-            daemon.url, config.clients, scratch / f"ours-{config.clients}.json", first=True
-        )
-        await fleet.start()
-        try:
-            await asyncio.sleep(1.0)
-            since_seq = max((seq for _, _, seq in daemon.capture.groups), default=0)
-            first_group = len(daemon.capture.groups)
-            with profiled(profile):
-                await drive_measurements(daemon.cuffs, rate, seconds)
-                await asyncio.sleep(2.0)  # the last events arrive
-            received, errors = await fleet.stop()
-        finally:
-            fleet.kill()
-        reading, alert = latencies_by_type(received, daemon, since_seq)
-        published = published_latencies(daemon, since_seq)
-        groups = daemon.capture.groups[first_group:]
-    bare = await broadcast_floor(groups, config.clients, scratch)
-    floor_p99 = link.p99_ms + bare.p99_ms
-    target = " " + verdict(ratio(alert.p99_ms, floor_p99), 1.5) if config.cuffs >= 50 else ""
-    return [
-        f"({load()})",
-        f"latency {config}: reading  {reading}",
-        f"latency {config}: alert    {alert}",
-        f"latency {config}: (of which indication -> reading published in the daemon: {published})",
-        f"latency {config}: floor    link p99 {link.p99_ms:.2f} ms + bare broadcast {bare} "
-        f"= p99 {floor_p99:.2f} ms" + (f"; {len(errors)} client(s) closed" if errors else ""),
-        f"latency {config}: ours p99 / floor p99: reading "
-        f"{ratio(reading.p99_ms, floor_p99):.2f}, alert {ratio(alert.p99_ms, floor_p99):.2f}"
-        + target,
-    ]
+    """One daemon with `cuffs` cuffs, measured with each number of clients in turn."""
+    lines: list[str] = []
+    async with running_daemon(cuffs) as daemon:
+        await warm_up(daemon, timeout_s=120 + 3 * cuffs)
+        for clients in client_counts:
+            config = Config(cuffs, clients)
+            fleet = ClientFleet(daemon.url, clients, scratch / f"ours-{clients}.json", first=True)
+            await fleet.start()
+            try:
+                await asyncio.sleep(2.0)  # the nurse resolves what the last run raised
+                since_seq = max((seq for _, _, seq in daemon.capture.groups), default=0)
+                first_group = len(daemon.capture.groups)
+                with profiled(profile if clients == client_counts[-1] else None):
+                    await drive_measurements(daemon.cuffs, rate, seconds)
+                    await asyncio.sleep(2.0)  # the last events arrive
+                received, errors = await fleet.stop()
+            finally:
+                fleet.kill()
+            reading, alert = latencies_by_type(received, daemon, since_seq)
+            published = published_latencies(daemon, since_seq)
+            groups = daemon.capture.groups[first_group:]
+            bare = await broadcast_floor(groups, clients, scratch)
+            floor_p99 = link.p99_ms + bare.p99_ms
+            alert_ratio = ratio(alert.p99_ms, floor_p99)
+            target = f" ({verdict(alert_ratio, 1.5)})" if (cuffs, clients) == (50, 500) else ""
+            lines += [
+                f"({load()})",
+                f"latency {config}: reading  {reading}",
+                f"latency {config}: alert    {alert}",
+                f"latency {config}: (indication -> reading published, in the daemon: {published})",
+                f"latency {config}: floor    link p99 {link.p99_ms:.2f} ms + bare broadcast "
+                f"{bare} = p99 {floor_p99:.2f} ms"
+                + (f"; {len(errors)} client(s) closed" if errors else ""),
+                f"latency {config}: ours p99 / floor p99: reading "
+                f"{ratio(reading.p99_ms, floor_p99):.2f}, alert {alert_ratio:.2f}{target}",
+            ]
+            for line in lines[-6:]:
+                print(line, flush=True)
+    return lines
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="6x1 and 50x100, 10 s each")
+    parser.add_argument("--quick", action="store_true", help="6x1 and 50x100, 20 s each")
     parser.add_argument("--configs", help="CUFFSxCLIENTS,... (default 6x1,50x100,50x500)")
-    parser.add_argument("--seconds", type=float, help="measuring time per config (default 20)")
+    parser.add_argument("--seconds", type=float, help="measuring time per config (default 40)")
     parser.add_argument(
-        "--rate", type=float, default=1.0, help="measurements started per s (below saturation)"
+        "--rate",
+        type=float,
+        default=0.5,
+        help="measurements started per s (default 0.5: 3x fifty cuffs measuring every 5 min)",
     )
     parser.add_argument("--profile", type=Path, help="pyinstrument report of the last config")
     return parser.parse_args(argv)
@@ -433,7 +458,7 @@ async def main(argv: Sequence[str]) -> int:
         Config.parse(c)
         for c in (args.configs or ("6x1,50x100" if args.quick else "6x1,50x100,50x500")).split(",")
     ]
-    seconds = args.seconds or (10.0 if args.quick else 20.0)
+    seconds = args.seconds or (20.0 if args.quick else 40.0)
     header("alert latency, end to end (issue #9, benchmark 1)", ["bench/latency.py", *argv])
     print(
         f"speed {SPEED:g}, {args.rate:g} measurements/s for {seconds:g} s per config, 1 cuff in "
@@ -442,11 +467,13 @@ async def main(argv: Sequence[str]) -> int:
     link = await link_floor(100 if args.quick else 300)
     print(f"latency floor: one-way indication over the virtual link alone: {link}", flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="vitalsd-latency-clients-"))
+    by_cuffs: dict[int, list[int]] = {}
+    for config in configs:
+        by_cuffs.setdefault(config.cuffs, []).append(config.clients)
     try:
-        for config in configs:
-            profile = args.profile if config == configs[-1] else None
-            for line in await measure_config(config, args.rate, seconds, link, scratch, profile):
-                print(line, flush=True)
+        for cuffs, client_counts in by_cuffs.items():
+            profile = args.profile if cuffs == configs[-1].cuffs else None
+            await measure_clinic(cuffs, client_counts, args.rate, seconds, link, scratch, profile)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
