@@ -114,3 +114,25 @@ def test_closing_a_session_leaves_an_empty_chair_on_the_ward(
     tile = page.locator(f".tile[data-chair-id='{seat.chair_id}']")
     expect(tile).to_have_attribute("data-occupied", "false")
     expect(tile.locator(".tile-empty-text")).to_have_text("Empty")
+
+
+def test_live_updates_keep_what_a_nurse_has_entered_in_a_form(
+    tablets: TabletFactory, clinic_server: ClinicServer
+) -> None:
+    session_id = clinic_server.sessions[4]
+    page = tablets("nurse").open(f"#/session/{session_id}")
+    form = page.locator("form[data-form='side-effect']")
+    form.get_by_label("Effect").select_option("anxiety")
+    form.get_by_label("Severity").select_option(label="severe")
+    readings = page.evaluate("id => window.vitalsd.state.sessionReadings(id).length", session_id)
+
+    # The chair's cuff measures every 5 simulated minutes (5 s here): the view redraws.
+    page.wait_for_function(
+        "([id, n]) => window.vitalsd.state.sessionReadings(id).length > n",
+        arg=[session_id, readings],
+        timeout=20_000,
+    )
+    page.wait_for_timeout(300)
+
+    expect(form.get_by_label("Effect")).to_have_value("anxiety")
+    expect(form.get_by_label("Severity")).to_have_value("3")

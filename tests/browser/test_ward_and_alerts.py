@@ -140,3 +140,14 @@ def test_alarm_sounds_for_a_high_alert_only_after_the_first_touch(
 
     expect(page.locator(".sound-state")).to_have_attribute("data-armed", "true")
     expect(page.locator("body")).to_have_attribute("data-alarm-sounds", "1")
+
+
+def test_sign_out_returns_to_the_login_form_and_stays_signed_out(tablets: TabletFactory) -> None:
+    page = tablets("nurse").open()
+
+    page.get_by_role("button", name="Sign out").click()
+
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.locator(".topbar")).to_be_hidden()

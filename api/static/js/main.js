@@ -133,12 +133,18 @@ class Dashboard {
     if (this.stream) this.stream.stop();
     this.stream = null;
     clearInterval(this.ticker);
+    for (const timer of this.sessionLoads.values()) clearTimeout(timer);
+    this.sessionLoads.clear();
     this.state = new ClinicState();
     this.readingsLoaded.clear();
     this.showLogin("Your sign-in ended: please sign in again.");
   }
 
   async logOut() {
+    // Quiet first (no stream, no timers asking with a cookie about to go), then forget.
+    if (this.stream) this.stream.stop();
+    this.stream = null;
+    clearInterval(this.ticker);
     try {
       await this.api.logOut();
     } catch {

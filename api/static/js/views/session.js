@@ -76,7 +76,7 @@ export class SessionView {
     this.loading = null;
     this.reloadTimer = null;
     this.chartKey = null;
-    this.formsKey = null;
+    this.headKey = null;
     this.statuses = new Map(); // form name -> its last outcome
     this.title = h("h1", {}, `Session ${sessionId}`);
     this.subtitle = h("p", { class: "session-subtitle" });
@@ -181,6 +181,22 @@ export class SessionView {
     const { state } = this.app;
     const session = state.sessions.get(this.sessionId) || this.session;
     const patient = state.patients.get(session.patient_id);
+    const latest = state.latestReading(this.sessionId);
+    const readings = this.currentReadings();
+    this.renderAlerts();
+    this.drawChart(false);
+    this.renderForms(session);
+    // The header and tables change only with the session, its readings and its checks:
+    // rebuilding them on every cuff-pressure tick would fight a nurse's scrolling.
+    const key = JSON.stringify([
+      session,
+      patient?.id,
+      latest?.id,
+      readings.map((r) => r.id),
+      state.sessionChecks(this.sessionId).map((c) => [c.id, c.state]),
+    ]);
+    if (key === this.headKey) return;
+    this.headKey = key;
     setText(
       this.title,
       `${state.chairName(session.chair_id)} · ${patient ? `${initials(patient.display_name)} ${patient.identifier}` : `patient ${session.patient_id}`}`,
@@ -191,16 +207,12 @@ export class SessionView {
         (session.baseline ? ` · baseline ${mmHg(session.baseline.systolic)}/${mmHg(session.baseline.diastolic)}${session.baseline.confirmed ? "" : " (unconfirmed)"}` : " · no baseline yet") +
         (session.closed_at ? ` · closed ${clockTime(session.closed_at)}${session.close_reason ? ` (${session.close_reason})` : ""}` : ""),
     );
-    const latest = state.latestReading(this.sessionId);
     this.latest.replaceChildren(
       h("span", { class: "bp-value", "data-category": latest?.category }, bloodPressure(latest)),
       h("span", { class: "unit" }, "mmHg"),
       latest ? h("span", { class: "category", "data-category": latest.category }, labelOf(CATEGORY_LABELS, latest.category)) : null,
     );
-    this.renderAlerts();
-    this.drawChart(false);
     this.renderTables();
-    this.renderForms(session);
   }
 
   renderAlerts() {
@@ -273,25 +285,38 @@ export class SessionView {
     );
   }
 
+  /**
+   * The forms are built once and then only adjusted (a hold appears, a check opens), so
+   * what a nurse has typed or picked is never thrown away by a live update.
+   */
   renderForms(session) {
-    const key = JSON.stringify([
-      Boolean(session.closed_at),
-      this.app.me.role,
-      this.app.state.sessionChecks(this.sessionId).map((c) => [c.id, c.state]),
-      this.holdStanding(),
-    ]);
-    if (key === this.formsKey) return;
-    if (this.forms.contains(document.activeElement) && this.formsKey) return; // never yank a form mid-entry
-    this.formsKey = key;
     if (session.closed_at) {
-      this.forms.replaceChildren(h("p", { class: "empty-note" }, "This session is closed."));
+      if (!this.closedNote) {
+        this.closedNote = h("p", { class: "empty-note" }, "This session is closed.");
+        this.forms.replaceChildren(this.closedNote);
+      }
       return;
     }
-    const forms = [];
-    if (this.app.can("record_observations")) forms.push(this.readingForm(), this.sideEffectForm());
-    if (this.app.can("run_sessions")) forms.push(this.doseForm(), this.waiveForm(), this.closeForm());
-    if (!forms.length) forms.push(h("p", { class: "empty-note" }, "Your role views sessions only."));
-    this.forms.replaceChildren(...forms);
+    if (!this.built) {
+      this.built = {};
+      const forms = [];
+      if (this.app.can("record_observations")) {
+        forms.push(this.readingForm(), this.sideEffectForm());
+      }
+      if (this.app.can("run_sessions")) {
+        this.built.dose = this.doseForm();
+        this.built.waive = this.waiveForm();
+        forms.push(this.built.dose.node, this.built.waive.node, this.closeForm());
+      }
+      if (!forms.length) forms.push(h("p", { class: "empty-note" }, "Your role views sessions only."));
+      this.forms.replaceChildren(...forms);
+    }
+    if (this.built.dose) this.built.dose.update(this.holdStanding());
+    if (this.built.waive) {
+      this.built.waive.update(
+        this.app.state.sessionChecks(this.sessionId).filter((c) => OPEN_CHECK_STATES.has(c.state)),
+      );
+    }
   }
 
   holdStanding() {
@@ -400,10 +425,16 @@ export class SessionView {
   }
 
   doseForm() {
-    const hold = this.holdStanding();
-    return this.form(
+    const title = h("span", {}, "Dose");
+    const reason = h("textarea", { name: "override_reason", rows: 2 });
+    const override = field(
+      "Override reason",
+      reason,
+      "A dosing hold stands: a clinician's reason overrides it",
+    );
+    const node = this.form(
       "dose",
-      hold ? "Dose (dosing hold stands)" : "Dose",
+      title,
       [
         h(
           "div",
@@ -418,15 +449,9 @@ export class SessionView {
           h("input", { type: "checkbox", name: "increase", value: "yes" }),
           " Dose increase",
         ),
-        hold
-          ? field(
-              "Override reason",
-              h("textarea", { name: "override_reason", rows: 2, required: true }),
-              "A dosing hold stands: a clinician's reason overrides it",
-            )
-          : null,
+        override,
       ],
-      hold ? "Override hold and record dose" : "Record dose",
+      "Record dose",
       (v) =>
         this.app.api.recordDose(this.sessionId, {
           drug: v.drug,
@@ -436,36 +461,49 @@ export class SessionView {
           ...(v.override_reason ? { override_reason: v.override_reason } : {}),
         }),
     );
+    const button = node.querySelector("button[type=submit]");
+    const update = (hold) => {
+      setText(title, hold ? "Dose (dosing hold stands)" : "Dose");
+      setText(button, hold ? "Override hold and record dose" : "Record dose");
+      override.hidden = !hold;
+      reason.required = hold;
+    };
+    return { node, update };
   }
 
   waiveForm() {
-    const open = this.app.state
-      .sessionChecks(this.sessionId)
-      .filter((c) => OPEN_CHECK_STATES.has(c.state));
-    if (!open.length) {
-      return h(
-        "div",
-        { class: "card form", "data-form": "waive" },
-        h("h2", {}, "Waive a check"),
-        h("p", { class: "empty-note" }, "No open check to waive."),
-      );
-    }
-    return this.form(
+    const picker = select("check_id", []);
+    const empty = h("p", { class: "empty-note" }, "No open check to waive.");
+    const reason = h("input", { type: "text", name: "reason", required: true, maxlength: 2000 });
+    const node = this.form(
       "waive",
       "Waive a check",
-      [
-        field(
-          "Check",
-          select(
-            "check_id",
-            open.map((c) => [String(c.id), `${c.label || labelOf(CHECK_KIND_LABELS, c.kind)} (${c.state})`]),
-          ),
-        ),
-        field("Reason", h("input", { type: "text", name: "reason", required: true, maxlength: 2000 })),
-      ],
+      [empty, field("Check", picker), field("Reason", reason)],
       "Waive check",
       (v) => this.app.api.waiveCheck(this.sessionId, Number(v.check_id), v.reason),
     );
+    const button = node.querySelector("button[type=submit]");
+    let shown = null;
+    const update = (open) => {
+      const key = JSON.stringify(open.map((c) => [c.id, c.state]));
+      if (key === shown) return;
+      shown = key;
+      const chosen = picker.value;
+      picker.replaceChildren(
+        ...open.map((c) =>
+          h(
+            "option",
+            { value: String(c.id), selected: String(c.id) === chosen },
+            `${c.label || labelOf(CHECK_KIND_LABELS, c.kind)} (${c.state})`,
+          ),
+        ),
+      );
+      empty.hidden = open.length > 0;
+      for (const part of [picker.closest(".field"), reason.closest(".field"), button]) {
+        part.hidden = open.length === 0;
+      }
+    };
+    return { node, update };
   }
 
   closeForm() {
