@@ -512,14 +512,23 @@ def missing_measurements(log: list[dict[str, Any]], engine: sqlalchemy.Engine) -
     return probe.missing
 
 
+# The drain stops early when the stored readings stop changing for this long.
+DRAIN_SETTLE_S = 20.0
+
+
 async def wait_for_storage(
     log: list[dict[str, Any]], engine: sqlalchemy.Engine, timeout_s: float
 ) -> None:
-    """Until every measurement is stored (or `timeout_s`): the cuffs are back in range
-    and the daemon collects what they kept."""
+    """Until every measurement is stored, or nothing more arrives for `DRAIN_SETTLE_S`,
+    or `timeout_s`: the cuffs are back in range and the daemon collects what they kept."""
     deadline = time.monotonic() + timeout_s
-    while missing_measurements(log, engine) and time.monotonic() < deadline:  # noqa: ASYNC110
+    missing = missing_measurements(log, engine)
+    changed = time.monotonic()
+    while missing and time.monotonic() < min(deadline, changed + DRAIN_SETTLE_S):
         await asyncio.sleep(0.5)
+        now_missing = missing_measurements(log, engine)
+        if now_missing != missing:
+            missing, changed = now_missing, time.monotonic()
 
 
 async def run_soak(plan: SoakPlan, workdir: Path, *, echo: bool = False) -> SoakResult:
