@@ -98,6 +98,7 @@ class SoakResult:
     readings_stored: int = 0
     duplicated: int = 0
     missing: int = 0
+    unattached: int = 0  # cuff readings stored outside their chair's open session
     events_expected: list[int] = field(default_factory=list)  # per client
     events_received: list[int] = field(default_factory=list)
     client_reconnects: int = 0
@@ -135,7 +136,8 @@ class SoakResult:
         )
         return [
             f"measurements: taken {self.measurements_taken}, stored {self.readings_stored}, "
-            f"duplicated {self.duplicated}, missing {self.missing}",
+            f"duplicated {self.duplicated}, missing {self.missing}; stored outside their "
+            f"session (unattached) {self.unattached}",
             f"events per client: expected {self.events_expected}, "
             f"received {self.events_received} ({self.client_reconnects} reconnects in all; "
             f"sessions cut short: {dict(self.client_failures) or 'none'})",
@@ -365,6 +367,14 @@ def check_storage(
                 _value(r.pulse_rate),
             )
             for r in rows
+        )
+        result.unattached = int(
+            session.scalar(
+                select(sqlalchemy.func.count())
+                .select_from(models.Reading)
+                .where(models.Reading.source == "cuff", models.Reading.session_id.is_(None))
+            )
+            or 0
         )
     result.measurements_taken = len(log)
     result.readings_stored = sum(stored.values())

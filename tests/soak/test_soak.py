@@ -70,3 +70,15 @@ def test_every_severe_or_hypotensive_reading_has_its_alert_raised_once(
 ) -> None:
     assert soak.alerts_due > 0
     assert (soak.alerts_missing, soak.alerts_twice) == (0, 0), soak.problems
+
+
+@pytest.mark.xfail(
+    reason="found by this soak, reported to the lead: a record a cuff took before its clock "
+    "was set is stored with the cuff's 2020 reset time, outside every session",
+    strict=False,
+)
+def test_every_reading_of_a_cuff_on_a_chair_in_session_is_attached_to_that_session(
+    soak: SoakResult,
+) -> None:
+    assert soak.readings_stored > 0
+    assert soak.unattached == 0
