@@ -97,7 +97,11 @@ class ClinicServer:
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = CALL_TIMEOUT_S) -> T:
         """Run `coroutine` on the server's event loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.running.loop).result(timeout)
+        return self.spawn(coroutine).result(timeout)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run `coroutine` on the server's event loop; its result comes later."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.running.loop)
 
     def proxy(self) -> LoopbackProxy:
         """A relay in front of the server that a test can cut and restore."""

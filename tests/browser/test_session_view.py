@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
-from tests.browser.clinic_actions import reseat
+from tests.browser.clinic_actions import Reseated, reseat
 from tests.browser.clinic_server import ClinicServer
 from tests.browser.conftest import TabletFactory
 
@@ -48,13 +49,12 @@ def test_side_effect_entered_in_the_session_view_appears_on_its_chart(
     expect(marker.locator(".effect-label")).to_have_text("Dizziness (moderate)")
 
 
-def test_overdue_check_shows_on_the_tile_and_in_the_alert_list(
-    tablets: TabletFactory, clinic_server: ClinicServer
-) -> None:
-    page = tablets("nurse").open()
-    # Dosed 29.5 simulated minutes ago, no reading since: the 20-30 minute post-dose
-    # check (first session of a course, DESIGN.md "Clinical protocol") closes in 30 s.
-    seat = reseat(
+@pytest.fixture(scope="module")
+def overdue_seat(clinic_server: ClinicServer) -> Reseated:
+    """Chair 4: dosed 29.5 simulated minutes ago, no reading since, so the 20-30 minute
+    post-dose check (first session of a course, DESIGN.md "Clinical protocol") goes
+    overdue half a simulated minute later."""
+    return reseat(
         clinic_server,
         4,
         "TEST-OVERDUE",
@@ -62,7 +62,13 @@ def test_overdue_check_shows_on_the_tile_and_in_the_alert_list(
         baseline=(128, 82),
         dosed_minutes_ago=29.5,
     )
-    tile = page.locator(f".tile[data-chair-id='{seat.chair_id}']")
+
+
+def test_overdue_check_shows_on_the_tile_and_in_the_alert_list(
+    tablets: TabletFactory, overdue_seat: Reseated
+) -> None:
+    page = tablets("nurse").open()
+    tile = page.locator(f".tile[data-chair-id='{overdue_seat.chair_id}']")
 
     expect(tile.locator(".tile-check")).to_have_attribute("data-check", "overdue")
     expect(tile.locator(".tile-check")).to_have_text(re.compile(r"^OVERDUE: Post-dose check"))
@@ -70,6 +76,47 @@ def test_overdue_check_shows_on_the_tile_and_in_the_alert_list(
     item = page.locator(".alert-item[data-kind='check_overdue']").filter(has_text="Chair 4")
     expect(item).to_have_count(1)
     expect(item.locator(".alert-kind")).to_have_text("Check overdue")
+
+
+def test_session_chart_marks_check_windows_by_state(
+    tablets: TabletFactory, overdue_seat: Reseated
+) -> None:
+    page = tablets("nurse").open(f"#/session/{overdue_seat.session_id}")
+
+    windows = page.locator(".timeline .check-window")
+    expect(windows.and_(page.locator("[data-state='overdue']"))).to_have_count(1)
+    expect(windows.and_(page.locator("[data-state='satisfied']"))).not_to_have_count(0)
+    expect(page.locator(".timeline .check-overdue .check-label")).to_have_text("! overdue")
+
+
+def test_clinician_waives_a_check_with_a_reason(
+    tablets: TabletFactory, clinic_server: ClinicServer
+) -> None:
+    # Dosed 5 simulated minutes ago: the post-dose check is still pending.
+    seat = reseat(
+        clinic_server,
+        3,
+        "TEST-WAIVE",
+        began_minutes_ago=20,
+        baseline=(124, 80),
+        dosed_minutes_ago=5,
+    )
+    page = tablets("clinician").open(f"#/session/{seat.session_id}")
+    form = page.locator("form[data-form='waive']")
+    expect(form.get_by_label("Check")).to_contain_text("Post-dose check")
+
+    picker = form.get_by_label("Check")
+    post_dose = picker.locator("option", has_text="Post-dose check").get_attribute("value")
+    assert post_dose is not None
+    picker.select_option(post_dose)
+    form.get_by_label("Reason").fill("patient asleep, reading at close instead")
+    form.get_by_role("button", name="Waive check").click()
+
+    row = page.locator(".checks-table tr[data-state='waived']")
+    expect(row).to_have_count(1)
+    expect(row.locator(".check-state")).to_have_text(
+        "waived: patient asleep, reading at close instead"
+    )
 
 
 def test_clinician_overrides_a_dosing_hold_from_the_session_view(

@@ -57,6 +57,19 @@ def test_a_cuff_reading_taken_now_appears_on_its_tile(
     )
 
 
+def test_tile_shows_live_cuff_pressure_while_the_cuff_inflates(
+    tablets: TabletFactory, clinic_server: ClinicServer
+) -> None:
+    page = tablets("nurse").open()
+    tile = page.locator(f".tile[data-chair-id='{chair_id(clinic_server, 1)}']")
+
+    measuring = clinic_server.spawn(clinic_server.cuffs[0].measure())
+
+    expect(tile).to_have_attribute("data-measuring", "true")
+    expect(tile.locator(".live-pressure")).to_have_text(re.compile(r"^measuring:\s*\d+ mmHg$"))
+    measuring.result(30)
+
+
 def test_severe_cuff_reading_shows_a_red_alert_within_two_seconds(
     tablets: TabletFactory, clinic_server: ClinicServer
 ) -> None:
@@ -113,6 +126,19 @@ def test_acknowledged_on_one_tablet_shows_acknowledged_on_another(
         re.compile(r"^Acknowledged by nurse at \d\d:\d\d$")
     )
     expect(second.locator(f"{item} [data-action='acknowledge']")).to_have_count(0)
+
+
+def test_nurse_snoozes_an_alert_for_a_limited_time(
+    tablets: TabletFactory, clinic_server: ClinicServer
+) -> None:
+    alert = severe_alert(clinic_server, 1)
+    page = tablets("nurse").open("#/alerts")
+    item = page.locator(f"[data-list='open'] .alert-item[data-alert-id='{alert.id}']")
+
+    item.get_by_role("button", name="Snooze 5 min").click()
+
+    expect(item).to_have_attribute("data-state", "snoozed")
+    expect(item.locator(".alert-status")).to_have_text(re.compile(r"^Snoozed until \d\d:\d\d"))
 
 
 def test_admin_sees_alerts_without_acknowledge_buttons(
