@@ -5,14 +5,19 @@ both with a JSON body."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 from fastapi.routing import APIRoute
 
-from api.app import REST_ROUTERS
-from vitalsd.auth import Permission, role_may
+from api.app import REST_ROUTERS, create_app
+from tests.api.conftest import SECRET, StepClock, open_clinic
+from vitalsd.auth import PasswordHasher, Permission, TokenIssuer, role_may
 from vitalsd.domain import Role
+from vitalsd.settings import Settings
 
 PUBLIC = {("POST", "/api/auth/token"), ("GET", "/healthz")}
 ANY_ROLE = "any role"
@@ -62,14 +67,45 @@ REQUIRED: dict[tuple[str, str], Permission | str] = {
     ("GET", "/api/audit"): Permission.READ_AUDIT,
 }
 
-SAMPLE_PATH_VALUES = {"username": "nurse", "address": "C0:FF:EE:00:00:01"}
+# "ghost" does not exist: a permitted call may not disable a user the other calls use.
+SAMPLE_PATH_VALUES = {"username": "ghost", "address": "C0:FF:EE:00:00:01"}
+
+# One app for the whole module: no request here changes what another one sees (none
+# reaches a handler that writes, and the sample path values name nothing that exists).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared(
+    tmp_path_factory: pytest.TempPathFactory,
+    database_template: Path,
+    passwords: PasswordHasher,
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[Role, dict[str, str]]]]:
+    directory = tmp_path_factory.mktemp("access")
+    clock = StepClock()
+    tokens = TokenIssuer(SECRET)
+    clinic = await open_clinic(database_template, directory, clock=clock)
+    app = create_app(
+        clinic, Settings(data_dir=directory), tokens=tokens, passwords=passwords, clock=clock
+    )
+    auth = {
+        role: {"Authorization": f"Bearer {tokens.issue(role.value, role, clock())}"}
+        for role in Role
+    }
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://vitalsd.test") as client:
+        yield client, auth
+    await clinic.close()
+
+
+Shared = tuple[httpx.AsyncClient, dict[Role, dict[str, str]]]
 
 
 def concrete(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: SAMPLE_PATH_VALUES.get(m.group(1), "1"), path)
 
 
-def test_every_route_is_in_the_access_table() -> None:
+async def test_every_route_is_in_the_access_table() -> None:
     routes = {
         (method, route.path)
         for router in REST_ROUTERS
@@ -82,8 +118,9 @@ def test_every_route_is_in_the_access_table() -> None:
 
 @pytest.mark.parametrize(("method", "path"), sorted(REQUIRED))
 async def test_route_without_token_is_401_with_json_reason(
-    client: httpx.AsyncClient, method: str, path: str
+    shared: Shared, method: str, path: str
 ) -> None:
+    client, _ = shared
     response = await client.request(method, concrete(path))
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -101,12 +138,9 @@ FORBIDDEN = [
 
 @pytest.mark.parametrize(("method", "path", "role"), FORBIDDEN)
 async def test_route_refuses_a_role_without_the_permission_with_403(
-    client: httpx.AsyncClient,
-    auth: dict[Role, dict[str, str]],
-    method: str,
-    path: str,
-    role: Role,
+    shared: Shared, method: str, path: str, role: Role
 ) -> None:
+    client, auth = shared
     response = await client.request(method, concrete(path), headers=auth[role])
     assert response.status_code == 403
     assert f"role {role.value} may not" in response.json()["detail"]
@@ -122,13 +156,10 @@ ALLOWED = [
 
 @pytest.mark.parametrize(("method", "path", "role"), ALLOWED)
 async def test_route_lets_a_permitted_role_past_authorisation(
-    client: httpx.AsyncClient,
-    auth: dict[Role, dict[str, str]],
-    method: str,
-    path: str,
-    role: Role,
+    shared: Shared, method: str, path: str, role: Role
 ) -> None:
     """Past the door, the request fails or succeeds on its merits (no record 1 exists,
     no body was sent), never on the role."""
+    client, auth = shared
     response = await client.request(method, concrete(path), headers=auth[role])
     assert response.status_code not in (401, 403, 500)
