@@ -150,7 +150,9 @@ async def ward(clinic: Clinic) -> Ward:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI, *, send_buffer: int | None = None) -> AsyncIterator[str]:
+async def serving(
+    app: FastAPI, *, send_buffer: int | None = None, ping_interval: float = 5.0
+) -> AsyncIterator[str]:
     """Run `app` under uvicorn on a loopback socket bound here (no port race); yields
     `host:port`. `send_buffer` shrinks the kernel send buffer of accepted connections."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -159,7 +161,9 @@ async def serving(app: FastAPI, *, send_buffer: int | None = None) -> AsyncItera
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_ping_interval=5.0))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", ws_ping_interval=ping_interval)
+    )
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
         while not server.started:

@@ -8,6 +8,7 @@ import json
 import re
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from api.app import create_app
 from api.deps import TOKEN_COOKIE
 from devices.bps import BloodPressureMeasurement, PressureUnit
-from tests.api.conftest import ADMIN, CUFF, StepClock, Ward, open_clinic, serving
+from tests.api.conftest import ADMIN, CUFF, SECRET, StepClock, Ward, open_clinic, serving
 from vitalsd.auth import PasswordHasher, TokenIssuer
 from vitalsd.clinic import Clinic
 from vitalsd.domain import Role
@@ -255,3 +256,54 @@ async def test_slow_consumer_is_cut_off_with_1013_without_delaying_a_fast_one(
     assert resume is not None
     assert int(resume.group(1)) == slow_events[-1]["seq"]
     assert slow_events[-1]["seq"] < last
+
+
+async def test_stream_closes_with_1008_when_the_token_expires(
+    server: str, clock: StepClock
+) -> None:
+    short = TokenIssuer(SECRET, lifetime=timedelta(seconds=1)).issue("nurse", Role.NURSE, clock())
+    async with connect(f"ws://{server}/ws?token={short}") as websocket:
+        assert (await receive(websocket))["type"] == "snapshot"
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(websocket)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+    assert "expired" in closed.value.rcvd.reason
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One unmasked server frame (RFC 6455 5.2): its opcode and payload."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await reader.readexactly(8), "big")
+    return first & 0x0F, await reader.readexactly(length)
+
+
+async def test_server_pings_a_connected_client(app: FastAPI, token: str) -> None:
+    """RFC 6455 5.5.2: the server sends Ping frames (opcode 0x9), so a vanished tablet
+    is noticed even when no event flows. Read with a bare socket: a WebSocket library
+    would answer the ping before a test could see it."""
+    async with serving(app, ping_interval=0.2) as address:
+        host, port = address.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            (
+                f"GET /ws?token={token} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        status = await reader.readuntil(b"\r\n\r\n")
+        opcodes = []
+        async with asyncio.timeout(10):
+            while 0x9 not in opcodes:
+                opcode, _payload = await read_frame(reader)
+                opcodes.append(opcode)
+        writer.close()
+    assert status.startswith(b"HTTP/1.1 101")
+    assert opcodes[0] == 0x1  # the snapshot, a text frame
+    assert 0x9 in opcodes
