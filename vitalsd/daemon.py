@@ -180,6 +180,22 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class _DenialNotAnError(logging.Filter):
+    """uvicorn 0.54's `websockets-sansio` protocol logs an ERROR after every WebSocket
+    refused with an HTTP denial response (our 401/403/422 on `/ws`), because it only
+    counts `accept` as completing the handshake. A refused stream is routine: log it as
+    INFO instead."""
+
+    MESSAGE: Final = "ASGI callable returned without completing handshake."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage() == self.MESSAGE:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "WebSocket refused with an HTTP response"
+            record.args = ()
+        return True
+
+
 def configure_logging(level: int = logging.INFO, *, stream: Any = None) -> None:
     """Structured logs: JSON when stderr is not a terminal, plain lines when it is."""
     stream = stream or sys.stderr
@@ -191,6 +207,7 @@ def configure_logging(level: int = logging.INFO, *, stream: Any = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("uvicorn.error").addFilter(_DenialNotAnError())
     # Bumble logs every HCI packet at DEBUG and much at INFO.
     logging.getLogger("bumble").setLevel(logging.WARNING)
 

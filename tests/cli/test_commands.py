@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import queue
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,7 @@ import pytest
 from vitalsd import cli
 from vitalsd.auth import PasswordHasher
 from vitalsd.clinic import Clinic
+from vitalsd.daemon import configure_logging
 from vitalsd.settings import load_settings
 
 BIN = Path(sys.executable).parent
@@ -142,3 +145,33 @@ def test_serve_reports_a_failed_radio_and_stops_cleanly_on_sigterm(config: Path)
     assert health.json()["database"]["ok"] is True
     assert health.json()["ble"]["state"] == "failed"
     assert any("vitalsd user add NAME --role admin" in line for line in seen)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    uvicorn_filters = logging.getLogger("uvicorn.error").filters[:]
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("uvicorn.error").filters[:] = uvicorn_filters
+
+
+def test_logs_are_json_lines_off_a_terminal(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    logging.getLogger("vitalsd.test").warning("cuff %s gone", "D0:01")
+    entry = json.loads(stream.getvalue().splitlines()[-1])
+    assert (entry["level"], entry["logger"], entry["message"]) == (
+        "warning",
+        "vitalsd.test",
+        "cuff D0:01 gone",
+    )
+
+
+def test_a_refused_websocket_is_not_logged_as_an_error(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    logging.getLogger("uvicorn.error").error("ASGI callable returned without completing handshake.")
+    assert json.loads(stream.getvalue().splitlines()[-1])["level"] == "info"
