@@ -125,11 +125,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    from bleak.exc import BleakError
+
     from devices.scan import scan_cuffs
     from vitalsd.daemon import ble_spec
 
     ble = ble_spec(args.ble if args.ble else _settings(args.config).ble)
-    cuffs = asyncio.run(scan_cuffs(ble, args.duration))
+    try:
+        cuffs = asyncio.run(scan_cuffs(ble, args.duration))
+    except (BleakError, OSError) as error:
+        print(f"vitalsd scan: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if not cuffs:
         print(f"no blood-pressure cuffs heard in {args.duration:g} s on {ble}")
         return EXIT_OK

@@ -175,3 +175,37 @@ def test_a_refused_websocket_is_not_logged_as_an_error(restore_logging: None) ->
     configure_logging(stream=stream)
     logging.getLogger("uvicorn.error").error("ASGI callable returned without completing handshake.")
     assert json.loads(stream.getvalue().splitlines()[-1])["level"] == "info"
+
+
+def test_scan_without_a_radio_says_what_to_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["scan", "--ble", "tcp-client:127.0.0.1:9", "--duration", "1"]) == 1
+    assert "simulator is listening" in capsys.readouterr().err
+
+
+def test_scan_lists_a_simulated_cuff(capsys: pytest.CaptureFixture[str]) -> None:
+    """`vitalsd scan` over HCI on TCP, against a `vitals-sim` cuff in another process."""
+    port = free_port()
+    simulator = subprocess.Popen(
+        [BIN / "vitals-sim", "--scenario", "normotensive", "--hci", f"tcp-server:127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert simulator.stdout is not None
+        assert "ready" in simulator.stdout.readline()
+        code = cli.main(["scan", "--ble", f"tcp-client:127.0.0.1:{port}", "--duration", "2"])
+    finally:
+        simulator.send_signal(signal.SIGTERM)
+        simulator.wait(timeout=PATIENCE_S)
+    assert code == 0
+    assert "SIM-BP" in capsys.readouterr().out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
