@@ -73,6 +73,19 @@ _LINK_LOST_ADVICE: Final = "the cuff disconnected or went out of range; it will 
 _NOT_CONNECTED_ADVICE: Final = "connect first (or reconnect: the cuff dropped the link)"
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that Python 3.11's `asyncio.wait_for` swallowed.
+
+    `wait_for` (which Bumble uses for every HCI command and ATT request) returns the
+    result instead of raising when the awaited future completes in the same loop turn as
+    the cancellation (CPython gh-86296, fixed in 3.12). The task still counts the
+    cancellation, so we look and raise it ourselves.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def bleak_uuid(bumble_uuid: core.UUID) -> str:
     """Bumble's UUIDs are little-endian objects; Bleak keys on lowercase 128-bit strings."""
     return str(uuid.UUID(bytes=bumble_uuid.uuid_128_bytes[::-1]))
@@ -377,6 +390,7 @@ class BumbleHost:
                             " controller to another cuff (will retry when it advertises)"
                         )
                     await asyncio.wait([attempt], timeout=max(0.0, yield_at - loop.time()) or None)
+                raise_if_cancelling()
                 return attempt.result()
         except TimeoutError:
             await self._abandon(attempt)
@@ -827,7 +841,9 @@ class BumbleBleakClient(BaseBleakClient):
         if self._connection is not connection:
             raise BleakError(f"{self.address}: {what}: {_LINK_LOST_ADVICE}")
         try:
-            return await operation()
+            result = await operation()
+            raise_if_cancelling()
+            return result
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling() == 0:

@@ -46,6 +46,7 @@ from devices.bps import (
     StoredRecord,
     decode_racp_indication,
 )
+from devices.bumble_backend import raise_if_cancelling
 from devices.events import (
     BatteryChanged,
     CuffBonded,
@@ -304,7 +305,9 @@ class CuffLink:
             await self._publish(CuffConnected(self.address, self._clock()))
             async with asyncio.timeout(SETUP_TIMEOUT):
                 await self._set_up(client)
+            raise_if_cancelling()
             await self._disconnected.wait()
+            raise_if_cancelling()
         except TimeoutError:
             reason = "the cuff stopped answering during set-up"
             raise CuffLinkError(f"{self.address}: {reason}") from None
@@ -312,9 +315,11 @@ class CuffLink:
             reason = str(error)
             raise
         finally:
-            with contextlib.suppress(Exception):
-                await client.disconnect()
-            await self._finish(consumer, reason)
+            try:
+                with contextlib.suppress(Exception):
+                    await client.disconnect()
+            finally:
+                await self._finish(consumer, reason)
         return reason
 
     async def _connect(self) -> BleakClient:
@@ -335,14 +340,17 @@ class CuffLink:
         """Deliver what already arrived, then say the link ended (unless we are being
         cancelled: then the daemon is shutting down and nobody is listening)."""
         current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
-            return
-        self._frames.put_nowait(None)
-        await consumer
-        await self._publish(CuffDisconnected(self.address, self._clock(), reason))
+        try:
+            if current is not None and current.cancelling():
+                return
+            self._frames.put_nowait(None)
+            await consumer
+            await self._publish(CuffDisconnected(self.address, self._clock(), reason))
+        finally:
+            if not consumer.done():
+                consumer.cancel()
+                # Not `await consumer`: its CancelledError must not be taken for ours.
+                await asyncio.wait([consumer])
 
     # --- set-up --------------------------------------------------------------------------
 

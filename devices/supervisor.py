@@ -29,7 +29,7 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
 from devices import gatt
-from devices.bumble_backend import BumbleHost
+from devices.bumble_backend import BumbleHost, raise_if_cancelling
 from devices.events import CuffEvent, CuffSeen, MeasurementFailed, MeasurementReceived
 from devices.link import Clock, CuffLink, CuffMemory, utc_now
 from devices.transport import BleStack, BleTransport, open_ble
@@ -223,6 +223,7 @@ class CuffSupervisor:
         """One cuff, forever: wait for it to advertise, connect, follow, back off on failure."""
         failures = 0
         while True:
+            raise_if_cancelling()
             await cuff.advertised.wait()
             cuff.advertised.clear()
             device = cuff.device
