@@ -2,11 +2,12 @@
 delivery under 100 ms, and the memory per client.
 
 Ours: the real app (`api.app.create_app` on a `Clinic`, SQLite) under uvicorn configured
-as `vitalsd serve` configures it, in this process; events come from cuff readings
-ingested here at about `--rate` events/s (each reading commits 2-3 events at once, as in
-a clinic). Delivery latency: from `EventBus.publish` (after the commit) to the client's
+as `vitalsd serve` configures it, in this process; `--rate` reading events a second
+(the data of real ingested readings) go through the clinic's own `EventBus.publish`, as
+a commit publishes them. Delivery latency: from `EventBus.publish` to the client's
 receipt, on CLOCK_MONOTONIC. The clients run in a second process (`ws_clients.py`) and
-decode every message.
+decode every message. Memory per client: this process's RSS after the clients connected
+minus before, over their number (it includes what connecting cost, e.g. the snapshots).
 
 Floor, same run: a bare `websockets` server broadcasting the very same JSON texts, in
 the same groups at the same moments, to the same number of clients in a second process.
@@ -35,6 +36,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import uvicorn
 from websockets.asyncio.server import ServerConnection, broadcast, serve
@@ -50,7 +52,7 @@ from vitalsd.daemon import WS_PING_INTERVAL_S, WS_PING_TIMEOUT_S
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
 from vitalsd.store.engine import create_engine, migrate, session_factory
-from vitalsd.store.events import Event, EventBus
+from vitalsd.store.events import Event, EventBus, EventType
 
 SECRET = b"bench-fanout-secret-bench-fanout"
 # Issue #9: "the most WebSocket clients one process keeps at p99 delivery under 100 ms".
@@ -87,7 +89,8 @@ class OurServer:
     url: str
     clinic: Clinic
     bus: StampedBus
-    cuffs: int
+    readings: list[dict[str, Any]]  # `reading` event data of real ingested readings
+    next_seq: int
 
 
 def bound_socket() -> socket.socket:
@@ -128,9 +131,21 @@ async def our_server(cuffs: int) -> AsyncIterator[OurServer]:
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
+        for cuff in range(cuffs):
+            m = measurement_of(100, cuff)
+            await clinic.ingest_cuff_measurement(cuff_address(cuff), m, utc_now(), bytes(m))
+        readings = [
+            e.data for _, events in bus.groups for e in events if e.type is EventType.READING
+        ]
         token = tokens.issue("nurse", Role.NURSE, utc_now())
         port = listener.getsockname()[1]
-        yield OurServer(f"ws://127.0.0.1:{port}/ws?token={token}", clinic, bus, cuffs)
+        yield OurServer(
+            f"ws://127.0.0.1:{port}/ws?token={token}",
+            clinic,
+            bus,
+            readings,
+            await clinic.bus.last_seq(),
+        )
     finally:
         server.should_exit = True
         with contextlib.suppress(Exception):
@@ -165,19 +180,20 @@ async def floor_server() -> AsyncIterator[FloorServer]:
 
 
 async def drive_ours(server: OurServer, rate: float, seconds: float) -> int:
-    """Ingest cuff readings so that about `rate` events/s are published, for `seconds`.
+    """Publish `rate` reading events/s through the clinic's own bus (`EventBus.publish`,
+    as a commit does) for `seconds`: the data of real ingested readings, numbered on
+    from the last event. What reaches the clients is exactly what a reading would send;
+    the ingest's own cost is benchmark 2 (ingest.py), the whole path benchmark 1.
     Returns the index of the first group published in this window."""
     first_group = len(server.bus.groups)
-    published = len(server.bus.stamps)
     started = time.monotonic()
     n = 0
     while time.monotonic() - started < seconds:
-        cuff = n % server.cuffs
-        m = measurement_of(n // server.cuffs + 100, cuff)
-        await server.clinic.ingest_cuff_measurement(cuff_address(cuff), m, utc_now(), bytes(m))
+        server.next_seq += 1
+        data = server.readings[n % len(server.readings)]
+        await server.bus.publish([Event(server.next_seq, EventType.READING, utc_now(), data)])
         n += 1
-        due = started + (len(server.bus.stamps) - published) / rate
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
     return first_group
 
 
@@ -244,8 +260,7 @@ class Point:
             f"{self.ours.duplicates} dup, {self.ours.errors} closed), "
             f"{self.ours_bytes_per_client / 1024:.1f} KiB/client",
             f"fan-out {self.clients:5d} clients: floor {self.floor.latencies} "
-            f"({self.floor.received}/{self.floor.expected} delivered), "
-            f"{self.floor_bytes_per_client / 1024:.1f} KiB/client",
+            f"({self.floor.received}/{self.floor.expected} delivered)",
             f"fan-out {self.clients:5d} clients: ours p99 / floor p99 = {share:.2f}"
             + (f" ({verdict(share, 2.0)})" if self.clients >= 1000 else ""),
         ]
@@ -325,8 +340,9 @@ async def main(argv: Sequence[str]) -> int:
     seconds = args.seconds or (5.0 if args.quick else 10.0)
     header("fan-out (issue #9, benchmark 3)", ["bench/fanout.py", *argv])
     print(
-        f"{args.cuffs} cuffs ingesting at ~{args.rate:g} events/s for {seconds:g} s per point; "
-        "clients decode every message in a second process; latency publish -> receipt"
+        f"{args.cuffs} chairs in session, {args.rate:g} reading events/s for {seconds:g} s "
+        "per point; clients decode every message in a second process; latency publish -> "
+        "receipt"
     )
     points: list[Point] = []
     scratch = Path(tempfile.mkdtemp(prefix="vitalsd-fanout-clients-"))

@@ -130,7 +130,7 @@ class ClientFleet:
         self.first = first
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self, timeout_s: float = 300.0) -> None:
+    async def start(self, timeout_s: float = 900.0) -> None:
         command = [sys.executable, THIS_SCRIPT, self.url]
         command += ["--clients", str(self.clients), "--out", str(self.out)]
         if self.first:
