@@ -62,6 +62,8 @@ CONNECTION_CANCEL_CONFIRM_TIMEOUT: Final = 1.0
 # yields the controller to a queued one (cuffs advertise every 20 ms to about 1 s after a
 # measurement; Core Vol 6 Part B 4.4.2.2.1 allows up to 10.24 s, which cuffs do not use).
 CONNECT_YIELD_AFTER: Final = 1.0
+# How often a pending connection past its yield time looks for a queued one.
+CONNECT_QUEUE_POLL: Final = 0.05
 # How long `disconnect()` waits for Disconnection Complete before forgetting the link.
 DISCONNECT_TIMEOUT: Final = 5.0
 # ATT errors that pairing or encrypting with the bond cures (Core Vol 3 Part F 3.4.1.1).
@@ -389,7 +391,11 @@ class BumbleHost:
                             f"{bleak_address(peer)}: not advertising any more; gave the"
                             " controller to another cuff (will retry when it advertises)"
                         )
-                    await asyncio.wait([attempt], timeout=max(0.0, yield_at - loop.time()) or None)
+                    # Until the controller may be yielded, then each time someone queues.
+                    wake_in = yield_at - loop.time()
+                    await asyncio.wait(
+                        [attempt], timeout=wake_in if wake_in > 0 else CONNECT_QUEUE_POLL
+                    )
                 raise_if_cancelling()
                 return attempt.result()
         except TimeoutError:
@@ -596,6 +602,7 @@ class BumbleBleakClient(BaseBleakClient):
         self.address = bleak_address(self._peer)
         self._service_filter = services
         self._connection: Connection | None = None
+        self._lost: asyncio.Future[None] | None = None
         self._gatt: Peer | None = None
         self._subscriptions: dict[int, Callable[[bytes], None]] = {}
 
@@ -622,6 +629,7 @@ class BumbleBleakClient(BaseBleakClient):
         timeout = min(float(kwargs.get("timeout", self._timeout)), self._timeout)
         connection = await self._host.create_connection(self._peer, timeout)
         self._connection = connection
+        self._lost = asyncio.get_running_loop().create_future()
         peer = self._gatt = Peer(connection)
         connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:
@@ -675,6 +683,8 @@ class BumbleBleakClient(BaseBleakClient):
         self._connection = None
         self._gatt = None
         self._subscriptions.clear()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
         if self._disconnected_callback is not None:
             self._disconnected_callback()
 
@@ -834,23 +844,30 @@ class BumbleBleakClient(BaseBleakClient):
     ) -> T:
         """Run one step on a live link; a link lost before or during it is a `BleakError`.
 
-        Bumble cancels the pending ATT response when the link drops; that surfaces as a
-        `CancelledError` no one asked for, which must not cancel the caller's task. A
-        request on a link already gone would wait out the 30 s ATT timeout instead.
+        A step may be several ATT requests (discovery, subscribing). Bumble cancels only
+        the request pending when the link drops, which surfaces as a `CancelledError` no
+        one asked for; one sent after the drop would wait out the 30 s ATT timeout. So the
+        step races the link's loss, and neither may cancel the caller's task.
         """
-        if self._connection is not connection:
+        lost = self._lost
+        if self._connection is not connection or lost is None or lost.done():
             raise BleakError(f"{self.address}: {what}: {_LINK_LOST_ADVICE}")
+        step: asyncio.Future[T] = asyncio.ensure_future(operation())
+        racing: list[asyncio.Future[Any]] = [step, lost]
         try:
-            result = await operation()
-            raise_if_cancelling()
-            return result
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling() == 0:
-                raise BleakError(
-                    f"{self.address}: {what} interrupted: {_LINK_LOST_ADVICE}"
-                ) from None
+            step.cancel()
+            await asyncio.wait([step])
             raise
+        if not step.done():
+            step.cancel()
+            await asyncio.wait([step])
+        raise_if_cancelling()
+        if step.cancelled():
+            raise BleakError(f"{self.address}: {what} interrupted: {_LINK_LOST_ADVICE}")
+        try:
+            return step.result()
         except core.TimeoutError as error:
             raise BleakError(
                 f"{self.address}: {what} timed out (no ATT response in 30 s)"
