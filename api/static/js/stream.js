@@ -19,6 +19,22 @@ export const StreamStatus = Object.freeze({
   STOPPED: "stopped",
 });
 
+/**
+ * Close a socket without a console error: one still connecting is closed once open
+ * (closing it mid-handshake makes the browser log "closed before the connection is
+ * established").
+ */
+function closeQuietly(socket, code, reason) {
+  socket.onmessage = null;
+  socket.onclose = null;
+  socket.onerror = () => {};
+  if (socket.readyState === WebSocket.CONNECTING) {
+    socket.onopen = () => socket.close(code, reason);
+  } else if (socket.readyState === WebSocket.OPEN) {
+    socket.close(code, reason);
+  }
+}
+
 export class EventStream {
   /**
    * lastSeq(): the seq of the last stored event the page applied (null: none yet).
@@ -57,7 +73,7 @@ export class EventStream {
     window.removeEventListener("offline", this.onBrowserOffline);
     clearTimeout(this.timer);
     clearInterval(this.probe);
-    if (this.socket) this.socket.close(1000, "signed out");
+    if (this.socket) closeQuietly(this.socket, 1000, "signed out");
     this.socket = null;
     this.setStatus(StreamStatus.STOPPED);
   }
@@ -114,10 +130,8 @@ export class EventStream {
   /** Treat the connection as lost now (the browser went offline, a probe failed). */
   drop(reason) {
     if (this.stopped || !this.socket) return;
-    const socket = this.socket;
+    closeQuietly(this.socket, 4000, reason.slice(0, 100));
     this.socket = null;
-    socket.onclose = null;
-    socket.close(4000, reason.slice(0, 100));
     this.scheduleReconnect(reason);
   }
 
