@@ -95,7 +95,12 @@ START_LAYOUT_SHIFTS_JS: Final = """
       if (!entry.hadRecentInput) {
         window.__shifts.push({
           value: entry.value,
-          nodes: entry.sources.map((s) => s.node ? (s.node.className || s.node.nodeName) : "?"),
+          nodes: entry.sources.map((s) => {
+            const node = s.node;
+            if (!node) return "?";
+            const element = node.nodeType === 3 ? node.parentElement : node;
+            return `${element.tagName}.${element.className}: ${node.textContent.slice(0, 30)}`;
+          }),
         });
       }
     }
