@@ -207,9 +207,13 @@ class Dashboard {
 
   setView(view) {
     if (this.view && this.view.unmount) this.view.unmount();
+    const focusWasLost = !document.activeElement || document.activeElement === document.body ||
+      this.main.contains(document.activeElement);
     this.view = view;
     document.body.dataset.view = view.root.dataset.view;
     view.mount(this.main);
+    // A keyboard user who opened a view from inside the old one continues in the new one.
+    if (focusWasLost && !(view instanceof LoginView)) this.main.focus({ preventScroll: true });
   }
 
   // -- the stream ----------------------------------------------------------------------------

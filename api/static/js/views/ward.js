@@ -92,6 +92,7 @@ class Tile {
     setAttr(this.root, "data-occupied", session ? "true" : "false");
     setAttr(this.root, "href", session ? `#/session/${session.id}` : "#/ward");
     setAttr(this.root, "aria-disabled", session ? null : "true");
+    setAttr(this.root, "tabindex", session ? null : "-1"); // nothing to open on an empty chair
     this.updateCuff(app, chair, now);
     if (!session) {
       setAttr(this.root, "data-alert", "none");
