@@ -64,7 +64,9 @@ from vitalsd.settings import Settings
 from vitalsd.store.events import EventType
 
 SECRET = "bench-latency-secret-bench-latency-secret"
-SPEED = 60.0  # issue #9's soak speed: a two-hour session in two minutes
+# Simulated seconds per real second: a 35 s measurement takes 3.5 s, and the severe
+# patients stay in their dose response (90-120 simulated minutes) for the whole run.
+SPEED = 10.0
 SEVERE_EVERY = 5  # one cuff in five reads severe
 NURSE = Actor("nurse", Role.NURSE)
 CLINICIAN = Actor("bench.clinician", Role.CLINICIAN)
@@ -209,6 +211,7 @@ async def running_daemon(cuff_count: int) -> AsyncIterator[RunningClinic]:
     try:
         await clinic.create_user("nurse", "not-a-real-hash", Role.NURSE)
         now = clock.now()
+        dosed: list[tuple[StampedCuff, int]] = []
         for index, cuff in enumerate(cuffs):
             await cuff.start()
             chair = await clinic.create_chair(f"Chair {index + 1}", by=CLINICIAN)
@@ -220,16 +223,20 @@ async def running_daemon(cuff_count: int) -> AsyncIterator[RunningClinic]:
                 patient.id, chair.id, by=CLINICIAN, started_at=now - timedelta(minutes=40)
             )
             if cuff.config.high_responder:
-                given = now - timedelta(minutes=30)  # near the response's peak
-                cuff.record_dose(given)
-                await clinic.record_dose(
-                    session.id,
-                    drug=Drug.KETAMINE,
-                    amount_mg=50.0,
-                    route=Route.IM,
-                    by=CLINICIAN,
-                    given_at=given,
-                )
+                dosed.append((cuff, session.id))
+        # Dosed last, so that the run falls in the response's peak (30-40 minutes after
+        # the dose, lasting 90-120 simulated minutes: simulators/physiology.py).
+        given = clock.now() - timedelta(minutes=30)
+        for cuff, session_id in dosed:
+            cuff.record_dose(given)
+            await clinic.record_dose(
+                session_id,
+                drug=Drug.KETAMINE,
+                amount_mg=50.0,
+                route=Route.IM,
+                by=CLINICIAN,
+                given_at=given,
+            )
         central = await BumbleHost.on_link(radio.link, address=CENTRAL_ADDRESS)
         daemon = Daemon(settings, clinic, ble=central, clock=clock.now, zone=UTC)
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
