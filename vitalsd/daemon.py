@@ -207,6 +207,13 @@ def configure_logging(level: int = logging.INFO, *, stream: Any = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # uvicorn's loggers go through ours (an earlier uvicorn.Config may have given them
+    # their own handlers and levels).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(logging.NOTSET)
     logging.getLogger("uvicorn.error").addFilter(_DenialNotAnError())
     # Bumble logs every HCI packet at DEBUG and much at INFO.
     logging.getLogger("bumble").setLevel(logging.WARNING)

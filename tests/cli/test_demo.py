@@ -22,9 +22,11 @@ from websockets.sync.client import connect
 
 BIN = Path(sys.executable).parent
 PASSWORD = "demo-test-password"
-# Guards against a hang, never timing assertions: the issue asks for "within a minute".
+# Guards against a hang, never timing assertions. The issue asks for "within a minute":
+# on an idle two-core machine all six chairs have read within about 10 s at --speed 60;
+# the guard leaves room for a machine shared with other test runs.
 START_PATIENCE_S = 60.0
-STREAM_PATIENCE_S = 60.0
+STREAM_PATIENCE_S = 120.0
 EXIT_PATIENCE_S = 30.0
 
 
