@@ -38,6 +38,7 @@ from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError, BleakGATTProtocolError
 from bumble import core, gatt_client, hci, pairing, smp
 from bumble.att import ATT_Error
+from bumble.controller import Connection as LinkLayerConnection
 from bumble.controller import Controller
 from bumble.device import Advertisement, Connection, Device, DeviceConfiguration, Peer
 from bumble.keys import KeyStore, MemoryKeyStore
@@ -62,6 +63,9 @@ CONNECTION_CANCEL_CONFIRM_TIMEOUT: Final = 1.0
 # yields the controller to a queued one (cuffs advertise every 20 ms to about 1 s after a
 # measurement; Core Vol 6 Part B 4.4.2.2.1 allows up to 10.24 s, which cuffs do not use).
 CONNECT_YIELD_AFTER: Final = 1.0
+# Real seconds after CONNECT_IND by which the peripheral's end must exist (standing in
+# for six connection intervals, Core Vol 6 Part B 4.5.2).
+CONNECTION_ESTABLISHMENT_CHECK: Final = 0.05
 # How often a pending connection past its yield time looks for a queued one.
 CONNECT_QUEUE_POLL: Final = 0.05
 # How long `disconnect()` waits for Disconnection Complete before forgetting the link.
@@ -132,12 +136,13 @@ class PairingPolicy:
 
 
 class VirtualController(Controller):
-    """A Bumble virtual controller that honours LE Create Connection Cancel.
+    """A Bumble virtual controller for a central, with two link-layer rules restored.
 
-    Bumble 0.0.236's `Controller` acknowledges the cancel but keeps the connection
-    pending and never sends the LE Connection Complete that the host waits for (Core
-    Vol 4 Part E 7.8.13), so one cuff that vanished before we connected would block
-    every later connection. This one does what the specification says.
+    Bumble 0.0.236's `Controller` acknowledges LE Create Connection Cancel but keeps the
+    connection pending and never sends the LE Connection Complete the host waits for
+    (Core Vol 4 Part E 7.8.13), so one cuff that vanished before we connected would
+    block every later connection. And it reports a connection as made even when the
+    peripheral never took our CONNECT_IND. This one does what the specification says.
     """
 
     def on_hci_le_create_connection_cancel_command(
@@ -161,6 +166,27 @@ class VirtualController(Controller):
         # After the Command Complete for the cancel itself, which the caller sends.
         asyncio.get_running_loop().call_soon(self.send_hci_packet, failure)
         return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    def create_le_connection(self, peer_address: hci.Address) -> None:
+        super().create_le_connection(peer_address)
+        connection = self.le_connections.get(peer_address)
+        if connection is not None:
+            asyncio.get_running_loop().call_later(
+                CONNECTION_ESTABLISHMENT_CHECK, self._check_established, connection
+            )
+
+    def _check_established(self, connection: LinkLayerConnection) -> None:
+        """The peripheral may have stopped advertising before our CONNECT_IND reached it
+        (it ignores one it is no longer advertising for). A real link layer then gives up
+        after six connection intervals without a packet from it (Core Vol 6 Part B
+        4.5.2); the virtual link has no such timer, so the connection would live on at our
+        end only, a ghost that every request waits 30 s on."""
+        current: LinkLayerConnection | None = self.le_connections.get(connection.peer_address)
+        if current is not connection:
+            return
+        peer = self.link.find_le_controller(connection.peer_address)
+        if peer is None or connection.self_address not in peer.le_connections:
+            self.on_le_disconnected(connection, hci.HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR)
 
 
 class _CentralPairingSession(smp.Session):
