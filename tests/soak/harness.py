@@ -407,6 +407,8 @@ def check_storage(
 def check_clients(clients: Sequence[ResumingClient], target: int, result: SoakResult) -> None:
     """Each client: every seq from its first to the end, once each, in order."""
     for index, client in enumerate(clients):
+        if client.first is None:
+            result.problems.append(f"client {index}: never received its first snapshot")
         first = client.first if client.first is not None else target + 1
         expected = list(range(first, target + 1))
         got = [s for s in client.received if s <= target]
