@@ -21,7 +21,7 @@ from bumble.att import ATT_Error
 from bumble.controller import Controller
 from bumble.core import AdvertisingData
 from bumble.device import Connection, Device
-from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.gatt import Characteristic, CharacteristicValue, Descriptor, Service
 from bumble.keys import MemoryKeyStore
 from bumble.link import LocalLink
 
@@ -39,6 +39,7 @@ NOTIFY_UUID = "9a0b0003-5a1e-4c0e-8f0d-7e57ab1e0001"
 INDICATE_UUID = "9a0b0004-5a1e-4c0e-8f0d-7e57ab1e0001"
 SECRET_UUID = "9a0b0005-5a1e-4c0e-8f0d-7e57ab1e0001"
 REFUSING_UUID = "9a0b0006-5a1e-4c0e-8f0d-7e57ab1e0001"
+NOTE_UUID = "9a0b0007-5a1e-4c0e-8f0d-7e57ab1e0001"  # a writable descriptor
 ATT_VALUE_NOT_ALLOWED = 0x13  # Core Vol 3 Part F 3.4.1.1
 PERIPHERAL_ADDRESS = "F0:00:00:00:00:01"
 
@@ -99,6 +100,9 @@ async def start_peripheral(
                     Characteristic.Properties.READ | Characteristic.Properties.WRITE,
                     Characteristic.READABLE | Characteristic.WRITEABLE,
                     b"plain",
+                    descriptors=[
+                        Descriptor(NOTE_UUID, Descriptor.READABLE | Descriptor.WRITEABLE, b"n")
+                    ],
                 ),
                 notify,
                 indicate,
@@ -223,6 +227,27 @@ async def test_indications_arrive_after_cccd_0x0002(
         await peripheral.device.indicate_subscribers(peripheral.indicate, b"i1")
         assert await asyncio.wait_for(received.get(), 5) == b"i1"
     assert (INDICATE_UUID.upper(), 0x0002) in peripheral.cccd_writes
+
+
+async def test_read_and_write_a_descriptor(central: BumbleHost, peripheral: TinyPeripheral) -> None:
+    async with client_for(central) as client:
+        characteristic = client.services.get_characteristic(READ_UUID)
+        assert characteristic is not None
+        [note] = [d for d in characteristic.descriptors if d.uuid == NOTE_UUID]
+        await client.write_gatt_descriptor(note, b"noted")
+        assert await client.read_gatt_descriptor(note) == bytearray(b"noted")
+
+
+async def test_cccd_reads_back_0x0002_after_subscribing_to_indications(
+    central: BumbleHost, peripheral: TinyPeripheral
+) -> None:
+    async with client_for(central) as client:
+        await client.start_notify(INDICATE_UUID, lambda _s, _v: None)
+        characteristic = client.services.get_characteristic(INDICATE_UUID)
+        assert characteristic is not None
+        cccd = characteristic.get_descriptor(gatt.uuid128(gatt.CLIENT_CHARACTERISTIC_CONFIGURATION))
+        assert cccd is not None
+        assert await client.read_gatt_descriptor(cccd) == bytearray(b"\x02\x00")
 
 
 async def test_stop_notify_writes_cccd_zero(
