@@ -221,6 +221,7 @@ async def main(argv: Sequence[str]) -> int:
     finally:
         with contextlib.suppress(Exception):
             await sim.tell("stop")
+            sim.close_stdin()
             await sim.wait(10.0)
         await sim.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -194,6 +194,10 @@ class Child:
         await self.tell(command)
         return await self.read_line(timeout_s)
 
+    def close_stdin(self) -> None:
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.close()
+
     async def wait(self, timeout_s: float) -> None:
         if self.process is not None:
             with contextlib.suppress(TimeoutError):
@@ -638,6 +642,7 @@ async def run_soak(plan: SoakPlan, workdir: Path, *, echo: bool = False) -> Soak
         phase("daemon stop")
         with contextlib.suppress(Exception):
             await sim.tell("stop")
+            sim.close_stdin()  # ends the simulator's stdin reader thread too
             await sim.wait(15.0)
         await sim.stop()
     phase("simulator stop")
