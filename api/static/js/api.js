@@ -26,9 +26,24 @@ function detailOf(body, status) {
 export class Api {
   constructor({ onUnauthorized } = {}) {
     this.onUnauthorized = onUnauthorized || (() => {});
+    // Requests still on the wire: signing out waits for them, so none of them comes back
+    // 401 (and shows an error) after the cookie they carried was revoked.
+    this.pending = new Set();
+    this.signingOut = false;
   }
 
-  async request(method, path, body) {
+  request(method, path, body) {
+    if (this.signingOut && path !== "/api/auth/logout") {
+      return Promise.reject(new ApiError(0, "signing out"));
+    }
+    const sent = this.send(method, path, body);
+    this.pending.add(sent);
+    const settled = () => this.pending.delete(sent);
+    sent.then(settled, settled);
+    return sent;
+  }
+
+  async send(method, path, body) {
     const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
     if (body instanceof URLSearchParams) {
       init.body = body;
@@ -83,7 +98,13 @@ export class Api {
 
   async logOut() {
     localStorage.removeItem(SIGNED_IN_UNTIL);
-    return this.request("POST", "/api/auth/logout");
+    this.signingOut = true;
+    try {
+      await Promise.allSettled([...this.pending]);
+      return await this.request("POST", "/api/auth/logout");
+    } finally {
+      this.signingOut = false;
+    }
   }
 
   /** Whether this browser signed in and the sign-in has not yet expired. */

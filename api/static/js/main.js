@@ -145,6 +145,8 @@ class Dashboard {
     if (this.stream) this.stream.stop();
     this.stream = null;
     clearInterval(this.ticker);
+    for (const timer of this.sessionLoads.values()) clearTimeout(timer);
+    this.sessionLoads.clear();
     try {
       await this.api.logOut();
     } catch {
