@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from devices.bps import BloodPressureMeasurement
+
+# MeasurementFailed's reason for a cuff's own error frame (as opposed to undecodable bytes).
+ERROR_FRAME: Final = "error frame"
 
 
 def _check_utc(owner: str, name: str, value: datetime) -> None:
@@ -109,7 +113,10 @@ class MeasurementReceived:
     ``measured_at`` is the cuff's timestamp in UTC, corrected by the clock offset the link
     observed on the cuff, or ``received_at`` when the cuff sent no timestamp.
     ``sequence_number`` is the Blood Pressure Record's (BPS 1.1), None for a 0x2A35
-    indication. ``raw`` is the payload as the cuff sent it.
+    indication. ``raw`` is the payload as the cuff sent it. ``cuff_key`` names the
+    reading by what the cuff sent (`devices.link.cuff_key`): the same reading delivered
+    again, by this daemon or a restarted one, has the same key, whatever we learnt about
+    the cuff's clock meanwhile; the clinic stores one reading per (address, cuff_key).
     """
 
     cuff: CuffIdentity
@@ -118,6 +125,7 @@ class MeasurementReceived:
     received_at: datetime
     raw: bytes
     sequence_number: int | None = None
+    cuff_key: str | None = None
 
     def __post_init__(self) -> None:
         _check_utc("MeasurementReceived", "measured_at", self.measured_at)
@@ -132,7 +140,7 @@ class MeasurementFailed:
     cuff: CuffIdentity
     raw: bytes
     received_at: datetime
-    reason: str = "error frame"
+    reason: str = ERROR_FRAME
 
     def __post_init__(self) -> None:
         _check_utc("MeasurementFailed", "received_at", self.received_at)

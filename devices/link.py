@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -48,6 +48,7 @@ from devices.bps import (
 )
 from devices.bumble_backend import raise_if_cancelling
 from devices.events import (
+    ERROR_FRAME,
     BatteryChanged,
     CuffBonded,
     CuffConnected,
@@ -60,6 +61,9 @@ from devices.events import (
 )
 from devices.quirks import decode_intermediate_cuff_pressure, decode_measurement
 from devices.transport import BleStack
+
+if TYPE_CHECKING:
+    from devices.inbox import MeasurementInbox
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +122,39 @@ def reading_key(
     if sequence_number is not None:
         return ReadingKey(address.upper(), user, None, sequence_number)
     return None
+
+
+def cuff_key(
+    measurement: BloodPressureMeasurement, sequence_number: int | None, received_at: datetime
+) -> str:
+    """The reading's identity from what the cuff itself sent, for the clinic's unique
+    (cuff address, cuff key): the raw cuff timestamp (never corrected: the correction
+    depends on when a daemon set the clock, which a restarted daemon does not know), the
+    user, the values, and the BPS 1.1 sequence number only when there is no timestamp (a
+    reading indicated live on 0x2A35 is later served as a record with one; both must give
+    the same key, as in `reading_key`). Without either, nothing the cuff sent tells two
+    readings apart: the key is the moment we received it, which is still stable when the
+    same frame is replayed from the inbox after a crash.
+
+    E.g. ``"2026-11-27T01:08:47 u1 120/80/93 mmHg p72"``.
+    """
+    user = measurement.user_id if measurement.user_id is not None else UNKNOWN_USER_KEY
+    if measurement.timestamp is not None:
+        when = measurement.timestamp.replace(tzinfo=None).isoformat(timespec="seconds")
+    elif sequence_number is not None:
+        when = f"seq{sequence_number}"
+    else:
+        when = "rx" + received_at.astimezone(UTC).isoformat(timespec="microseconds")
+    pressures = "/".join(
+        f"{value:g}"
+        for value in (
+            measurement.systolic,
+            measurement.diastolic,
+            measurement.mean_arterial_pressure,
+        )
+    )
+    pulse = "-" if measurement.pulse_rate is None else f"{measurement.pulse_rate:g}"
+    return f"{when} u{user} {pressures} {measurement.unit.value} p{pulse}"
 
 
 class DeliveredReadings:
@@ -226,6 +263,64 @@ def as_measurement(
     )
 
 
+@dataclass(frozen=True)
+class ReadingContext:
+    """What the link knew about a cuff when one of its frames arrived: enough to turn the
+    frame into the same event now or, replayed from the inbox, after a restart."""
+
+    identity: CuffIdentity
+    zone: tzinfo
+    clock: ClockObservation | None = None
+    clock_set_at: datetime | None = None
+
+    def measured_at(
+        self,
+        recorded: BloodPressureMeasurement | EnhancedBloodPressureMeasurement,
+        received_at: datetime,
+    ) -> datetime:
+        if isinstance(recorded, EnhancedBloodPressureMeasurement) and recorded.timestamp:
+            return recorded.timestamp  # already UTC (BPS 1.1)
+        return cuff_time_to_utc(
+            recorded.timestamp if isinstance(recorded, BloodPressureMeasurement) else None,
+            received_at=received_at,
+            zone=self.zone,
+            clock=self.clock,
+            clock_set_at=self.clock_set_at,
+        )
+
+
+def reading_event(
+    context: ReadingContext,
+    raw: bytes,
+    received_at: datetime,
+    sequence_number: int | None = None,
+    decoded: BloodPressureMeasurement | EnhancedBloodPressureMeasurement | None = None,
+) -> tuple[MeasurementReceived | MeasurementFailed, ReadingKey | None]:
+    """A measurement frame as the event the daemon gets, and its dedupe key (None for a
+    frame that cannot be decoded: it is reported every time)."""
+    identity = context.identity
+    try:
+        recorded = decoded or decode_measurement(
+            raw, manufacturer=identity.manufacturer, model=identity.model
+        )
+    except MalformedPayload as error:
+        return MeasurementFailed(identity, raw, received_at, str(error)), None
+    measurement = as_measurement(recorded)
+    key = reading_key(identity.address, measurement, sequence_number)
+    if measurement.is_error_frame:
+        return MeasurementFailed(identity, raw, received_at), key
+    event = MeasurementReceived(
+        identity,
+        measurement,
+        context.measured_at(recorded, received_at),
+        received_at,
+        raw,
+        sequence_number,
+        cuff_key(measurement, sequence_number, received_at),
+    )
+    return event, key
+
+
 @dataclass
 class CuffMemory:
     """What the supervisor keeps about a cuff between connections."""
@@ -251,6 +346,9 @@ class _Frame:
     kind: str
     raw: bytes
     received_at: datetime
+    # A measurement frame: what the link knew when it arrived, and its inbox entry.
+    context: ReadingContext | None = None
+    held: int | None = None
 
 
 class CuffLink:
@@ -260,6 +358,8 @@ class CuffLink:
     up, collects what it stored, follows it live and returns when the cuff disconnects
     (or raises when the link fails). Every event goes through `publish`, awaited: a
     reading is delivered once `publish` returned, and only then remembered as delivered.
+    With an `inbox`, each Blood Pressure Measurement frame is written to it before its
+    indication is confirmed, and released once delivered (`devices.inbox`).
     Cancelling `run()` closes the link.
     """
 
@@ -274,6 +374,7 @@ class CuffLink:
         zone: tzinfo | None = None,
         bond: bool = True,
         connect_timeout: float = 5.0,
+        inbox: MeasurementInbox | None = None,
     ) -> None:
         self.device = device
         self.stack = stack
@@ -283,6 +384,7 @@ class CuffLink:
         self._zone: tzinfo = zone if zone is not None else _local_zone()
         self._bond = bond
         self._connect_timeout = connect_timeout
+        self._inbox = inbox
         self._frames: asyncio.Queue[_Frame | None] = asyncio.Queue()
         self._disconnected = asyncio.Event()
         self._identity = self.memory.identity or CuffIdentity(device.address, device.name)
@@ -464,7 +566,7 @@ class CuffLink:
             return False
 
         def on_value(_sender: BleakGATTCharacteristic, value: bytearray) -> None:
-            self._frames.put_nowait(_Frame(kind, bytes(value), self._clock()))
+            self._frames.put_nowait(self._frame(kind, bytes(value)))
 
         await client.start_notify(characteristic, on_value)
         return True
@@ -476,7 +578,7 @@ class CuffLink:
         await self._subscribe(client, gatt.BLOOD_PRESSURE_RECORD, "record")
 
         def on_racp(_sender: BleakGATTCharacteristic, value: bytearray) -> None:
-            self._frames.put_nowait(_Frame("racp", bytes(value), self._clock()))
+            self._frames.put_nowait(self._frame("racp", bytes(value)))
 
         await client.start_notify(racp, on_racp)
         request = next_records_request(self.memory.last_sequence_number)
@@ -504,6 +606,17 @@ class CuffLink:
 
     # --- frames, one at a time, in arrival order -------------------------------------------
 
+    def _frame(self, kind: str, raw: bytes) -> _Frame:
+        """A value as it arrives, in the notify callback: a measurement is put in the inbox
+        here, before the callback returns and the backend confirms the indication (an
+        `InboxError` propagates, so the indication is not confirmed and the cuff keeps it)."""
+        received_at = self._clock()
+        if kind != "measurement":
+            return _Frame(kind, raw, received_at)
+        context = self._reading_context()
+        held = None if self._inbox is None else self._inbox.hold(raw, received_at, context)
+        return _Frame(kind, raw, received_at, context, held)
+
     async def _consume(self) -> None:
         while (frame := await self._frames.get()) is not None:
             try:
@@ -516,7 +629,9 @@ class CuffLink:
     async def _handle(self, frame: _Frame) -> None:
         match frame.kind:
             case "measurement":
-                await self._on_measurement(frame.raw, frame.received_at, None)
+                await self._on_measurement(
+                    frame.raw, frame.received_at, None, context=frame.context, held=frame.held
+                )
             case "record":
                 await self._on_record_segment(frame)
             case "racp":
@@ -526,38 +641,32 @@ class CuffLink:
             case "battery":
                 await self._on_battery(frame.raw, frame.received_at)
 
+    def _reading_context(self) -> ReadingContext:
+        return ReadingContext(
+            self._identity, self._zone, self._clock_observation, self._clock_set_at
+        )
+
     async def _on_measurement(
         self,
         raw: bytes,
         received_at: datetime,
         sequence_number: int | None,
         decoded: BloodPressureMeasurement | EnhancedBloodPressureMeasurement | None = None,
+        *,
+        context: ReadingContext | None = None,
+        held: int | None = None,
     ) -> None:
-        identity = self._identity
-        try:
-            recorded = decoded or decode_measurement(
-                raw, manufacturer=identity.manufacturer, model=identity.model
-            )
-        except MalformedPayload as error:
-            logger.warning("%s: %s", self.address, error)
-            await self._publish(MeasurementFailed(identity, raw, received_at, str(error)))
-            return
-        measurement = as_measurement(recorded)
-        key = reading_key(self.address, measurement, sequence_number)
+        """Deliver one reading (unless delivered before), then advance the sequence and
+        release the frame from the inbox: it is the daemon's now."""
+        event, key = reading_event(
+            context or self._reading_context(), raw, received_at, sequence_number, decoded
+        )
         if key is not None and key in self.memory.delivered:
             self._advance_sequence(sequence_number)
+            self._release(held)
             return
-        if measurement.is_error_frame:
-            event: CuffEvent = MeasurementFailed(identity, raw, received_at)
-        else:
-            event = MeasurementReceived(
-                identity,
-                measurement,
-                self._measured_at(recorded, received_at),
-                received_at,
-                raw,
-                sequence_number,
-            )
+        if isinstance(event, MeasurementFailed) and event.reason != ERROR_FRAME:
+            logger.warning("%s: %s", self.address, event.reason)
         try:
             await self._publish(event)
         except Exception:
@@ -566,21 +675,11 @@ class CuffLink:
         if key is not None:
             self.memory.delivered.add(key)
         self._advance_sequence(sequence_number)
+        self._release(held)
 
-    def _measured_at(
-        self,
-        recorded: BloodPressureMeasurement | EnhancedBloodPressureMeasurement,
-        received_at: datetime,
-    ) -> datetime:
-        if isinstance(recorded, EnhancedBloodPressureMeasurement) and recorded.timestamp:
-            return recorded.timestamp  # already UTC (BPS 1.1)
-        return cuff_time_to_utc(
-            recorded.timestamp if isinstance(recorded, BloodPressureMeasurement) else None,
-            received_at=received_at,
-            zone=self._zone,
-            clock=self._clock_observation,
-            clock_set_at=self._clock_set_at,
-        )
+    def _release(self, held: int | None) -> None:
+        if held is not None and self._inbox is not None:
+            self._inbox.release(held)
 
     def _advance_sequence(self, sequence_number: int | None) -> None:
         if sequence_number is not None and not self._sequence_advance_blocked:
@@ -670,9 +769,12 @@ __all__ = [
     "CuffLinkError",
     "CuffMemory",
     "DeliveredReadings",
+    "ReadingContext",
     "ReadingKey",
     "as_measurement",
+    "cuff_key",
     "cuff_time_to_utc",
     "next_records_request",
+    "reading_event",
     "reading_key",
 ]

@@ -8,8 +8,9 @@ that vanished is not advertising and so is not tried; one that fails is retried 
 back-off while the others carry on. Cancelling `run()` closes every link.
 
 Events go to the daemon's `on_event`, awaited; a reading counts as delivered once that
-call returned. The daemon should also store readings idempotently on
-(cuff, user, measured time): our memory of delivered readings does not survive a restart.
+call returned. The daemon should also store readings idempotently on the cuff's
+address and `MeasurementReceived.cuff_key`: our memory of delivered readings does not
+survive a restart.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bleak.exc import BleakError
 from devices import gatt
 from devices.bumble_backend import BumbleHost, raise_if_cancelling
 from devices.events import CuffEvent, CuffSeen, MeasurementFailed, MeasurementReceived
+from devices.inbox import MeasurementInbox
 from devices.link import Clock, CuffLink, CuffMemory, utc_now
 from devices.transport import BleStack, BleTransport, open_ble
 
@@ -90,7 +92,9 @@ class CuffSupervisor:
     parsed `BleTransport`, or an already open `BumbleHost` / `BleStack`.
     ``known_addresses`` are followed from the start; with ``discover`` every cuff
     advertising the Blood Pressure Service is followed too. ``last_sequence_numbers``
-    restores, per address, the last BPS 1.1 record the daemon stored.
+    restores, per address, the last BPS 1.1 record the daemon stored. With an ``inbox``
+    every measurement frame is on disk before its indication is confirmed
+    (`devices.inbox`); replay what it still holds before running.
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class CuffSupervisor:
         backoff: ReconnectBackoff = ReconnectBackoff(),
         keys_file: str | None = None,
         address: str | None = None,
+        inbox: MeasurementInbox | None = None,
     ) -> None:
         self._ble = ble
         self._on_event = on_event
@@ -119,6 +124,7 @@ class CuffSupervisor:
         self._backoff = backoff
         self._keys_file = keys_file
         self._address = address
+        self._inbox = inbox
         self._sequence_numbers = {a.upper(): n for a, n in (last_sequence_numbers or {}).items()}
         self._cuffs: dict[str, _Cuff] = {}
         self._ignored: set[str] = set()
@@ -239,6 +245,7 @@ class CuffSupervisor:
                 zone=self._zone,
                 bond=self._bond,
                 connect_timeout=self._connect_timeout,
+                inbox=self._inbox,
             )
             try:
                 reason = await link.run()

@@ -12,13 +12,17 @@ from devices.bps import (
     PressureUnit,
     RacpOperator,
 )
+from devices.events import CuffIdentity, MeasurementReceived
 from devices.link import (
     ClockObservation,
     DeliveredReadings,
+    ReadingContext,
     ReadingKey,
     as_measurement,
+    cuff_key,
     cuff_time_to_utc,
     next_records_request,
+    reading_event,
     reading_key,
 )
 
@@ -82,6 +86,55 @@ def test_delivered_readings_forget_the_oldest_beyond_capacity() -> None:
         delivered.add(key)
     assert keys[0] not in delivered
     assert keys[1] in delivered and keys[2] in delivered
+
+
+# --- the cuff key the clinic stores a reading under -----------------------------------------
+
+
+def test_cuff_key_names_the_raw_timestamp_user_and_values() -> None:
+    key = cuff_key(reading(datetime(2025, 3, 14, 9, 30, 5)), None, CONNECTED_AT)
+    assert key == "2025-03-14T09:30:05 u1 120/80/93 mmHg p-"
+
+
+def test_live_indication_and_its_later_record_share_a_cuff_key() -> None:
+    stamp = datetime(2025, 3, 14, 9, 30)
+    later = CONNECTED_AT + timedelta(hours=1)
+    assert cuff_key(reading(stamp), None, CONNECTED_AT) == cuff_key(reading(stamp), 17, later)
+
+
+def test_different_values_at_the_same_cuff_time_are_different_readings() -> None:
+    """A cuff whose clock reset to 2000 stamps a new reading with an old one's time."""
+    stamp = datetime(2000, 1, 1, 0, 1, 1)
+    other = BloodPressureMeasurement(PressureUnit.MMHG, 150.0, 95.0, 113.0, stamp, user_id=1)
+    assert cuff_key(reading(stamp), None, CONNECTED_AT) != cuff_key(other, None, CONNECTED_AT)
+
+
+def test_record_without_timestamp_has_a_cuff_key_by_sequence_number() -> None:
+    assert cuff_key(reading(None), 5, CONNECTED_AT).startswith("seq5 u1 ")
+
+
+def test_reading_without_timestamp_or_sequence_is_keyed_by_its_receipt() -> None:
+    key = cuff_key(reading(None), None, CONNECTED_AT)
+    assert key.startswith("rx2025-03-14T09:00:00.000000+00:00 u1 ")
+
+
+def test_cuff_key_does_not_depend_on_the_clock_correction() -> None:
+    """A restarted daemon does not know when the clock was set; the key must not care."""
+    stamp = datetime(2025, 3, 14, 7, 30)
+    received = CONNECTED_AT + timedelta(seconds=2)
+    first = ReadingContext(
+        CuffIdentity(ADDRESS),
+        CLINIC,
+        observed(-timedelta(hours=2)),
+        CONNECTED_AT + timedelta(seconds=1),
+    )
+    after_restart = ReadingContext(CuffIdentity(ADDRESS), CLINIC)
+    raw = bytes(reading(stamp))
+    events = [reading_event(context, raw, received, 3)[0] for context in (first, after_restart)]
+    assert all(isinstance(e, MeasurementReceived) for e in events)
+    keyed = [e for e in events if isinstance(e, MeasurementReceived)]
+    assert keyed[0].measured_at != keyed[1].measured_at
+    assert keyed[0].cuff_key == keyed[1].cuff_key
 
 
 # --- clock correction ----------------------------------------------------------------------
