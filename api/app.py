@@ -8,6 +8,7 @@ real database in one line.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -22,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.deps import ApiContext, BleStatus, ble_not_running
 from api.errors import install_error_handlers
+from api.handshake import DEFAULT_HANDSHAKE, AccountCache, HandshakeLimits, SnapshotCache
 from api.routes import auth, equipment, health, patients, records, sessions, users
 from api.stream import DEFAULT_QUEUE_SIZE, StreamHub
 from api.ws import router as ws_router
@@ -63,24 +65,31 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     ble_status: BleStatus = ble_not_running,
     stream_queue_size: int = DEFAULT_QUEUE_SIZE,
+    handshake: HandshakeLimits = DEFAULT_HANDSHAKE,
     static_dir: Path = STATIC_DIR,
 ) -> FastAPI:
     """The app for one clinic service. `tokens` signs and checks access tokens (see
     `vitalsd.auth.token_issuer_for(settings)`); `ble_status` reports the radio for
-    `/healthz`; `stream_queue_size` bounds each WebSocket client's backlog."""
+    `/healthz`; `stream_queue_size` bounds each WebSocket client's backlog; `handshake`
+    how `/ws` connects share work (api/handshake.py)."""
     app = FastAPI(
         title="vitalsd",
         summary="Blood pressure during ketamine and esketamine treatment sessions",
         version="0.1.0",
         max_body_size=MAX_BODY_BYTES,
     )
+    # One bound for every connect's database work (user lookups and snapshots).
+    handshakes = asyncio.Semaphore(handshake.db_work)
+    accounts = AccountCache(clinic, handshakes, ttl_s=handshake.account_ttl_s)
     app.state.context = ApiContext(
         clinic=clinic,
         settings=settings,
         tokens=tokens,
         passwords=passwords or PasswordHasher(),
-        hub=StreamHub(queue_size=stream_queue_size, clock=clock),
+        hub=StreamHub(queue_size=stream_queue_size, clock=clock, account_check=accounts.refusal),
         clock=clock,
+        accounts=accounts,
+        snapshots=SnapshotCache(clinic, handshakes, max_age_s=handshake.snapshot_max_age_s),
         ble_status=ble_status,
     )
     install_error_handlers(app)

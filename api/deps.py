@@ -16,6 +16,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
+from api.handshake import AccountCache, SnapshotCache
 from api.stream import StreamHub
 from vitalsd.auth import (
     InvalidToken,
@@ -52,6 +53,8 @@ class ApiContext:
     passwords: PasswordHasher
     hub: StreamHub
     clock: Callable[[], datetime]
+    accounts: AccountCache
+    snapshots: SnapshotCache
     ble_status: BleStatus = field(default=ble_not_running)
 
 
@@ -94,9 +97,15 @@ def token_of(connection: HTTPConnection, *, allow_query: bool = False) -> str | 
     return connection.cookies.get(TOKEN_COOKIE) or None
 
 
-async def authenticate(context: ApiContext, token: str | None) -> tuple[Actor, TokenClaims]:
+async def authenticate(
+    context: ApiContext, token: str | None, *, cached: bool = False
+) -> tuple[Actor, TokenClaims]:
     """The user a token names, as the database knows them now (a disabled account or a
-    changed role takes effect at once, not when the token expires), and the token's claims."""
+    changed role takes effect at once, not when the token expires), and the token's claims.
+
+    `cached` (the `/ws` handshake): as `context.accounts` knew them at most its TTL ago,
+    so a connect storm does not query the user per connect; a disable through the API
+    clears the cache at once (api/routes/users.py)."""
     if token is None:
         raise unauthorized(f"not authenticated: get a token from POST {TOKEN_URL}")
     try:
@@ -104,7 +113,10 @@ async def authenticate(context: ApiContext, token: str | None) -> tuple[Actor, T
     except InvalidToken as error:
         raise unauthorized(str(error)) from None
     try:
-        user = await context.clinic.get_user(claims.username)
+        if cached:
+            user = await context.accounts.get(claims.username)
+        else:
+            user = await context.clinic.get_user(claims.username)
     except NotFound:
         raise unauthorized("the token's user no longer exists") from None
     if user.disabled:

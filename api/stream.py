@@ -2,10 +2,16 @@
 
 A client gets, in order: the `snapshot` event, every stored event after its `since`
 (replayed from the event log at the pace the client reads), then live events. Live
-events enter the client's queue without waiting: when the queue is full the client has
-stopped reading, and it is closed with code 1013 ("try again later") and a reason naming
-the last sequence number it was sent, so that it can resume with `?since=`. The producer
-never waits on a client, so a stalled tablet costs the others nothing.
+events enter the client's queue (its bus subscription) without waiting: when the queue
+is full the client has stopped reading, and it is closed with code 1013 ("try again
+later") and a reason naming the last sequence number it was sent, so that it can resume
+with `?since=`. The producer never waits on a client, so a stalled tablet costs the
+others nothing. Every client sends the same text for an event (`Event.text`, encoded
+once); a client's sender is the only task between the bus and its socket.
+
+A client whose token expires, or whose account is disabled, is closed with 1008: at once
+when this process disables it (`StreamHub.revoke`), else when `account_check` next runs
+(every `recheck_s`, one check per signed-in user, not per client).
 
 Protocol-level pings are the server's (uvicorn's `ws_ping_interval`), so a dead peer is
 noticed even when no event flows.
@@ -16,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from vitalsd.store.events import SubscriberOverflow, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +46,14 @@ DEFAULT_QUEUE_SIZE: Final = 1000
 CLOSE_TIMEOUT_S: Final = 30.0
 # RFC 6455 5.5: a close frame's reason fits in 123 bytes.
 MAX_CLOSE_REASON_BYTES: Final = 123
+# How often open streams' accounts are looked up again (a disable made elsewhere than this
+# process's API, e.g. the CLI or another daemon, cuts a stream off within this).
+RECHECK_S: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One event, encoded once, as sent to every client that wants it."""
+    """One message, encoded once, as sent to every client that wants it."""
 
     seq: int | None
     type: str
@@ -53,21 +64,28 @@ class SlowConsumer(Exception):
     """The client's queue overflowed: it stopped reading."""
 
 
+# Why a signed-in user may no longer stream (None: they still may).
+AccountCheck = Callable[[str], Awaitable[str | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class ClientStream:
-    """What the hub sends one client: first the snapshot, then `events`.
-
-    `events` yields the stored events after the client's `since` and then live ones;
-    those with `seq <= replay_through` are the replay, read at the client's pace.
-    `wanted` is the `?types=` filter (None: everything). The stream ends at `expires_at`,
-    when the client's token does.
-    """
+    """What the hub sends one client: first the snapshot (its `seq` is where the client
+    resumes from), then the events of `events`, a subscription of the clinic's bus
+    (filtered by the client's `?types=`, sized by the hub's `queue_size`). The stream ends
+    at `expires_at`, when the client's token does."""
 
     snapshot: Frame
-    events: AsyncIterator[Frame]
-    replay_through: int
-    wanted: Collection[str] | None
+    events: Subscription
+    username: str
     expires_at: datetime | None
+
+
+@dataclass(eq=False)
+class _Client:
+    username: str
+    revoked: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str = ""
 
 
 class StreamHub:
@@ -79,67 +97,105 @@ class StreamHub:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
         clock: Callable[[], datetime],
+        account_check: AccountCheck | None = None,
+        recheck_s: float = RECHECK_S,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.queue_size = queue_size
         self.close_timeout_s = close_timeout_s
         self._clock = clock
+        self._account_check = account_check
+        self._recheck_s = recheck_s
+        self._by_user: dict[str, set[_Client]] = {}
+        self._recheck_task: asyncio.Task[None] | None = None
         self.clients = 0
         self.cut_off = 0
 
+    def revoke(self, username: str, reason: str) -> int:
+        """Close every stream of `username` with 1008 and `reason` (e.g. the account was
+        disabled); returns how many were open."""
+        clients = list(self._by_user.get(username, ()))
+        for client in clients:
+            client.reason = reason
+            client.revoked.set()
+        return len(clients)
+
     async def serve(self, websocket: WebSocket, stream: ClientStream) -> None:
-        """Run one accepted client until it leaves, falls behind, or its token expires."""
-        queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=self.queue_size)
+        """Run one accepted client until it leaves, falls behind, or its token expires
+        or is revoked."""
+        client = _Client(stream.username)
         progress = _Progress(stream.snapshot.seq)
-        queue.put_nowait(stream.snapshot)
-        pump = asyncio.create_task(self._pump(stream, queue))
-        sender = asyncio.create_task(_send_all(websocket, queue, progress))
+        sender = asyncio.create_task(_send_all(websocket, stream, progress))
         reader = asyncio.create_task(_read_until_disconnect(websocket))
-        expiry = asyncio.create_task(self._wait_for_expiry(stream.expires_at))
-        tasks = (pump, sender, reader, expiry)
-        self.clients += 1
+        overflow = asyncio.create_task(stream.events.wait_overflow())
+        watch = asyncio.create_task(self._watch(client, stream.expires_at))
+        tasks = (sender, reader, overflow, watch)
+        self._enter(client)
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self.clients -= 1
+            self._leave(client)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await _close_iterator(stream.events)
-        if _failed_with(pump, SlowConsumer):
+            stream.events.close()
+        if _finished(overflow) or _failed_with(sender, SlowConsumer):
             self.cut_off += 1
             last = progress.last_seq or 0
             log.warning("stream client too slow; closed after seq %d", last)
             await self._close(websocket, CLOSE_TRY_AGAIN_LATER, f"too slow; resume ?since={last}")
-        elif _finished(expiry):
-            await self._close(websocket, CLOSE_POLICY_VIOLATION, "token expired; log in again")
-        elif pump.done() and not pump.cancelled():
-            error = pump.exception()
-            if error is not None:
-                log.error("event stream failed", exc_info=error)
+        elif _finished(watch):
+            await self._close(websocket, CLOSE_POLICY_VIOLATION, watch.result())
+        elif sender.done() and not sender.cancelled() and sender.exception() is not None:
+            log.error("event stream failed", exc_info=sender.exception())
             last = progress.last_seq or 0
             await self._close(websocket, CLOSE_GOING_AWAY, f"stream ended; resume ?since={last}")
         # else: the client left, or sending failed because it did.
 
-    async def _pump(self, stream: ClientStream, queue: asyncio.Queue[Frame]) -> None:
-        async for frame in stream.events:
-            if stream.wanted is not None and frame.type not in stream.wanted:
-                continue
-            if frame.seq is not None and frame.seq <= stream.replay_through:
-                await queue.put(frame)  # replay: read from the log at the client's pace
-            else:
-                try:
-                    queue.put_nowait(frame)
-                except asyncio.QueueFull:
-                    raise SlowConsumer from None
+    def _enter(self, client: _Client) -> None:
+        self.clients += 1
+        self._by_user.setdefault(client.username, set()).add(client)
+        if self._account_check is not None and self._recheck_task is None:
+            self._recheck_task = asyncio.create_task(self._recheck_accounts())
 
-    async def _wait_for_expiry(self, expires_at: datetime | None) -> None:
-        if expires_at is None:
-            await asyncio.Event().wait()
-            return
-        await asyncio.sleep(max(0.0, (expires_at - self._clock()).total_seconds()))
+    def _leave(self, client: _Client) -> None:
+        self.clients -= 1
+        same_user = self._by_user.get(client.username)
+        if same_user is not None:
+            same_user.discard(client)
+            if not same_user:
+                del self._by_user[client.username]
+        if not self._by_user and self._recheck_task is not None:
+            self._recheck_task.cancel()
+            self._recheck_task = None
+
+    async def _watch(self, client: _Client, expires_at: datetime | None) -> str:
+        """The reason to close the stream with 1008: the token expired or was revoked."""
+        timeout = None
+        if expires_at is not None:
+            timeout = max(0.0, (expires_at - self._clock()).total_seconds())
+        try:
+            await asyncio.wait_for(client.revoked.wait(), timeout)
+        except TimeoutError:
+            return "token expired; log in again"
+        return client.reason
+
+    async def _recheck_accounts(self) -> None:
+        """While anyone streams: every `recheck_s`, ask once per user whether they still
+        may, and revoke the streams of those who may not (disabled elsewhere: the CLI,
+        another daemon)."""
+        assert self._account_check is not None
+        while True:
+            await asyncio.sleep(self._recheck_s)
+            for username in list(self._by_user):
+                try:
+                    reason = await self._account_check(username)
+                except Exception:
+                    log.exception("could not recheck the account of %s", username)
+                    continue
+                if reason is not None:
+                    self.revoke(username, reason)
 
     async def _close(self, websocket: WebSocket, code: int, reason: str) -> None:
         if websocket.application_state is not WebSocketState.CONNECTED:
@@ -158,7 +214,7 @@ class _Progress:
     last_seq: int | None
 
 
-def _finished(task: asyncio.Task[None]) -> bool:
+def _finished(task: asyncio.Task[object]) -> bool:
     return task.done() and not task.cancelled() and task.exception() is None
 
 
@@ -166,19 +222,16 @@ def _failed_with(task: asyncio.Task[None], kind: type[BaseException]) -> bool:
     return task.done() and not task.cancelled() and isinstance(task.exception(), kind)
 
 
-async def _close_iterator(events: AsyncIterator[Frame]) -> None:
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()
-
-
-async def _send_all(websocket: WebSocket, queue: asyncio.Queue[Frame], progress: _Progress) -> None:
+async def _send_all(websocket: WebSocket, stream: ClientStream, progress: _Progress) -> None:
+    """The snapshot, then every event as the bus hands it over: one task per client."""
     try:
-        while True:
-            frame = await queue.get()
-            await websocket.send_text(frame.text)
-            if frame.seq is not None:
-                progress.last_seq = frame.seq
+        await websocket.send_text(stream.snapshot.text)
+        async for event in stream.events:
+            await websocket.send_text(event.text)
+            if event.seq is not None:
+                progress.last_seq = event.seq
+    except SubscriberOverflow as overflow:
+        raise SlowConsumer(str(overflow)) from overflow
     except (WebSocketDisconnect, RuntimeError, OSError):
         return
 

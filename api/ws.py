@@ -9,9 +9,6 @@ reflects, so a client that connected without `since` resumes from there.
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -19,9 +16,9 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from api.deps import ApiContext, authenticate, forbidden, get_context, token_of
-from api.stream import ClientStream, Frame, SlowConsumer
+from api.stream import ClientStream, Frame
 from vitalsd.auth import Permission, role_may
-from vitalsd.store.events import Event, EventType, SubscriberOverflow, Subscription
+from vitalsd.store.events import EventType, encode_json
 
 router = APIRouter()
 
@@ -63,35 +60,8 @@ def parse_types(raw: str | None) -> frozenset[str] | None:
 
 
 def encode(message: dict[str, Any]) -> str:
-    try:
-        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        # A NaN is not JSON; browsers refuse the whole frame. Show it as null instead.
-        return json.dumps(_without_nan(message), separators=(",", ":"), ensure_ascii=False)
-
-
-def _without_nan(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _without_nan(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_without_nan(v) for v in value]
-    return value
-
-
-async def frames_of(subscription: Subscription) -> AsyncIterator[Frame]:
-    """The subscription's events, encoded; the bus's own overflow counts as slowness."""
-    async with subscription:
-        try:
-            async for event in subscription:
-                yield frame_of(event)
-        except SubscriberOverflow as overflow:
-            raise SlowConsumer(str(overflow)) from overflow
-
-
-def frame_of(event: Event) -> Frame:
-    return Frame(event.seq, event.type.value, encode(event.as_json()))
+    """A message as sent on the stream (compact JSON, NaN as null)."""
+    return encode_json(message)
 
 
 async def deny(websocket: WebSocket, status: int, detail: str) -> None:
@@ -115,14 +85,16 @@ async def event_stream(websocket: WebSocket) -> None:
         await deny(websocket, error.status, error.detail)
         return
     try:
-        user, claims = await authenticate(context, token_of(websocket, allow_query=True))
+        user, claims = await authenticate(
+            context, token_of(websocket, allow_query=True), cached=True
+        )
         if not role_may(user.role, Permission.READ):
             raise forbidden(user, Permission.READ)
     except HTTPException as error:
         await deny(websocket, error.status_code, str(error.detail))
         return
-    clinic = context.clinic
-    snapshot = await clinic.snapshot()
+    # Shared by every client connecting while no newer event is published (api/handshake.py).
+    snapshot = await context.snapshots.get(at_least=since or 0)
     if since is not None and since > snapshot.seq:
         await deny(
             websocket,
@@ -131,22 +103,19 @@ async def event_stream(websocket: WebSocket) -> None:
             "connect without since and redraw from the snapshot",
         )
         return
-    # Subscribe before reading the log's head: an event committed in between is both
-    # stored (so replayed) and queued (so dropped as a duplicate), never missed.
-    subscription = clinic.bus.subscribe(since=snapshot.seq if since is None else since)
-    replay_through = await clinic.bus.last_seq()
-    snapshot_message = {
-        "seq": None,
-        "type": EventType.SNAPSHOT.value,
-        "at": clinic.now().isoformat(),
-        "data": snapshot.as_dict(),
-    }
     resume_from = snapshot.seq if since is None else since
+    # Every stored event after `resume_from` is replayed (from the bus's memory or the
+    # log), then live ones follow without gap or duplicate; `types` filters before the
+    # client's queue, so a pager's queue never holds a reading.
+    subscription = context.clinic.bus.subscribe(
+        since=resume_from,
+        types=None if wanted is None else frozenset(EventType(t) for t in wanted),
+        queue_size=context.hub.queue_size,
+    )
     stream = ClientStream(
-        snapshot=Frame(resume_from, EventType.SNAPSHOT.value, encode(snapshot_message)),
-        events=frames_of(subscription),
-        replay_through=replay_through,
-        wanted=wanted,
+        snapshot=Frame(resume_from, EventType.SNAPSHOT.value, snapshot.text),
+        events=subscription,
+        username=user.username,
         expires_at=claims.expires_at,
     )
     try:

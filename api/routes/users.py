@@ -29,11 +29,17 @@ async def create_user(body: UserIn, context: Context, user: UserManager) -> User
 
 
 @router.post("/{username}/disable", response_model=UserOut, responses=NOT_FOUND)
-async def disable_user(username: UsernamePath, clinic: ClinicDep, user: UserManager) -> UserOut:
-    """Lock an account out at once (its tokens stop working on their next use)."""
-    return UserOut.model_validate(await clinic.set_user_disabled(username, True, by=user))
+async def disable_user(username: UsernamePath, context: Context, user: UserManager) -> UserOut:
+    """Lock an account out at once: its tokens stop working on their next use and its
+    open `/ws` streams are closed (1008)."""
+    disabled = await context.clinic.set_user_disabled(username, True, by=user)
+    context.accounts.forget(username)
+    context.hub.revoke(username, "this account is disabled")
+    return UserOut.model_validate(disabled)
 
 
 @router.post("/{username}/enable", response_model=UserOut, responses=NOT_FOUND)
-async def enable_user(username: UsernamePath, clinic: ClinicDep, user: UserManager) -> UserOut:
-    return UserOut.model_validate(await clinic.set_user_disabled(username, False, by=user))
+async def enable_user(username: UsernamePath, context: Context, user: UserManager) -> UserOut:
+    enabled = await context.clinic.set_user_disabled(username, False, by=user)
+    context.accounts.forget(username)
+    return UserOut.model_validate(enabled)

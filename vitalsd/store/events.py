@@ -5,15 +5,24 @@ A subscriber asks for everything after a sequence number and continues live with
 and no duplicate (this backs the WebSocket `?since=` replay, DESIGN.md "Interfaces").
 Each subscriber has a bounded queue: a slow one is told it overflowed (and from which
 sequence number to resume) instead of blocking the publishers.
+
+Fan-out to many WebSocket clients (issue #9): an event is JSON-encoded once, lazily, and
+the text shared by every subscriber (`Event.text`); a subscriber's type filter applies
+before its queue, so unwanted events cost it nothing; the most recent events are kept in
+memory, so a client resuming with a recent `since` is replayed without a database read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+import json
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -24,6 +33,12 @@ from vitalsd.store.models import EventCounter, EventRow
 DEFAULT_QUEUE_SIZE = 1000
 NOTIFY_CHANNEL = "vitalsd_events"
 REPLAY_BATCH = 500
+# Published events kept in memory for replays: two queues' worth, so a client cut off as
+# too slow (or a tablet back from a short Wi-Fi gap) resumes without touching the database.
+RECENT_EVENTS = 2 * DEFAULT_QUEUE_SIZE
+# Concurrent replay reads from the database: a reconnect storm after a restart must leave
+# connections in the pool for the cuffs' ingest (bench/RESULTS.md section 5).
+REPLAY_READERS = 4
 
 
 class EventType(StrEnum):
@@ -61,6 +76,29 @@ class Event:
             "at": self.at.isoformat(),
             "data": self.data,
         }
+
+    @cached_property
+    def text(self) -> str:
+        """The event as sent on `/ws`, encoded once and shared by every subscriber."""
+        return encode_json(self.as_json())
+
+
+def encode_json(message: dict[str, Any]) -> str:
+    """Compact JSON; a NaN or infinity (not JSON, browsers refuse the whole frame) as null."""
+    try:
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_without_nan(message), separators=(",", ":"), ensure_ascii=False)
+
+
+def _without_nan(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nan(v) for v in value]
+    return value
 
 
 @dataclass
@@ -119,28 +157,48 @@ class SubscriberOverflow(Exception):
         self.last_seq = last_seq
 
 
-@dataclass(eq=False)
 class Subscription:
-    """An async iterator of events: the stored ones after `since`, then live ones."""
+    """An async iterator of events: the stored ones after `since`, then live ones.
 
-    bus: EventBus
-    since: int | None
-    queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(DEFAULT_QUEUE_SIZE))
-    overflowed: bool = False
-    last_seq: int | None = None
-    _backlog: list[Event] = field(default_factory=list)
-    _replaying: bool = True
+    `types` (None: all) filters before the queue. The queue holds only live events;
+    the replay is read from the bus's recent events or the table, at the reader's pace,
+    up to `replay_through`: the last event published before this subscription was
+    registered (every later one reaches the queue). None: not known, read until the
+    table has no more.
+    """
 
-    def __post_init__(self) -> None:
-        self.last_seq = self.since
+    def __init__(
+        self,
+        bus: EventBus,
+        since: int | None,
+        queue: asyncio.Queue[Event],
+        *,
+        types: Collection[EventType] | None = None,
+        replay_through: int | None = None,
+    ) -> None:
+        self.bus = bus
+        self.since = since
+        self.queue = queue
+        self.types = frozenset(types) if types is not None else None
+        self.replay_through = replay_through
+        self.overflowed = False
+        self.last_seq = since
+        self._overflow = asyncio.Event()
+        self._backlog: deque[Event] = deque()
+        self._replaying = since is not None
 
     def offer(self, event: Event) -> None:
-        if self.overflowed:
+        if self.overflowed or (self.types is not None and event.type not in self.types):
             return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
+            self._overflow.set()
+
+    async def wait_overflow(self) -> None:
+        """Return once the queue has overflowed (the reader stopped keeping up)."""
+        await self._overflow.wait()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
@@ -148,14 +206,9 @@ class Subscription:
     async def __anext__(self) -> Event:
         while True:
             if self._replaying and not self._backlog:
-                if self.since is None:
-                    self._replaying = False
-                else:
-                    self._backlog = await self.bus.stored_after(self.last_seq or 0, REPLAY_BATCH)
-                    if not self._backlog:
-                        self._replaying = False
+                await self._read_backlog()
             if self._backlog:
-                event = self._backlog.pop(0)
+                event = self._backlog.popleft()
             else:
                 if self.overflowed and self.queue.empty():
                     raise SubscriberOverflow(self.last_seq)
@@ -164,7 +217,23 @@ class Subscription:
                 if self.last_seq is not None and event.seq <= self.last_seq:
                     continue  # replayed already
                 self.last_seq = event.seq
+            if self.types is not None and event.type not in self.types:
+                continue  # a replayed event of a type not wanted
             return event
+
+    async def _read_backlog(self) -> None:
+        after = self.last_seq or 0
+        if self.replay_through is not None and after >= self.replay_through:
+            self._replaying = False
+            return
+        batch = self.bus.recent_after(after, REPLAY_BATCH)
+        if batch is None:
+            batch = await self.bus.read_stored_after(after, REPLAY_BATCH)
+        if self.replay_through is not None:
+            batch = [e for e in batch if e.seq is not None and e.seq <= self.replay_through]
+        if not batch:
+            self._replaying = False
+        self._backlog.extend(batch)
 
     def close(self) -> None:
         self.bus._subscribers.discard(self)
@@ -186,7 +255,12 @@ class EventBus:
     """
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], queue_size: int = DEFAULT_QUEUE_SIZE
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        *,
+        recent: int = RECENT_EVENTS,
+        replay_readers: int = REPLAY_READERS,
     ) -> None:
         self._sessions = sessions
         self._queue_size = queue_size
@@ -195,11 +269,26 @@ class EventBus:
         self._order = asyncio.Lock()
         self._listener: Any = None
         self._catch_up_tasks: set[asyncio.Task[None]] = set()
+        self._recent: deque[Event] = deque(maxlen=recent)
+        self._replay_readers = asyncio.Semaphore(replay_readers)
 
-    def subscribe(self, since: int | None = None) -> Subscription:
+    def subscribe(
+        self,
+        since: int | None = None,
+        *,
+        types: Collection[EventType] | None = None,
+        queue_size: int | None = None,
+    ) -> Subscription:
         """Live from now; with `since`, every stored event after `since` first. Register
-        before reading the backlog, so nothing committed meanwhile is missed."""
-        subscription = Subscription(self, since, asyncio.Queue(self._queue_size))
+        before reading the backlog, so nothing committed meanwhile is missed. `types`:
+        only events of these types (None: all)."""
+        subscription = Subscription(
+            self,
+            since,
+            asyncio.Queue(queue_size or self._queue_size),
+            types=types,
+            replay_through=self._published_upto,
+        )
         self._subscribers.add(subscription)
         return subscription
 
@@ -207,11 +296,40 @@ class EventBus:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def published_upto(self) -> int | None:
+        """The last stored event this process published (None: none yet). Every event
+        up to it is committed; a subscriber registered now receives every later one."""
+        return self._published_upto
+
     def _fan_out(self, events: Iterable[Event]) -> None:
         """Hand events to every subscriber's bounded queue; never blocks."""
+        subscribers = list(self._subscribers)
         for event in events:
-            for subscription in list(self._subscribers):
+            if event.seq is not None:
+                self._remember(event)
+            for subscription in subscribers:
                 subscription.offer(event)
+
+    def _remember(self, event: Event) -> None:
+        assert event.seq is not None
+        recent = self._recent
+        if recent and recent[-1].seq != event.seq - 1:
+            recent.clear()  # keep the window gapless
+        recent.append(event)
+
+    def recent_after(self, seq: int, limit: int = REPLAY_BATCH) -> list[Event] | None:
+        """Up to `limit` published events after `seq` from memory; None when memory does
+        not reach back to `seq + 1` (read the table instead)."""
+        recent = self._recent
+        if not recent:
+            return None
+        first = recent[0].seq
+        assert first is not None
+        if seq + 1 < first:
+            return None
+        start = seq + 1 - first
+        return [recent[i] for i in range(start, min(len(recent), start + limit))]
 
     async def publish(self, events: Sequence[Event]) -> None:
         """Publish committed events (ascending seq), preceded by any committed elsewhere
@@ -278,6 +396,12 @@ class EventBus:
         event = Event(None, type, at, data)
         self._fan_out([event])
         return event
+
+    async def read_stored_after(self, seq: int, limit: int = REPLAY_BATCH) -> list[Event]:
+        """`stored_after` for a subscriber's replay: a few at a time, so a storm of
+        resuming clients cannot take every connection in the pool."""
+        async with self._replay_readers:
+            return await self.stored_after(seq, limit)
 
     async def stored_after(self, seq: int, limit: int = REPLAY_BATCH) -> list[Event]:
         async with self._sessions() as session:
