@@ -36,7 +36,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError, BleakGATTProtocolError
-from bumble import core, gatt_client, hci, pairing, smp
+from bumble import core, gatt_client, hci, ll, pairing, smp
 from bumble.att import ATT_Error
 from bumble.controller import Connection as LinkLayerConnection
 from bumble.controller import Controller
@@ -136,14 +136,27 @@ class PairingPolicy:
 
 
 class VirtualController(Controller):
-    """A Bumble virtual controller for a central, with two link-layer rules restored.
+    """A Bumble virtual controller for a central, with three link-layer rules restored.
 
     Bumble 0.0.236's `Controller` acknowledges LE Create Connection Cancel but keeps the
     connection pending and never sends the LE Connection Complete the host waits for
     (Core Vol 4 Part E 7.8.13), so one cuff that vanished before we connected would
-    block every later connection. And it reports a connection as made even when the
-    peripheral never took our CONNECT_IND. This one does what the specification says.
+    block every later connection (each refused with Command Disallowed) until that cuff
+    advertised again, and then complete a connection nobody asked for any more. It
+    reports a connection as made even when the peripheral never took our CONNECT_IND.
+    And its HCI Reset keeps every link (Core Vol 4 Part E 7.3.2: a reset ends them), so
+    the cuffs of a daemon that was killed and restarted stay bound to a host that no
+    longer exists. This one does what the specification says.
     """
+
+    def on_hci_reset_command(self, command: hci.HCI_Reset_Command) -> Any:
+        """Drop every link; the peer sees a supervision timeout, as on a real radio."""
+        self.pending_le_connection = None
+        for connection in list(self.le_connections.values()):
+            with contextlib.suppress(Exception):
+                connection.send_ll_control_pdu(ll.TerminateInd(hci.HCI_CONNECTION_TIMEOUT_ERROR))
+            self.le_connections.pop(connection.peer_address, None)
+        return super().on_hci_reset_command(command)
 
     def on_hci_le_create_connection_cancel_command(
         self, command: hci.HCI_LE_Create_Connection_Cancel_Command
@@ -292,9 +305,11 @@ class BumbleHost:
         pairing_policy: PairingPolicy = PairingPolicy(),
         name: str = "vitalsd",
         connect_yield_after: float = CONNECT_YIELD_AFTER,
+        controller_class: type[Controller] = VirtualController,
     ) -> BumbleHost:
-        """Add a `VirtualController` to an in-process `LocalLink` and power on a host on it."""
-        controller = VirtualController(f"{name}-controller", link=link)
+        """Add a `VirtualController` (or `controller_class`) to an in-process `LocalLink`
+        and power on a host on it."""
+        controller = controller_class(f"{name}-controller", link=link)
         device = _central_device(name, address, controller, controller)
         host = cls(
             device,
@@ -395,6 +410,12 @@ class BumbleHost:
             return await self._create_connection(peer, within)
         finally:
             self._connecting_to = None
+            # Bumble's `Device.connect` clears this when it ends, and its
+            # `on_le_connection` asserts it is set for any central connection: a late
+            # one, from an attempt whose cancel the controller never confirmed, would
+            # raise there and live on as a link nobody knows. We always connect from our
+            # random static address, so it stays set; `_on_connection` drops the late one.
+            self.device.connect_own_address_type = hci.OwnAddressType.RANDOM
             self._connect_lock.release()
 
     async def _create_connection(self, peer: hci.Address, within: float) -> Connection:
@@ -433,7 +454,20 @@ class BumbleHost:
         except asyncio.CancelledError:
             await self._abandon(attempt)
             raise
-        except (core.ConnectionError, hci.HCI_Error, core.InvalidStateError) as error:
+        except hci.HCI_Error as error:
+            if error.error_code == hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR:
+                # The controller still works on an attempt we gave up on (its cancel
+                # unconfirmed): cancel it again so the next attempt finds it free.
+                with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
+                    await self.device.send_sync_command(
+                        hci.HCI_LE_Create_Connection_Cancel_Command()
+                    )
+                raise BleakError(
+                    f"{bleak_address(peer)}: the controller is still busy with an earlier"
+                    " connection attempt; cancelled it, will retry"
+                ) from error
+            raise BleakError(f"{bleak_address(peer)}: connection failed: {error}") from error
+        except (core.ConnectionError, core.InvalidStateError) as error:
             raise BleakError(f"{bleak_address(peer)}: connection failed: {error}") from error
 
     async def _abandon(self, attempt: asyncio.Future[Connection]) -> None:
@@ -450,8 +484,7 @@ class BumbleHost:
                 " connection from it will be dropped"
             )
             attempt.cancel()
-            # Bumble asserts this is set when a central connection completes.
-            self.device.connect_own_address_type = hci.OwnAddressType.RANDOM
+            await asyncio.wait([attempt])
             return
         if not attempt.cancelled() and attempt.exception() is None:
             self._drop(attempt.result())

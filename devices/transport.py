@@ -17,23 +17,63 @@
 # the pairing agent's methods from their evaluated annotations.
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Literal
 
+from bumble import hci
 from bumble.keys import JsonKeyStore, KeyStore
 from dbus_fast import BusType, DBusError, Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusObjectPath, DBusStr, DBusUInt16, DBusUInt32
 from dbus_fast.service import ServiceInterface, dbus_method
 
-from devices.bumble_backend import BumbleHost, PairingPolicy
+from devices.bumble_backend import BumbleHost, PairingPolicy, bleak_address, parse_address
 
 logger = logging.getLogger(__name__)
 
 BLUEZ: Final = "bluez"
 BUMBLE_PREFIX: Final = "bumble:"
 DEFAULT_BLE: Final = BLUEZ
+
+
+# In the daemon's data directory: the bonds Bumble made (its JsonKeyStore format) and the
+# random static address it made them from. A bond is filed under our identity address
+# at the cuff's end (Core Vol 3 Part H 3.6.4), so both must outlive a restart, or every
+# cuff has to be paired again.
+KEYS_FILE_NAME: Final = "bluetooth-keys.json"
+ADDRESS_FILE_NAME: Final = "bluetooth-address"
+
+
+def stable_host_address(data_dir: Path | str) -> str:
+    """Our Bumble host's random static address (Core Vol 6 Part B 1.3.2.1): made once,
+    then read back from the data directory on every start."""
+    path = Path(data_dir) / ADDRESS_FILE_NAME
+    if path.is_file():
+        text = path.read_text(encoding="ascii").strip()
+        try:
+            return bleak_address(parse_address(text))
+        except Exception as error:
+            raise BleOptionError(
+                f"{path} holds {text!r}, not a Bluetooth address; delete it to make a new"
+                " one (every cuff will then pair again)"
+            ) from error
+    address = bleak_address(hci.Address.generate_static_address())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    with partial.open("w", encoding="ascii") as file:
+        file.write(address + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+    partial.replace(path)
+    return address
+
+
+def keys_file(data_dir: Path | str) -> str:
+    """Where the daemon keeps its Bumble bonds."""
+    return str(Path(data_dir) / KEYS_FILE_NAME)
 
 
 class BleOptionError(ValueError):

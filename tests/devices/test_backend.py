@@ -42,6 +42,8 @@ REFUSING_UUID = "9a0b0006-5a1e-4c0e-8f0d-7e57ab1e0001"
 NOTE_UUID = "9a0b0007-5a1e-4c0e-8f0d-7e57ab1e0001"  # a writable descriptor
 ATT_VALUE_NOT_ALLOWED = 0x13  # Core Vol 3 Part F 3.4.1.1
 PERIPHERAL_ADDRESS = "F0:00:00:00:00:01"
+# Real seconds: a guard against hangs, never a timing assertion.
+PATIENCE_S = 10.0
 
 
 @dataclass
@@ -144,6 +146,11 @@ async def start_peripheral(
         ),
     )
     await device.power_on()
+    await advertise(device, name)
+    return peripheral
+
+
+async def advertise(device: Device, name: str = "Tiny") -> None:
     await device.start_advertising(
         auto_restart=True,
         advertising_data=bytes(
@@ -160,7 +167,6 @@ async def start_peripheral(
         advertising_interval_min=20,
         advertising_interval_max=20,
     )
-    return peripheral
 
 
 @pytest.fixture
@@ -402,6 +408,47 @@ async def test_virtual_controller_confirms_a_cancelled_connection(link: LocalLin
     with pytest.raises(Exception):  # noqa: B017 - Bumble's own timeout error type
         await attempt
     assert failures == [hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR]
+
+
+async def test_a_late_connection_after_an_unconfirmed_cancel_is_dropped_cleanly(
+    link: LocalLink, peripheral: TinyPeripheral
+) -> None:
+    """Bumble's own `Controller` never confirms a cancelled connection and completes it
+    when the peer advertises again, long after we gave up: that link must be closed,
+    not left at the peer's end with no host that knows it, and the next connection work."""
+    central = await BumbleHost.on_link(
+        link, address="C0:00:00:00:00:08", controller_class=Controller
+    )
+    try:
+        await peripheral.device.stop_advertising()
+        with pytest.raises(BleakError, match="no connectable advertisement"):
+            await BleakClient(PERIPHERAL_ADDRESS, timeout=0.2, **central.client_kwargs()).connect()
+        await advertise(peripheral.device)
+        async with asyncio.timeout(PATIENCE_S):
+            while not peripheral.connections or peripheral.device.connections:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        async with client_for(central) as client:
+            assert client.is_connected
+    finally:
+        await central.close()
+    assert len(peripheral.connections) == 2
+
+
+async def test_virtual_controller_reset_ends_its_links(
+    link: LocalLink, peripheral: TinyPeripheral
+) -> None:
+    """Core Vol 4 Part E 7.3.2: a host restarted on the same controller (a daemon killed
+    and started again) leaves its cuffs free to advertise to the new one."""
+    controller = VirtualController("central", link=link)
+    device = Device.with_hci("c", hci.Address("C0:00:00:00:00:09"), controller, controller)
+    await device.power_on()
+    await device.connect(PERIPHERAL_ADDRESS, own_address_type=hci.OwnAddressType.RANDOM)
+    assert peripheral.device.connections
+    await device.power_on()  # starts with HCI Reset
+    async with asyncio.timeout(PATIENCE_S):
+        while peripheral.device.connections:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    assert not controller.le_connections
 
 
 async def test_scanner_reports_name_service_uuids_and_rssi(

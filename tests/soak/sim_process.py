@@ -33,9 +33,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bumble import hci, ll
-from bumble.controller import Controller
-
+from devices.bumble_backend import VirtualController
 from simulators.cuff import SimulatedCuff
 from simulators.physiology import Profile
 from simulators.radio import VirtualRadio
@@ -45,23 +43,6 @@ from tests.soak.clock import shared_clock
 # Simulated time before the soak's start at which the severe patients were dosed: near
 # the peak of their response (30-40 minutes after dosing, simulators/physiology.py).
 DOSED_BEFORE = timedelta(minutes=30)
-# HCI error 0x08 "Connection Timeout": what a cuff sees when the central's controller
-# is reset (a supervision timeout on a real radio).
-CONNECTION_TIMEOUT = hci.HCI_CONNECTION_TIMEOUT_ERROR
-
-
-class ResettingController(Controller):
-    """The daemon's virtual controller. A real controller drops its links on HCI Reset,
-    so that after the daemon was killed and restarted its cuffs see the link end and
-    advertise again; Bumble's `Controller` keeps them (its reset is a no-op), which would
-    leave every cuff bound to a central that no longer exists."""
-
-    def on_hci_reset_command(self, command: hci.HCI_Reset_Command) -> Any:
-        for connection in list(self.le_connections.values()):
-            with contextlib.suppress(Exception):
-                connection.send_ll_control_pdu(ll.TerminateInd(CONNECTION_TIMEOUT))
-            self.le_connections.pop(connection.peer_address, None)
-        return super().on_hci_reset_command(command)
 
 
 def soak_configs(count: int, seed: int, severe_every: int, hypotensive_every: int) -> list[Any]:
@@ -202,9 +183,7 @@ async def main(argv: Sequence[str]) -> int:
         if cuff.config.high_responder:
             cuff.record_dose(args.epoch_sim - DOSED_BEFORE)
         await cuff.start()
-    await radio.expose_hci(
-        f"tcp-server:127.0.0.1:{args.port}", controller_class=ResettingController
-    )
+    await radio.expose_hci(f"tcp-server:127.0.0.1:{args.port}", controller_class=VirtualController)
     flaky = args.flaky_every_minutes > 0
     driver = Driver(
         cuffs,
