@@ -31,7 +31,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, event, insert, select, update
+from sqlalchemy.engine import Engine
 
 from bench.harness import header, profiled, ratio, verdict
 from devices.bps import BloodPressureMeasurement, PressureUnit
@@ -118,9 +119,27 @@ class Ingested:
     reading_ids: list[int] = field(default_factory=list)
     events: list[list[Event]] = field(default_factory=list)
     seconds: float = 0.0
+    statements: int | None = None
 
 
-async def run_ours(url: str, cuffs: int, readings: int) -> Ingested:
+class StatementCount:
+    """SQL statements executed on any engine while counting (`before_cursor_execute`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, *_: object) -> None:
+        self.count += 1
+
+    def __enter__(self) -> StatementCount:
+        event.listen(Engine, "before_cursor_execute", self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(Engine, "before_cursor_execute", self)
+
+
+async def run_ours(url: str, cuffs: int, readings: int, count: bool = False) -> Ingested:
     clock = StepClock(T0 + timedelta(hours=1))
     clinic = Clinic(create_engine(url), clock=clock)
     out = Ingested()
@@ -130,16 +149,24 @@ async def run_ours(url: str, cuffs: int, readings: int) -> Ingested:
             (cuff_address(n % cuffs), measurement_of(n // cuffs, n % cuffs))
             for n in range(readings)
         ]
+        counter = StatementCount() if count else None
         started = time.perf_counter()
-        for address, m in frames:
-            result = await clinic.ingest_cuff_measurement(address, m, clock.tick(), bytes(m))
-            out.reading_ids.append(result.reading.id)
-            # The subscriber takes every published event (what /ws would get).
-            events = []
-            while not subscription.queue.empty():
-                events.append(subscription.queue.get_nowait())
-            out.events.append(events)
-        out.seconds = time.perf_counter() - started
+        if counter is not None:
+            counter.__enter__()
+        try:
+            for address, m in frames:
+                result = await clinic.ingest_cuff_measurement(address, m, clock.tick(), bytes(m))
+                out.reading_ids.append(result.reading.id)
+                # The subscriber takes every published event (what /ws would get).
+                events = []
+                while not subscription.queue.empty():
+                    events.append(subscription.queue.get_nowait())
+                out.events.append(events)
+        finally:
+            out.seconds = time.perf_counter() - started
+            if counter is not None:
+                counter.__exit__()
+                out.statements = counter.count
     finally:
         subscription.close()
         await clinic.close()
@@ -251,21 +278,34 @@ class Result:
     ours_per_s: float
     floor_per_s: float
     events: int
+    statements: int | None = None
 
     def line(self) -> str:
         share = ratio(self.ours_per_s, self.floor_per_s)
+        counted = (
+            ""
+            if self.statements is None
+            else f", {self.statements / self.readings:.2f} SQL statements per reading"
+        )
         return (
             f"ingest {self.backend:10s} readings={self.readings} events={self.events}: "
             f"ours {self.ours_per_s:7.1f}/s, floor (Core insert) {self.floor_per_s:7.1f}/s, "
             f"ours/floor = {share:.2f} ({verdict(share, 0.5, higher_is_better=True)})"
+            f"{counted}"
         )
 
 
-async def measure(backend: str, cuffs: int, readings: int, profile: Path | None = None) -> Result:
+async def measure(
+    backend: str,
+    cuffs: int,
+    readings: int,
+    profile: Path | None = None,
+    count: bool = False,
+) -> Result:
     databases = sqlite_databases if backend == "sqlite" else postgres_databases
     async with databases(cuffs) as dbs:
         with profiled(profile):
-            ingested = await run_ours(dbs.ours, cuffs, readings)
+            ingested = await run_ours(dbs.ours, cuffs, readings, count)
         floor_seconds = await run_floor(dbs.ours, dbs.floor, ingested)
     return Result(
         backend,
@@ -273,6 +313,7 @@ async def measure(backend: str, cuffs: int, readings: int, profile: Path | None 
         readings / ingested.seconds,
         readings / floor_seconds,
         sum(len(e) for e in ingested.events),
+        ingested.statements,
     )
 
 
@@ -286,6 +327,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile", type=Path, help="write a pyinstrument report of our ingest to this file"
+    )
+    parser.add_argument(
+        "--count-statements",
+        action="store_true",
+        help="count our SQL statements per reading (a listener on every execute: slower)",
     )
     return parser.parse_args(argv)
 
@@ -304,6 +350,7 @@ async def main(argv: Sequence[str]) -> int:
             args.cuffs,
             readings,
             None if args.profile is None else args.profile.with_suffix(f".{backend}.txt"),
+            args.count_statements,
         )
         print(result.line(), flush=True)
     return 0

@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from devices.bps import BloodPressureMeasurement, PulseRateRange
@@ -64,13 +64,20 @@ from vitalsd.protocol import DEFAULT_PRESET, Protocol, load_protocol, parse_prot
 from vitalsd.schedule import Check, CheckSchedule, derive_dose_increase, next_check
 from vitalsd.settings import Settings
 from vitalsd.store import models
-from vitalsd.store.engine import create_engine, is_sqlite, migrate, session_factory
+from vitalsd.store.engine import (
+    READER_MAX_OVERFLOW,
+    READER_POOL_SIZE,
+    create_engine,
+    is_sqlite,
+    migrate,
+    session_factory,
+    writer_engine_for,
+)
 from vitalsd.store.events import (
     Event,
     EventBus,
     EventType,
     PendingEvent,
-    lock_event_counter,
     store_events,
 )
 from vitalsd.thresholds import BASELINE_KINDS, Finding, blood_pressure_category
@@ -108,11 +115,13 @@ SYSTEM_ACTOR = Actor(SYSTEM, Role.ADMIN)
 
 @dataclass
 class _Tx:
-    """One write transaction: its session, its time and the events it will store."""
+    """One write transaction: its session, its time and the events it will store; the
+    cached session states whose rows it has attached (`Clinic._state_for`)."""
 
     session: AsyncSession
     now: datetime
     events: list[PendingEvent] = field(default_factory=list)
+    attached: set[int] = field(default_factory=set)
 
     def emit(self, type: EventType, data: dict[str, Any]) -> None:
         self.events.append(PendingEvent(type, self.now, data))
@@ -399,6 +408,17 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) or math.isinf(value) else value
 
 
+def _cuff_key(value: str | None) -> str | None:
+    """A cuff's own key of a record: opaque to us, compared exactly (never trimmed)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > models.CUFF_KEY_LENGTH:
+        raise InvalidInput(
+            f"cuff_key must be 1-{models.CUFF_KEY_LENGTH} characters of text, got {value!r}"
+        )
+    return value
+
+
 def _text(value: str | None, name: str, *, required: bool = False) -> str | None:
     if value is None or not value.strip():
         if required:
@@ -409,14 +429,60 @@ def _text(value: str | None, name: str, *, required: bool = False) -> str | None
 
 @dataclass
 class _SessionState:
-    """A session as the rules see it, loaded in one go."""
+    """A session as the rules see it, loaded in one go. The writer keeps it between
+    transactions (`Clinic._state_for`); `alert_rows` (open alerts by condition) is
+    loaded for the writer only."""
 
     row: models.Session
     protocol: Protocol
     schedule: CheckSchedule
     facts: SessionFacts
-    readings: list[models.Reading]
     check_rows: dict[str, models.Check]
+    alert_rows: dict[str, models.Alert] = field(default_factory=dict)
+
+    def add_reading(self, reading: models.Reading) -> None:
+        """The writer stored `reading` in this session: the facts include it, in the
+        order a reload would give (measured_at, id)."""
+        readings = sorted(
+            (*self.facts.readings, _reading_facts(reading)),
+            key=lambda r: (r.measured_at, r.id or 0),
+        )
+        self.facts = replace(self.facts, readings=tuple(readings))
+
+
+@dataclass(frozen=True)
+class _SessionSpan:
+    id: int
+    started_at: datetime
+    closed_at: datetime | None
+
+    def covers(self, at: datetime) -> bool:
+        return self.started_at <= at and (self.closed_at is None or self.closed_at >= at)
+
+
+@dataclass(frozen=True)
+class _ChairSessions:
+    """A chair's open session and every session of the chair started at or after it
+    (closed ones only when a session was charted with a start in the past): enough to
+    find the session of any reading measured after the open session's start."""
+
+    open_started_at: datetime
+    spans: tuple[_SessionSpan, ...]
+
+    def session_at(self, at: datetime) -> int | None:
+        """The latest-started session covering `at`, as `_session_for_cuff`'s query
+        picks it; only for `at` at or after the open session's start."""
+        covering = [s for s in self.spans if s.covers(at)]
+        return max(covering, key=lambda s: s.started_at).id if covering else None
+
+
+@dataclass
+class _KnownDevice:
+    id: int
+    last_seen_at: datetime | None
+
+
+READINGS = cast(Table, models.Reading.__table__)
 
 
 class Clinic:
@@ -433,9 +499,16 @@ class Clinic:
         max_snooze: timedelta = DEFAULT_MAX_SNOOZE,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         bus: EventBus | None = None,
+        writer_engine: AsyncEngine | None = None,
     ) -> None:
+        """`engine` serves the reads (API, snapshots, replays); the writes go through
+        `writer_engine` (default: a one-connection engine on the same database), so no
+        number of readers holding connections makes a write wait for one."""
         self.engine = engine
+        self.writer_engine = writer_engine or writer_engine_for(engine)
         self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
+        self._writes: async_sessionmaker[AsyncSession] = session_factory(self.writer_engine)
+        self._dialect = self.writer_engine.dialect.name
         self.bus = bus or EventBus(self._sessions)
         known = dict(protocols or {})
         for preset in ("ketamine-psychotherapy", "esketamine-rems", "iv-infusion"):
@@ -451,6 +524,15 @@ class Clinic:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._parsed: dict[str, Protocol] = {}
+        # The writer's memory of the database, valid while `_known_seq` is the event
+        # counter's value (no other process wrote since) and kept so by every write
+        # path (see `_transaction`): session states, cuff -> chair, chair -> sessions,
+        # devices.
+        self._known_seq: int | None = None
+        self._states: dict[int, _SessionState] = {}
+        self._chair_of_cuff: dict[str, int | None] = {}
+        self._chair_sessions: dict[int, _ChairSessions | None] = {}
+        self._devices: dict[str, _KnownDevice] = {}
 
     @classmethod
     async def open(
@@ -458,7 +540,11 @@ class Clinic:
     ) -> Clinic:
         """Engine from `settings` (a `vitalsd.settings.Settings`), schema migrated, the
         clinic's protocol loaded."""
-        engine = create_engine(settings.effective_database_url)
+        engine = create_engine(
+            settings.effective_database_url,
+            pool_size=READER_POOL_SIZE,
+            max_overflow=READER_MAX_OVERFLOW,
+        )
         await migrate(engine)
         protocol = load_protocol(settings.protocol)
         clinic = cls(
@@ -481,6 +567,8 @@ class Clinic:
 
     async def close(self) -> None:
         await self.bus.close()
+        if self.writer_engine is not self.engine:
+            await self.writer_engine.dispose()
         await self.engine.dispose()
 
     def now(self) -> datetime:
@@ -489,19 +577,54 @@ class Clinic:
     # -- transactions -------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _transaction(self, *, wake: bool = True) -> AsyncIterator[_Tx]:
+    async def _transaction(self, *, wake: bool = True, cached: bool = False) -> AsyncIterator[_Tx]:
         """One write transaction, serialised with every other writer; its events are
-        stored in it and published after the commit, in sequence order."""
+        stored in it and published after the commit, in sequence order.
+
+        The writer's caches stay true to the database: they are dropped when another
+        process wrote since our last commit (the event counter moved), when a
+        transaction fails (its changes to cached rows were rolled back), and at the start
+        of every transaction not declared `cached`. A `cached` one keeps them true
+        itself: it reaches session rows only through `_state_for` and updates what it
+        changes (ingest, manual readings, the timers, device status)."""
         async with self._lock:
-            async with self._sessions() as session:
-                async with session.begin():
-                    await lock_event_counter(session)
-                    tx = _Tx(session, self.now())
-                    yield tx
-                    stored = await store_events(session, tx.events)
+            try:
+                async with self._writes() as session:
+                    async with session.begin():
+                        seq = await self._lock_event_counter(session)
+                        if not cached or seq != self._known_seq:
+                            self._forget_all()
+                        tx = _Tx(session, self.now())
+                        yield tx
+                        stored = await store_events(session, tx.events)
+            except BaseException:
+                self._forget_all()
+                raise
+            self._known_seq = stored[-1].seq if stored else seq
             await self.bus.publish(stored)
         if wake and stored:
             self._wake.set()
+
+    @staticmethod
+    async def _lock_event_counter(session: AsyncSession) -> int:
+        """Take the counter row's write lock first thing in a write transaction: it orders
+        every writer (across processes on PostgreSQL) and, on SQLite, takes the write lock
+        before any read. Its value tells whether another process wrote since our last
+        commit."""
+        counter = models.EventCounter
+        result = await session.execute(
+            update(counter)
+            .where(counter.id == 1)
+            .values(last_seq=counter.last_seq)
+            .returning(counter.last_seq)
+        )
+        return int(result.scalar_one())
+
+    def _forget_all(self) -> None:
+        self._states.clear()
+        self._chair_of_cuff.clear()
+        self._chair_sessions.clear()
+        self._devices.clear()
 
     def _protocol_of(self, row: models.Session) -> Protocol:
         cached = self._parsed.get(row.protocol_toml)
@@ -519,41 +642,101 @@ class Clinic:
             raise NotFound(f"no {what} with id {id}")
         return row
 
-    async def _load_state(self, session: AsyncSession, row: models.Session) -> _SessionState:
-        protocol = self._protocol_of(row)
-        patient = await session.get(models.Patient, row.patient_id)
-        doses = list(
-            await session.scalars(
-                select(models.Dose).where(models.Dose.session_id == row.id).order_by(models.Dose.id)
-            )
-        )
-        readings = list(
-            await session.scalars(
-                select(models.Reading)
-                .where(models.Reading.session_id == row.id)
-                .order_by(models.Reading.measured_at, models.Reading.id)
-            )
-        )
-        check_rows = {
-            c.key: c
-            for c in await session.scalars(
-                select(models.Check).where(models.Check.session_id == row.id)
+    async def _load_state(
+        self, session: AsyncSession, row: models.Session, *, with_alerts: bool = False
+    ) -> _SessionState:
+        return (await self._load_states(session, [row], with_alerts=with_alerts))[0]
+
+    async def _load_states(
+        self, session: AsyncSession, rows: Sequence[models.Session], *, with_alerts: bool = False
+    ) -> list[_SessionState]:
+        """The states of `rows` in a fixed number of queries, however many sessions."""
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        births = {
+            patient_id: born
+            for patient_id, born in await session.execute(
+                select(models.Patient.id, models.Patient.date_of_birth).where(
+                    models.Patient.id.in_({r.patient_id for r in rows})
+                )
             )
         }
-        facts = SessionFacts(
-            started_at=row.started_at,
-            course_session=row.course_session,
-            doses=tuple(_dose_facts(d) for d in doses),
-            readings=tuple(_reading_facts(r) for r in readings),
-            waivers=tuple(
-                (c.key, c.waiver_reason)
-                for c in check_rows.values()
-                if c.waived_by is not None and c.waiver_reason is not None
-            ),
-            closed_at=row.closed_at,
-            date_of_birth=patient.date_of_birth if patient is not None else None,
-        )
-        return _SessionState(row, protocol, CheckSchedule(protocol), facts, readings, check_rows)
+        doses: dict[int, list[models.Dose]] = {i: [] for i in ids}
+        for dose in await session.scalars(
+            select(models.Dose).where(models.Dose.session_id.in_(ids)).order_by(models.Dose.id)
+        ):
+            doses[dose.session_id].append(dose)
+        readings: dict[int, list[models.Reading]] = {i: [] for i in ids}
+        for reading in await session.scalars(
+            select(models.Reading)
+            .where(models.Reading.session_id.in_(ids))
+            .order_by(models.Reading.measured_at, models.Reading.id)
+        ):
+            assert reading.session_id is not None
+            readings[reading.session_id].append(reading)
+        checks: dict[int, dict[str, models.Check]] = {i: {} for i in ids}
+        for check in await session.scalars(
+            select(models.Check).where(models.Check.session_id.in_(ids))
+        ):
+            checks[check.session_id][check.key] = check
+        alerts: dict[int, dict[str, models.Alert]] = {i: {} for i in ids}
+        if with_alerts:
+            for alert in await session.scalars(
+                select(models.Alert)
+                .where(
+                    models.Alert.session_id.in_(ids),
+                    models.Alert.state != AlertState.RESOLVED.value,
+                )
+                .order_by(models.Alert.id)
+            ):
+                assert alert.session_id is not None
+                alerts[alert.session_id][alert.condition] = alert
+        states = []
+        for row in rows:
+            protocol = self._protocol_of(row)
+            check_rows = checks[row.id]
+            facts = SessionFacts(
+                started_at=row.started_at,
+                course_session=row.course_session,
+                doses=tuple(_dose_facts(d) for d in doses[row.id]),
+                readings=tuple(_reading_facts(r) for r in readings[row.id]),
+                waivers=tuple(
+                    (c.key, c.waiver_reason)
+                    for c in check_rows.values()
+                    if c.waived_by is not None and c.waiver_reason is not None
+                ),
+                closed_at=row.closed_at,
+                date_of_birth=births.get(row.patient_id),
+            )
+            states.append(
+                _SessionState(
+                    row, protocol, CheckSchedule(protocol), facts, check_rows, alerts[row.id]
+                )
+            )
+        return states
+
+    async def _state_for(self, tx: _Tx, session_id: int) -> _SessionState:
+        """The writer's state of a session, attached to `tx`: kept from an earlier
+        transaction, or loaded (and kept). Call it before any other query in `tx` that
+        could load the session's rows, so that they are the kept ones."""
+        state = self._states.get(session_id)
+        if state is None:
+            row = await self._get(tx.session, models.Session, session_id, "session")
+            state = await self._load_state(tx.session, row, with_alerts=True)
+            self._states[session_id] = state
+        elif session_id not in tx.attached:
+            tx.session.add(state.row)
+            tx.session.add_all(state.check_rows.values())
+            tx.session.add_all(state.alert_rows.values())
+        tx.attached.add(session_id)
+        return state
+
+    async def _reloaded_state(self, tx: _Tx, row: models.Session) -> _SessionState:
+        """The state of `row` read again in `tx`, after a change the kept state does not
+        follow (a dose, a waiver, a close): rows already in `tx` are the same objects."""
+        self._states.pop(row.id, None)
+        return await self._state_for(tx, row.id)
 
     def _session_view(self, state: _SessionState, now: datetime) -> views.SessionView:
         row = state.row
@@ -809,7 +992,7 @@ class Clinic:
             tx.audit(
                 by.username, "started", "session", row.id, session_id=row.id, to_state=row.phase
             )
-            return await self._reevaluate(tx, row, force_event=True)
+            return await self._reevaluate(tx, await self._reloaded_state(tx, row), force_event=True)
 
     async def get_session(self, session_id: int) -> views.SessionView:
         async with self._sessions() as session:
@@ -834,10 +1017,8 @@ class Clinic:
             if chair_id is not None:
                 query = query.where(models.Session.chair_id == chair_id)
             now = self.now()
-            return [
-                self._session_view(await self._load_state(session, row), now)
-                for row in await session.scalars(query)
-            ]
+            rows = list(await session.scalars(query))
+            return [self._session_view(s, now) for s in await self._load_states(session, rows)]
 
     async def record_dose(
         self,
@@ -900,7 +1081,7 @@ class Clinic:
                 await self._apply_alert_changes(
                     tx, overrides, {hold.condition: hold for hold in holds}
                 )
-            state = await self._load_state(tx.session, row)
+            state = await self._reloaded_state(tx, row)
             if state.protocol.baseline.required and state.schedule.dose_lacks_baseline(
                 state.facts, given
             ):
@@ -934,7 +1115,7 @@ class Clinic:
                 + (f"; hold overridden: {reason}" if holds else "")
                 + ("; no baseline" if "no_baseline" in flags else ""),
             )
-            await self._reevaluate(tx, row, force_event=True)
+            await self._reevaluate(tx, await self._reloaded_state(tx, row), force_event=True)
             return _dose_view(dose)
 
     async def _derive_increase(
@@ -985,7 +1166,7 @@ class Clinic:
                 raise InvalidInput("the stop must be after the start and not in the future")
             dose.ended_at = stop
             tx.audit(by.username, "infusion_stopped", "dose", dose.id, session_id=row.id)
-            await self._reevaluate(tx, row, force_event=True)
+            await self._reevaluate(tx, await self._reloaded_state(tx, row), force_event=True)
             return _dose_view(dose)
 
     async def list_doses(self, session_id: int) -> list[views.DoseView]:
@@ -1074,7 +1255,7 @@ class Clinic:
                 to_state=CheckState.WAIVED.value,
                 note=why,
             )
-            await self._reevaluate(tx, row, force_event=True)
+            await self._reevaluate(tx, await self._reloaded_state(tx, row), force_event=True)
             return _check_view(check, row.chair_id)
 
     async def close_session(
@@ -1095,7 +1276,7 @@ class Clinic:
             closing = tx.now if at is None else require_utc(at, "at")
             if closing > tx.now or closing < row.started_at:
                 raise InvalidInput("the close time must be after the start and not in the future")
-            state = await self._load_state(tx.session, row)
+            state = await self._reloaded_state(tx, row)
             if any(d.ended_at is None for d in state.facts.doses) and (
                 state.schedule.doses_are_infusions
             ):
@@ -1153,7 +1334,7 @@ class Clinic:
                 ],
                 open_rows,
             )
-            return await self._reevaluate(tx, row, force_event=True)
+            return await self._reevaluate(tx, await self._reloaded_state(tx, row), force_event=True)
 
     # -- readings -------------------------------------------------------------------------
 
@@ -1170,8 +1351,9 @@ class Clinic:
     ) -> views.ReadingView:
         """A reading a nurse took by hand (a cuff failed). `measured_at` may be in the past,
         not in the future."""
-        async with self._transaction() as tx:
-            row = await self._get(tx.session, models.Session, session_id, "session")
+        async with self._transaction(cached=True) as tx:
+            state = await self._state_for(tx, session_id)
+            row = state.row
             if row.closed_at is not None:
                 raise Conflict("the session is closed")
             measured = tx.now if measured_at is None else require_utc(measured_at, "measured_at")
@@ -1196,14 +1378,17 @@ class Clinic:
             )
             reading = await self._insert_reading(
                 tx,
-                row,
+                state,
                 facts,
                 map_value=map_value,
                 device_address=None,
                 cuff_user_id=models.UNKNOWN_CUFF_USER,
+                cuff_key=None,
                 raw=None,
                 recorded_by=by.username,
             )
+            if reading is None:  # no device address: the unique keys never match
+                raise Conflict("this reading was stored already")
             return _reading_view(reading)
 
     async def ingest_cuff_measurement(
@@ -1212,16 +1397,25 @@ class Clinic:
         measurement: BloodPressureMeasurement,
         measured_at: datetime,
         raw: bytes,
+        *,
+        cuff_key: str | None = None,
     ) -> views.IngestResult:
         """Store a cuff's Blood Pressure Measurement and act on it; returns after commit
         ("acknowledged"). Tied to the session of the chair the cuff is assigned to (the
         session that was open when it was measured); a reading of an unknown or unassigned
-        cuff is stored unattached, never dropped. A record delivered again is stored once
-        (cuff + `measured_at` + user id). An error frame is stored as a failed
-        measurement."""
+        cuff is stored unattached, never dropped. An error frame is stored as a failed
+        measurement.
+
+        A record delivered again is stored once: the same `cuff_key` from the same cuff
+        (opaque text the link derives from what the cuff itself sent: its raw timestamp,
+        user id, values or BPS 1.1 record sequence number), whatever `measured_at` the
+        clock correction gave it this time; or the same cuff + `measured_at` + user id.
+        The second delivery returns the stored reading with `duplicate=True`, and
+        neither raises an alert nor emits an event."""
         cuff = _text(address, "address", required=True)
         assert cuff is not None
         cuff = cuff.upper()
+        key = _cuff_key(cuff_key)
         measured = require_utc(measured_at, "measured_at")
         systolic, diastolic, map_value = (_finite(v) for v in measurement.pressures_mmhg)
         valid = (
@@ -1233,24 +1427,11 @@ class Clinic:
         user_id = (
             measurement.user_id if measurement.user_id is not None else (models.UNKNOWN_CUFF_USER)
         )
-        async with self._transaction() as tx:
-            duplicate = await tx.session.scalar(
-                select(models.Reading).where(
-                    models.Reading.device_address == cuff,
-                    models.Reading.measured_at == measured,
-                    models.Reading.cuff_user_id == user_id,
-                )
-            )
-            if duplicate is not None:
-                return views.IngestResult(
-                    _reading_view(duplicate),
-                    duplicate=True,
-                    attached=duplicate.session_id is not None,
-                )
-            device = await self._ensure_device(tx, cuff)
-            device.last_seen_at = max(device.last_seen_at or tx.now, tx.now)
-            session_row = await self._session_for_cuff(tx.session, cuff, measured)
+        async with self._transaction(cached=True) as tx:
+            session_id = await self._session_for_cuff(tx, cuff, measured)
+            reading: models.Reading | None
             if valid:
+                state = None if session_id is None else await self._state_for(tx, session_id)
                 facts = ReadingFacts(
                     id=None,
                     measured_at=measured,
@@ -1263,19 +1444,26 @@ class Clinic:
                 )
                 reading = await self._insert_reading(
                     tx,
-                    session_row,
+                    state,
                     facts,
                     map_value=map_value,
                     device_address=cuff,
                     cuff_user_id=user_id,
+                    cuff_key=key,
                     raw=bytes(raw),
                     recorded_by=None,
                 )
             else:
                 reading = await self._insert_failure(
-                    tx, session_row, cuff, measured, "error frame", bytes(raw), user_id
+                    tx, session_id, cuff, measured, "error frame", bytes(raw), user_id, key
                 )
-            if session_row is None:
+            if reading is None:
+                stored = await self._stored_reading(tx, cuff, measured, user_id, key)
+                return views.IngestResult(
+                    _reading_view(stored), duplicate=True, attached=stored.session_id is not None
+                )
+            await self._touch_device(tx, cuff)
+            if session_id is None:
                 log.warning(
                     "reading %s from cuff %s stored unattached: the cuff is not assigned to a "
                     "chair with a session covering %s",
@@ -1284,7 +1472,7 @@ class Clinic:
                     measured.isoformat(),
                 )
             return views.IngestResult(
-                _reading_view(reading), duplicate=False, attached=session_row is not None
+                _reading_view(reading), duplicate=False, attached=session_id is not None
             )
 
     async def record_measurement_failed(
@@ -1294,18 +1482,27 @@ class Clinic:
         reason: str,
         *,
         raw: bytes | None = None,
+        cuff_key: str | None = None,
     ) -> views.ReadingView:
         """A cuff reported a failed measurement (or the link saw one fail): stored as an
-        invalid reading and announced as `measurement_failed`."""
+        invalid reading and announced as `measurement_failed`. With `cuff_key` (see
+        `ingest_cuff_measurement`), or at the same `at`, a second report of the same
+        failure returns the stored one and emits nothing."""
         cuff = (_text(address, "address", required=True) or "").upper()
         why = _text(reason, "reason", required=True)
+        key = _cuff_key(cuff_key)
         measured = require_utc(at, "at")
-        async with self._transaction() as tx:
-            await self._ensure_device(tx, cuff)
-            session_row = await self._session_for_cuff(tx.session, cuff, measured)
+        async with self._transaction(cached=True) as tx:
+            session_id = await self._session_for_cuff(tx, cuff, measured)
             reading = await self._insert_failure(
-                tx, session_row, cuff, measured, why or "failed", raw, None
+                tx, session_id, cuff, measured, why or "failed", raw, None, key
             )
+            if reading is None:
+                stored = await self._stored_reading(
+                    tx, cuff, measured, models.UNKNOWN_CUFF_USER, key
+                )
+                return _reading_view(stored)
+            await self._touch_device(tx, cuff)
             return _reading_view(reading)
 
     def publish_cuff_pressure(self, address: str, pressure_mmhg: float, at: datetime) -> Event:
@@ -1316,37 +1513,111 @@ class Clinic:
             {"device_address": address.upper(), "pressure_mmhg": pressure_mmhg},
         )
 
-    async def _session_for_cuff(
-        self, session: AsyncSession, cuff: str, measured: datetime
-    ) -> models.Session | None:
-        chair = await session.scalar(select(models.Chair).where(models.Chair.cuff_address == cuff))
-        if chair is None:
-            return None
-        result = await session.scalars(
-            select(models.Session)
-            .where(
-                models.Session.chair_id == chair.id,
-                models.Session.started_at <= measured,
-                or_(models.Session.closed_at.is_(None), models.Session.closed_at >= measured),
+    async def _session_for_cuff(self, tx: _Tx, cuff: str, measured: datetime) -> int | None:
+        """The id of the session a reading of `cuff` measured at `measured` belongs to:
+        the latest-started session of the cuff's chair covering that time. Remembered
+        per cuff and chair (every write that assigns a cuff or starts or closes a
+        session drops that memory, see `_transaction`)."""
+        if cuff in self._chair_of_cuff:
+            chair_id = self._chair_of_cuff[cuff]
+        else:
+            chair_id = await tx.session.scalar(
+                select(models.Chair.id).where(models.Chair.cuff_address == cuff)
             )
-            .order_by(models.Session.started_at.desc())
+            self._chair_of_cuff[cuff] = chair_id
+        if chair_id is None:
+            return None
+        known: _ChairSessions | None
+        if chair_id in self._chair_sessions:
+            known = self._chair_sessions[chair_id]
+        else:
+            known = await self._load_chair_sessions(tx.session, chair_id)
+            self._chair_sessions[chair_id] = known
+        if known is not None and measured >= known.open_started_at:
+            return known.session_at(measured)
+        # Before the open session (a late record), or no session open: ask the database.
+        session = models.Session
+        return await tx.session.scalar(
+            select(session.id)
+            .where(
+                session.chair_id == chair_id,
+                session.started_at <= measured,
+                or_(session.closed_at.is_(None), session.closed_at >= measured),
+            )
+            .order_by(session.started_at.desc())
             .limit(1)
         )
-        return result.first()
+
+    @staticmethod
+    async def _load_chair_sessions(session: AsyncSession, chair_id: int) -> _ChairSessions | None:
+        opened = (
+            await session.execute(
+                select(models.Session.started_at).where(
+                    models.Session.chair_id == chair_id, models.Session.closed_at.is_(None)
+                )
+            )
+        ).first()
+        if opened is None:
+            return None
+        spans = await session.execute(
+            select(models.Session.id, models.Session.started_at, models.Session.closed_at).where(
+                models.Session.chair_id == chair_id, models.Session.started_at >= opened[0]
+            )
+        )
+        return _ChairSessions(opened[0], tuple(_SessionSpan(*span) for span in spans))
+
+    async def _cached_state(self, tx: _Tx, session_id: int | None) -> _SessionState | None:
+        """The writer's state of the session if it keeps one (attached to `tx`)."""
+        if session_id is None or session_id not in self._states:
+            return None
+        return await self._state_for(tx, session_id)
+
+    async def _insert_once(self, tx: _Tx, reading: models.Reading) -> int | None:
+        """INSERT the reading unless a unique key matches a stored one (then None): the
+        duplicate check is the unique indexes themselves, in one statement."""
+        values = {c.key: getattr(reading, c.key) for c in READINGS.columns if c.key != "id"}
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(READINGS)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(READINGS.c.id)
+        )
+        inserted = (await tx.session.execute(statement)).scalar_one_or_none()
+        return None if inserted is None else int(inserted)
+
+    async def _stored_reading(
+        self, tx: _Tx, cuff: str, measured: datetime, user_id: int, key: str | None
+    ) -> models.Reading:
+        reading = models.Reading
+        same = and_(
+            reading.device_address == cuff,
+            reading.measured_at == measured,
+            reading.cuff_user_id == user_id,
+        )
+        if key is not None:
+            same = or_(and_(reading.device_address == cuff, reading.cuff_key == key), same)
+        stored = await tx.session.scalar(select(reading).where(same).order_by(reading.id).limit(1))
+        if stored is None:
+            raise Conflict(f"a reading of cuff {cuff} conflicts with a stored one")
+        return stored
 
     async def _insert_reading(
         self,
         tx: _Tx,
-        session_row: models.Session | None,
+        state: _SessionState | None,
         facts: ReadingFacts,
         *,
         map_value: float | None,
         device_address: str | None,
         cuff_user_id: int,
+        cuff_key: str | None,
         raw: bytes | None,
         recorded_by: str | None,
-    ) -> models.Reading:
+    ) -> models.Reading | None:
+        """Store a valid reading and act on it; None if it was stored before."""
         assert facts.systolic is not None and facts.diastolic is not None
+        session_row = None if state is None else state.row
         reading = models.Reading(
             session_id=session_row.id if session_row else None,
             chair_id=session_row.chair_id if session_row else None,
@@ -1354,6 +1625,7 @@ class Clinic:
             source=facts.source.value,
             device_address=device_address,
             cuff_user_id=cuff_user_id,
+            cuff_key=cuff_key,
             measured_at=facts.measured_at,
             received_at=tx.now,
             systolic=facts.systolic,
@@ -1367,35 +1639,42 @@ class Clinic:
             raw=raw,
             recorded_by=recorded_by,
         )
-        tx.session.add(reading)
-        try:
-            await tx.session.flush()
-        except IntegrityError:
-            raise Conflict("this reading was stored already") from None
+        reading.id = await self._insert_once(tx, reading)  # type: ignore[assignment]
+        if reading.id is None:
+            return None
         tx.emit(EventType.READING, _reading_view(reading).as_dict())
-        if session_row is not None:
+        if state is not None:
+            state.add_reading(reading)
             # Also for a closed session: a record the cuff delivers late may satisfy a
             # check (no new alert is raised for a closed session).
-            await self._reevaluate(tx, session_row, trigger=reading)
+            await self._reevaluate(tx, state, trigger=reading)
         return reading
 
     async def _insert_failure(
         self,
         tx: _Tx,
-        session_row: models.Session | None,
+        session_id: int | None,
         cuff: str,
         measured: datetime,
         reason: str,
         raw: bytes | None,
         user_id: int | None,
-    ) -> models.Reading:
+        cuff_key: str | None,
+    ) -> models.Reading | None:
+        """Store a failed measurement; None if it was stored before."""
+        state = await self._cached_state(tx, session_id)
+        if session_id is not None and state is None:
+            row = await self._get(tx.session, models.Session, session_id, "session")
+        else:
+            row = None if state is None else state.row
         reading = models.Reading(
-            session_id=session_row.id if session_row else None,
-            chair_id=session_row.chair_id if session_row else None,
-            patient_id=session_row.patient_id if session_row else None,
+            session_id=row.id if row else None,
+            chair_id=row.chair_id if row else None,
+            patient_id=row.patient_id if row else None,
             source=ReadingSource.CUFF.value,
             device_address=cuff,
             cuff_user_id=models.UNKNOWN_CUFF_USER if user_id is None else user_id,
+            cuff_key=cuff_key,
             measured_at=measured,
             received_at=tx.now,
             systolic=None,
@@ -1409,9 +1688,12 @@ class Clinic:
             raw=raw,
             recorded_by=None,
         )
-        tx.session.add(reading)
-        await tx.session.flush()
+        reading.id = await self._insert_once(tx, reading)  # type: ignore[assignment]
+        if reading.id is None:
+            return None
         tx.emit(EventType.MEASUREMENT_FAILED, _reading_view(reading).as_dict())
+        if state is not None:
+            state.add_reading(reading)
         return reading
 
     async def list_readings(
@@ -1454,6 +1736,25 @@ class Clinic:
             tx.session.add(device)
             await tx.session.flush()
         return device
+
+    async def _touch_device(self, tx: _Tx, address: str) -> None:
+        """A cuff delivered a record: its device row exists, and says when it was last
+        seen, written (like an advertisement's) at most every DEVICE_SEEN_WRITE_INTERVAL."""
+        known = self._devices.get(address)
+        if known is None:
+            device = await self._ensure_device(tx, address)
+            if device.last_seen_at is None or device.last_seen_at < tx.now:
+                device.last_seen_at = tx.now
+            self._devices[address] = _KnownDevice(device.id, device.last_seen_at)
+            return
+        if known.last_seen_at is None or tx.now - known.last_seen_at >= DEVICE_SEEN_WRITE_INTERVAL:
+            await tx.session.execute(
+                update(models.Device)
+                .where(models.Device.id == known.id)
+                .values(last_seen_at=tx.now)
+                .execution_options(synchronize_session=False)
+            )
+            known.last_seen_at = tx.now
 
     async def update_device(
         self,
@@ -1502,7 +1803,7 @@ class Clinic:
                     select(models.Chair.id).where(models.Chair.cuff_address == cuff)
                 )
                 return _device_view(known, chair_id)
-        async with self._transaction() as tx:
+        async with self._transaction(cached=True) as tx:  # devices only: the caches hold
             seen = seen_at
             device = await self._ensure_device(tx, cuff)
             changed = known is None  # a cuff seen for the first time
@@ -1517,6 +1818,7 @@ class Clinic:
             chair_id = await tx.session.scalar(
                 select(models.Chair.id).where(models.Chair.cuff_address == cuff)
             )
+            self._devices[cuff] = _KnownDevice(device.id, device.last_seen_at)
             view = _device_view(device, chair_id)
             if changed:
                 tx.emit(EventType.DEVICE_STATUS, view.as_dict())
@@ -1698,18 +2000,23 @@ class Clinic:
     async def _reevaluate(
         self,
         tx: _Tx,
-        row: models.Session,
+        state: _SessionState,
         *,
         trigger: models.Reading | None = None,
         force_event: bool = False,
     ) -> views.SessionView:
         """Bring a session's checks, alerts and phase up to date with its facts and the
-        time; emit what changed."""
-        state = await self._load_state(tx.session, row)
+        time; emit what changed. `state` is the writer's (`_state_for`), kept up to date
+        here."""
+        row = state.row
         now = tx.now
         schedule, facts = state.schedule, state.facts
         session_changed = force_event
-        alert_rows = {a.condition: a for a in await self._open_alert_rows(tx.session, row.id)}
+        for condition in [
+            c for c, a in state.alert_rows.items() if a.state == AlertState.RESOLVED.value
+        ]:
+            del state.alert_rows[condition]
+        alert_rows = state.alert_rows
 
         def open_alerts() -> list[Alert]:
             return [_alert_of(a) for a in alert_rows.values()]
@@ -1725,7 +2032,13 @@ class Clinic:
             check_row = state.check_rows.get(check.key)
             previous = None if check_row is None else check_row.state
             if check_row is None:
-                check_row = models.Check(session_id=row.id, key=check.key)
+                check_row = models.Check(
+                    session_id=row.id,
+                    key=check.key,
+                    waiver_reason=None,
+                    waived_by=None,
+                    waived_at=None,
+                )
                 tx.session.add(check_row)
                 state.check_rows[check.key] = check_row
             check_row.kind = check.kind.value
@@ -1893,14 +2206,18 @@ class Clinic:
     async def apply_time(self) -> None:
         """Apply what time has made due: checks due or overdue, phases, staleness, snooze
         ends and escalations. The timer loop calls it at each deadline."""
-        async with self._transaction(wake=False) as tx:
-            sessions = list(
+        async with self._transaction(wake=False, cached=True) as tx:
+            # The kept states of closed sessions go: their alerts are loaded below as
+            # rows of their own (only kept states are attached first).
+            for session_id in [i for i, s in self._states.items() if s.row.closed_at]:
+                del self._states[session_id]
+            open_ids = list(
                 await tx.session.scalars(
-                    select(models.Session).where(models.Session.closed_at.is_(None))
+                    select(models.Session.id).where(models.Session.closed_at.is_(None))
                 )
             )
-            for row in sessions:
-                await self._reevaluate(tx, row)
+            for session_id in open_ids:
+                await self._reevaluate(tx, await self._state_for(tx, session_id))
             open_rows = list(
                 await tx.session.scalars(
                     select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
@@ -1924,10 +2241,12 @@ class Clinic:
         now = self.now()
         deadlines: list[datetime] = []
         async with self._sessions() as session:
-            for row in await session.scalars(
-                select(models.Session).where(models.Session.closed_at.is_(None))
-            ):
-                state = await self._load_state(session, row)
+            open_rows = list(
+                await session.scalars(
+                    select(models.Session).where(models.Session.closed_at.is_(None))
+                )
+            )
+            for state in await self._load_states(session, open_rows):
                 edge = state.schedule.next_change(state.facts, now)
                 if edge is not None:
                     deadlines.append(edge)
@@ -1987,19 +2306,22 @@ class Clinic:
             )
             now = self.now()
             by_chair = {s.chair_id: s.id for s in open_rows}
-            sessions = [
-                self._session_view(await self._load_state(session, s), now) for s in open_rows
+            # A fixed number of queries, however many chairs (no query per session).
+            states = await self._load_states(session, open_rows)
+            sessions = [self._session_view(state, now) for state in states]
+            latest_ids = [
+                max(valid, key=lambda r: (r.measured_at, r.id or 0)).id
+                for state in states
+                if (valid := [r for r in state.facts.readings if r.valid])
             ]
-            latest: list[views.ReadingView] = []
-            for s in open_rows:
-                reading = await session.scalar(
+            latest = [
+                _reading_view(r)
+                for r in await session.scalars(
                     select(models.Reading)
-                    .where(models.Reading.session_id == s.id, models.Reading.valid.is_(True))
-                    .order_by(models.Reading.measured_at.desc(), models.Reading.id.desc())
-                    .limit(1)
+                    .where(models.Reading.id.in_(latest_ids or [-1]))
+                    .order_by(models.Reading.session_id)
                 )
-                if reading is not None:
-                    latest.append(_reading_view(reading))
+            ]
             alerts = [
                 _alert_view(a)
                 for a in await session.scalars(

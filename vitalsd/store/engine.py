@@ -13,13 +13,22 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import URL, Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from vitalsd.store.models import Base
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 MIGRATIONS = "vitalsd:migrations"
+# Readers (API reads, WebSocket snapshots, replays) share one pool; the clinic's writer
+# has its own connection (`writer_engine_for`), so a crowd of reconnecting tablets can
+# hold every reader connection and ingest still writes (issue #9: the long soak starved
+# ingest with 4335 pool timeouts when both shared one pool).
+READER_POOL_SIZE = 5
+READER_MAX_OVERFLOW = 10
+# The clinic serialises its writes (one transaction at a time per process), so one
+# connection is all its writer needs; a second could only wait on the first's locks.
+WRITER_POOL_SIZE = 1
 
 
 def sqlite_url(path: Path) -> str:
@@ -55,6 +64,24 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+def is_private_memory(url: URL) -> bool:
+    """An in-memory SQLite database exists once per connection: a second engine on the
+    same URL would open another, empty database."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def writer_engine_for(readers: AsyncEngine) -> AsyncEngine:
+    """The engine of the clinic's single writer: the same database and settings as
+    `readers` (WAL, `synchronous=FULL` on SQLite), its own one-connection pool."""
+    if is_private_memory(readers.url):
+        return readers
+    return create_engine(
+        readers.url.render_as_string(hide_password=False),
+        pool_size=WRITER_POOL_SIZE,
+        max_overflow=0,
+    )
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -82,4 +109,11 @@ async def migrate(engine_or_url: AsyncEngine | str, revision: str = "head") -> N
             await engine.dispose()
 
 
-__all__ = ["Base", "create_engine", "migrate", "session_factory", "sqlite_url"]
+__all__ = [
+    "Base",
+    "create_engine",
+    "migrate",
+    "session_factory",
+    "sqlite_url",
+    "writer_engine_for",
+]

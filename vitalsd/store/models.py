@@ -41,6 +41,8 @@ NAMING = {
 
 # GSS 3.31.2.5: user id 0xFF is "unknown user"; a cuff reading without one is stored so.
 UNKNOWN_CUFF_USER = 255
+# A cuff's own identity of a record (`Reading.cuff_key`), opaque text from the link.
+CUFF_KEY_LENGTH = 128
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -182,11 +184,18 @@ class Dose(Base):
 
 
 class Reading(Base):
-    """Append-only. A cuff reading is identified by cuff + timestamp + user id, so a
-    record the cuff delivers twice is stored once."""
+    """Append-only. A cuff reading is identified by what the cuff itself reported
+    (`cuff_key`: its raw timestamp, user id, values or BPS 1.1 record sequence number, as
+    the link derives it), and else by cuff + corrected timestamp + user id, so a record
+    the cuff delivers twice is stored once, also after the daemon restarted and corrected
+    the cuff's clock differently."""
 
     __tablename__ = "readings"
-    __table_args__ = (UniqueConstraint("device_address", "measured_at", "cuff_user_id"),)
+    __table_args__ = (
+        UniqueConstraint("device_address", "measured_at", "cuff_user_id"),
+        # NULLs never collide: manual readings and cuffs that report no key.
+        Index("uq_readings_device_address_cuff_key", "device_address", "cuff_key", unique=True),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"), index=True)
     chair_id: Mapped[int | None] = mapped_column(ForeignKey("chairs.id"))
@@ -194,6 +203,7 @@ class Reading(Base):
     source: Mapped[str] = mapped_column(String(8))
     device_address: Mapped[str | None] = mapped_column(String(64))
     cuff_user_id: Mapped[int] = mapped_column(Integer, default=UNKNOWN_CUFF_USER)
+    cuff_key: Mapped[str | None] = mapped_column(String(CUFF_KEY_LENGTH))
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     received_at: Mapped[datetime]
     systolic: Mapped[float | None] = mapped_column(Float)
