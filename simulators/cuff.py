@@ -306,6 +306,8 @@ class SimulatedCuff:
         self._measure_lock = asyncio.Lock()
         self._delivery_lock = asyncio.Lock()
         self._advertising = False
+        # One advertising change at a time (see `_advertise`).
+        self._advertising_lock = asyncio.Lock()
         self._advertising_until: datetime | None = None
         self._window_task: asyncio.Task[None] | None = None
         self._racp_busy = False
@@ -368,7 +370,8 @@ class SimulatedCuff:
 
     async def wait_for(self, predicate: Callable[[SimulatedCuff], bool]) -> None:
         """Wait until `predicate(cuff)` holds; it is checked after every change of state
-        (a measurement, a connection, range, advertising). Bound it with a timeout."""
+        (a measurement, a connection, range, advertising, a stored reading delivered or
+        deleted). Bound it with a timeout."""
         while not predicate(self):
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -537,22 +540,33 @@ class SimulatedCuff:
         )
 
     async def _advertise(self) -> None:
-        """Advertise if in range and free: for good ("always") or for one window ("brief")."""
-        device = self._require_device()
-        if not self.in_range or self._links:
-            return
-        if self.config.connectable == "brief":
-            self._advertising_until = self.clock.now() + self.config.advertising_window
-            if self._window_task is None or self._window_task.done():
-                self._window_task = self._spawn(self._close_window(), "advertising window")
-        if self._advertising:
-            return
-        await device.start_advertising(
-            advertising_data=self._advertising_data(), scan_response_data=b""
-        )
-        self._advertising = True
-        self._changed()
-        self._log("advertising")
+        """Advertise if in range and free: for good ("always") or for one window ("brief").
+
+        Changes are made one at a time: a measurement ending as a link drops or as the
+        cuff comes back in range asks for advertising twice at once, and two overlapping
+        `Device.start_advertising` calls both remove the same advertising set (the second
+        with KeyError(0), killing whichever task made it, e.g. the schedule), while a stop
+        overlapping a start would leave a cuff out of range advertising."""
+        async with self._advertising_lock:
+            device = self.device
+            if device is None or self._stopping or not self.in_range or self._links:
+                return
+            if self.config.connectable == "brief":
+                self._advertising_until = self.clock.now() + self.config.advertising_window
+                if self._window_task is None or self._window_task.done():
+                    self._window_task = self._spawn(self._close_window(), "advertising window")
+            if not device.is_advertising:
+                await device.start_advertising(
+                    advertising_data=self._advertising_data(), scan_response_data=b""
+                )
+            # Bumble's view, not ours: a central that connected meanwhile ended the
+            # advertisement (and `_on_connection` already said so).
+            advertising = device.is_advertising and not self._links
+            if advertising != self._advertising:
+                self._advertising = advertising
+                self._changed()
+                if advertising:
+                    self._log("advertising")
 
     async def _close_window(self) -> None:
         while self._advertising_until is not None:
@@ -565,15 +579,18 @@ class SimulatedCuff:
             await self._stop_advertising()
 
     async def _stop_advertising(self) -> None:
-        device = self.device
-        self._advertising_until = None
-        if device is None or not self._advertising:
-            return
-        self._advertising = False
-        self._changed()
-        with contextlib.suppress(Exception):
-            await device.stop_advertising()
-        self._log("advertising stopped")
+        """Stop advertising, after any advertising change under way (see `_advertise`)."""
+        async with self._advertising_lock:
+            device = self.device
+            self._advertising_until = None
+            if self._advertising:
+                self._advertising = False
+                self._changed()
+            if device is None or not device.is_advertising:
+                return
+            with contextlib.suppress(Exception):
+                await device.stop_advertising()
+            self._log("advertising stopped")
 
     async def _disconnect_all(self, reason: int) -> None:
         for link in list(self._links.values()):
@@ -709,24 +726,43 @@ class SimulatedCuff:
     async def _indicate(
         self, connection: Connection, characteristic: Characteristic[Any], value: bytes
     ) -> bool:
-        """Indicate and wait for the confirmation; False if the link went first."""
+        """Indicate `value` and wait for the central's Handle Value Confirmation (Core
+        Vol 3 Part F 3.4.7.3). True only if that confirmation came while the link was
+        up; False if the link ended first, the central was not subscribed or the
+        indication failed: what the caller holds stays stored, to be sent again.
+
+        Bumble's `indicate_subscriber` returns at once, sending nothing, for a central it
+        has no subscription from, as after a disconnection it processed since our check;
+        so the check is repeated in the same step as that call, which then sends for
+        sure, and returns only on the confirmation (Bumble drops a confirmation that
+        arrives for a link it has let go). A link that ends before the confirmation was
+        seen counts as unconfirmed, even if the central got the value: delivery is at
+        least once, and the daemon drops a replayed duplicate.
+        """
         device = self.device
         link = self._links.get(connection)
-        if device is None or link is None or not self._indicating(connection, characteristic):
+        if device is None or link is None or link.gone.done():
             return False
-        sending = asyncio.ensure_future(
-            device.indicate_subscriber(connection, characteristic, value)
-        )
-        done, _ = await asyncio.wait({sending, link.gone}, return_when=asyncio.FIRST_COMPLETED)
+
+        async def send() -> bool:
+            if self._links.get(connection) is not link or not self._indicating(
+                connection, characteristic
+            ):
+                return False
+            await device.indicate_subscriber(connection, characteristic, value)
+            return True
+
+        sending = asyncio.ensure_future(send())
+        racing: set[asyncio.Future[Any]] = {sending, link.gone}
+        done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
         if sending not in done:
             sending.cancel()
             return False
         try:
-            sending.result()
+            return sending.result()
         except Exception as error:
             self._log("indication to %s failed: %r", link.peer, error, level=logging.WARNING)
             return False
-        return True
 
     async def _linger_then_hang_up(self, connection: Connection) -> None:
         """A brief-window cuff hangs up once its records were read (issue #3)."""
@@ -961,6 +997,7 @@ class SimulatedCuff:
                     return
                 if self._pending and self._pending[0] is record:
                     self._pending.popleft()
+                    self._changed()
                 self._log("sent %s (indication confirmed)", self._describe(record))
         if self.config.connectable == "brief" and connection in self._links:
             self._spawn(self._linger_then_hang_up(connection), "linger")
@@ -1047,6 +1084,7 @@ class SimulatedCuff:
             if request.op_code is RacpOpCode.DELETE_STORED_RECORDS:
                 for sequence_number in selected:
                     del self._records[sequence_number]
+                self._changed()
                 code = RacpResponseCode.SUCCESS if selected else RacpResponseCode.NO_RECORDS_FOUND
                 await self._indicate(connection, racp, bytes(RacpResponse(request.op_code, code)))
                 return
