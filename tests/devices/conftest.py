@@ -62,37 +62,6 @@ def clock() -> SimClock:
     return SimClock(TEST_SPEED)
 
 
-class PatchedCuff(SimulatedCuff):
-    """The simulator's cuff with two races of `simulators/cuff.py` closed (reported to
-    its owner; remove this class once they are fixed there).
-
-    - `_advertise` can run twice at once (a measurement ending as the cuff comes back
-      in range or a link ends); both calls into Bumble's `start_advertising` remove the
-      same advertising set, the second raises KeyError, and the cuff never measures or
-      advertises again. Here advertising changes are made one at a time.
-    - `_indicate` counts an indication as confirmed when Bumble's `indicate_subscriber`
-      returns, but Bumble returns at once, sending nothing, when the link has just gone
-      (its subscribers are dropped on disconnection): a BPS 1.0 cuff then deletes a
-      reading nobody received. Here an indication counts only if the link is still up.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._advertising_lock = asyncio.Lock()
-
-    async def _advertise(self) -> None:
-        async with self._advertising_lock:
-            await super()._advertise()
-
-    async def _stop_advertising(self) -> None:
-        async with self._advertising_lock:
-            await super()._stop_advertising()
-
-    async def _indicate(self, connection: Any, characteristic: Any, value: bytes) -> bool:
-        confirmed = await super()._indicate(connection, characteristic, value)
-        return confirmed and connection in self._links
-
-
 StartCuff = Callable[..., Awaitable[SimulatedCuff]]
 
 
@@ -121,7 +90,7 @@ async def start_cuff(link: LocalLink, clock: SimClock) -> AsyncIterator[StartCuf
             ),
             **overrides,
         )
-        cuff = PatchedCuff(config, clock=clock, link=link)
+        cuff = SimulatedCuff(config, clock=clock, link=link)
         await cuff.start()
         cuffs.append(cuff)
         return cuff
@@ -143,7 +112,7 @@ async def start_fleet(link: LocalLink, clock: SimClock) -> AsyncIterator[StartFl
         fleet = []
         for config in scenario_configs(name, count=count, seed=seed):
             settings = {"advertising_interval_ms": ADVERTISING_INTERVAL_MS, **overrides}
-            cuff = PatchedCuff(replace(config, **settings), clock=clock, link=link)
+            cuff = SimulatedCuff(replace(config, **settings), clock=clock, link=link)
             await cuff.start()
             cuffs.append(cuff)
             fleet.append(cuff)
