@@ -18,9 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Text as SQLText
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from devices.bps import BloodPressureMeasurement, PulseRateRange
 from vitalsd import views
@@ -74,11 +76,12 @@ from vitalsd.store.engine import (
     writer_engine_for,
 )
 from vitalsd.store.events import (
+    LIVE_ONLY,
+    NOTIFY_CHANNEL,
     Event,
     EventBus,
     EventType,
     PendingEvent,
-    store_events,
 )
 from vitalsd.thresholds import BASELINE_KINDS, Finding, blood_pressure_category
 
@@ -122,6 +125,13 @@ class _Tx:
     now: datetime
     events: list[PendingEvent] = field(default_factory=list)
     attached: set[int] = field(default_factory=set)
+
+    async def connection(self) -> AsyncConnection:
+        """The transaction's connection, for Core statements (less overhead than the
+        ORM's); pending ORM changes are flushed first, to keep the order of writes."""
+        if self.session.new or self.session.dirty or self.session.deleted:
+            await self.session.flush()
+        return await self.session.connection()
 
     def emit(self, type: EventType, data: dict[str, Any]) -> None:
         self.events.append(PendingEvent(type, self.now, data))
@@ -483,6 +493,25 @@ class _KnownDevice:
 
 
 READINGS = cast(Table, models.Reading.__table__)
+READING_COLUMNS = tuple(c.key for c in READINGS.columns if c.key != "id")
+EVENTS = cast(Table, models.EventRow.__table__)
+EVENT_COUNTER = cast(Table, models.EventCounter.__table__)
+LOCK_EVENT_COUNTER = (
+    update(EVENT_COUNTER)
+    .where(EVENT_COUNTER.c.id == 1)
+    .values(last_seq=EVENT_COUNTER.c.last_seq)
+    .returning(EVENT_COUNTER.c.last_seq)
+)
+BUMP_EVENT_COUNTER = (
+    update(EVENT_COUNTER)
+    .where(EVENT_COUNTER.c.id == 1)
+    .values(last_seq=EVENT_COUNTER.c.last_seq + bindparam("count"))
+    .returning(EVENT_COUNTER.c.last_seq)
+)
+# Delivered at commit, to every daemon sharing the database (DESIGN.md "Scale").
+BUMP_EVENT_COUNTER_NOTIFYING = BUMP_EVENT_COUNTER.returning(
+    func.pg_notify(literal(NOTIFY_CHANNEL), sql_cast(EVENT_COUNTER.c.last_seq, SQLText))
+)
 
 
 class Clinic:
@@ -509,6 +538,11 @@ class Clinic:
         self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
         self._writes: async_sessionmaker[AsyncSession] = session_factory(self.writer_engine)
         self._dialect = self.writer_engine.dialect.name
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        # The duplicate check is the unique indexes themselves: one statement.
+        self._insert_reading_once = (
+            dialect_insert(READINGS).on_conflict_do_nothing().returning(READINGS.c.id)
+        )
         self.bus = bus or EventBus(self._sessions)
         known = dict(protocols or {})
         for preset in ("ketamine-psychotherapy", "esketamine-rems", "iv-infusion"):
@@ -596,7 +630,7 @@ class Clinic:
                             self._forget_all()
                         tx = _Tx(session, self.now())
                         yield tx
-                        stored = await store_events(session, tx.events)
+                        stored = await self._store_events(tx)
             except BaseException:
                 self._forget_all()
                 raise
@@ -611,14 +645,31 @@ class Clinic:
         every writer (across processes on PostgreSQL) and, on SQLite, takes the write lock
         before any read. Its value tells whether another process wrote since our last
         commit."""
-        counter = models.EventCounter
-        result = await session.execute(
-            update(counter)
-            .where(counter.id == 1)
-            .values(last_seq=counter.last_seq)
-            .returning(counter.last_seq)
-        )
+        connection = await session.connection()
+        result = await connection.execute(LOCK_EVENT_COUNTER)
         return int(result.scalar_one())
+
+    async def _store_events(self, tx: _Tx) -> list[Event]:
+        """Number and insert the transaction's events, as `vitalsd.store.events.
+        store_events` does, in Core: one counter bump (on PostgreSQL the NOTIFY to the
+        other daemons rides on it) and one multi-row INSERT. The counter row makes the
+        numbers gapless: a rolled-back transaction rolls its bump back too."""
+        if not tx.events:
+            return []
+        for item in tx.events:
+            if item.type in LIVE_ONLY:
+                raise ValueError(f"{item.type.value} events are live-only and never stored")
+        connection = await tx.connection()
+        bump = BUMP_EVENT_COUNTER_NOTIFYING if self._dialect == "postgresql" else BUMP_EVENT_COUNTER
+        result = await connection.execute(bump, {"count": len(tx.events)})
+        last = int(result.scalar_one())
+        first = last - len(tx.events) + 1
+        events = [Event(first + i, e.type, e.at, e.data) for i, e in enumerate(tx.events)]
+        await connection.execute(
+            insert(EVENTS),
+            [{"seq": e.seq, "type": e.type.value, "at": e.at, "data": e.data} for e in events],
+        )
+        return events
 
     def _forget_all(self) -> None:
         self._states.clear()
@@ -731,6 +782,12 @@ class Clinic:
             tx.session.add_all(state.alert_rows.values())
         tx.attached.add(session_id)
         return state
+
+    async def _reevaluated_view(self, tx: _Tx, row: models.Session) -> views.SessionView:
+        """Re-evaluate a session a user changed and return it (always announced)."""
+        view = await self._reevaluate(tx, await self._reloaded_state(tx, row), force_event=True)
+        assert view is not None  # forced: the event and its view are always made
+        return view
 
     async def _reloaded_state(self, tx: _Tx, row: models.Session) -> _SessionState:
         """The state of `row` read again in `tx`, after a change the kept state does not
@@ -992,7 +1049,7 @@ class Clinic:
             tx.audit(
                 by.username, "started", "session", row.id, session_id=row.id, to_state=row.phase
             )
-            return await self._reevaluate(tx, await self._reloaded_state(tx, row), force_event=True)
+            return await self._reevaluated_view(tx, row)
 
     async def get_session(self, session_id: int) -> views.SessionView:
         async with self._sessions() as session:
@@ -1334,7 +1391,7 @@ class Clinic:
                 ],
                 open_rows,
             )
-            return await self._reevaluate(tx, await self._reloaded_state(tx, row), force_event=True)
+            return await self._reevaluated_view(tx, row)
 
     # -- readings -------------------------------------------------------------------------
 
@@ -1575,15 +1632,9 @@ class Clinic:
     async def _insert_once(self, tx: _Tx, reading: models.Reading) -> int | None:
         """INSERT the reading unless a unique key matches a stored one (then None): the
         duplicate check is the unique indexes themselves, in one statement."""
-        values = {c.key: getattr(reading, c.key) for c in READINGS.columns if c.key != "id"}
-        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(READINGS)
-            .values(values)
-            .on_conflict_do_nothing()
-            .returning(READINGS.c.id)
-        )
-        inserted = (await tx.session.execute(statement)).scalar_one_or_none()
+        values = {name: getattr(reading, name) for name in READING_COLUMNS}
+        connection = await tx.connection()
+        inserted = (await connection.execute(self._insert_reading_once, values)).scalar()
         return None if inserted is None else int(inserted)
 
     async def _stored_reading(
@@ -1738,23 +1789,16 @@ class Clinic:
         return device
 
     async def _touch_device(self, tx: _Tx, address: str) -> None:
-        """A cuff delivered a record: its device row exists, and says when it was last
-        seen, written (like an advertisement's) at most every DEVICE_SEEN_WRITE_INTERVAL."""
+        """A cuff delivered a record: its device row exists (a cuff first seen by its
+        reading gets one, seen now). Its `last_seen_at` is the link's to keep afterwards
+        (`update_device`, which the daemon calls with every measurement): no write per
+        reading."""
         known = self._devices.get(address)
-        if known is None:
+        if known is None or known.last_seen_at is None:
             device = await self._ensure_device(tx, address)
             if device.last_seen_at is None or device.last_seen_at < tx.now:
                 device.last_seen_at = tx.now
             self._devices[address] = _KnownDevice(device.id, device.last_seen_at)
-            return
-        if known.last_seen_at is None or tx.now - known.last_seen_at >= DEVICE_SEEN_WRITE_INTERVAL:
-            await tx.session.execute(
-                update(models.Device)
-                .where(models.Device.id == known.id)
-                .values(last_seen_at=tx.now)
-                .execution_options(synchronize_session=False)
-            )
-            known.last_seen_at = tx.now
 
     async def update_device(
         self,
@@ -2004,10 +2048,11 @@ class Clinic:
         *,
         trigger: models.Reading | None = None,
         force_event: bool = False,
-    ) -> views.SessionView:
+    ) -> views.SessionView | None:
         """Bring a session's checks, alerts and phase up to date with its facts and the
         time; emit what changed. `state` is the writer's (`_state_for`), kept up to date
-        here."""
+        here. Returns the session as `session_updated` showed it (None: unchanged, no
+        event); the changed rows are written at the latest at commit."""
         row = state.row
         now = tx.now
         schedule, facts = state.schedule, state.facts
@@ -2187,10 +2232,10 @@ class Clinic:
             )
             row.phase = phase
             session_changed = True
-        await tx.session.flush()
+        if not session_changed:
+            return None
         view = self._session_view(state, now)
-        if session_changed:
-            tx.emit(EventType.SESSION_UPDATED, view.as_dict())
+        tx.emit(EventType.SESSION_UPDATED, view.as_dict())
         return view
 
     def _stale_deadline(self, state: _SessionState) -> datetime | None:
