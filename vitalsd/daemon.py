@@ -5,8 +5,13 @@ Data flows one way: the supervisor's events become clinic calls (`CuffEventSink`
 clinic stores and publishes, the API streams. On SIGTERM or SIGINT the daemon stops the
 supervisor first (every Bluetooth link closed, no new reading half-taken), then the
 timers, then the web server (requests in flight finish; streams get 1012), and closes
-the database last: every reading is either committed or was never acknowledged to its
-cuff, which keeps it and delivers it again.
+the database last: every reading is either committed, or still held by its cuff, which
+delivers it again, or held in the measurement inbox (`devices.inbox`, in the data
+directory), which the next start replays before it connects to any cuff.
+
+On Bumble the daemon keeps its bonds (`bluetooth-keys.json`) and its own random static
+address (`bluetooth-address`) in the data directory, so a restart re-encrypts with
+every cuff instead of pairing again.
 """
 
 from __future__ import annotations
@@ -33,13 +38,22 @@ from devices.events import (
     CuffConnected,
     CuffDisconnected,
     CuffEvent,
+    CuffIdentity,
     CuffPressureChanged,
     CuffSeen,
     MeasurementFailed,
     MeasurementReceived,
 )
+from devices.inbox import MeasurementInbox, replay
 from devices.supervisor import CuffSupervisor
-from devices.transport import BLUEZ, BUMBLE_PREFIX, BleStack, BleTransport
+from devices.transport import (
+    BLUEZ,
+    BUMBLE_PREFIX,
+    BleStack,
+    BleTransport,
+    keys_file,
+    stable_host_address,
+)
 from vitalsd.auth import PasswordHasher, token_issuer_for
 from vitalsd.clinic import Clinic, utc_now
 from vitalsd.errors import DomainError
@@ -104,12 +118,14 @@ class CuffEventSink:
 
     A measurement the clinic refuses for good (a domain error) is logged with its bytes
     and counted as taken; any other failure (the database is down) propagates, so the
-    supervisor leaves the reading with the cuff, which delivers it again later.
+    supervisor leaves the reading with the cuff (or in the inbox), to be delivered again.
+    A cuff's identity (name, model, serial, firmware) is written only when it changed.
     """
 
     def __init__(self, clinic: Clinic, status: BleStatus) -> None:
         self.clinic = clinic
         self.status = status
+        self._identities: dict[str, CuffIdentity] = {}
 
     async def __call__(self, event: CuffEvent) -> None:
         self.status.last_event_at = self.clinic.now()
@@ -125,18 +141,9 @@ class CuffEventSink:
         clinic = self.clinic
         match event:
             case MeasurementReceived():
-                identity = event.cuff
-                await clinic.update_device(
-                    identity.address,
-                    at=event.received_at,
-                    name=identity.name,
-                    manufacturer=identity.manufacturer,
-                    model=identity.model,
-                    serial=identity.serial,
-                    firmware=identity.firmware,
-                )
+                await self._note_identity(event.cuff, event.received_at)
                 await clinic.ingest_cuff_measurement(
-                    identity.address, event.measurement, event.measured_at, event.raw
+                    event.cuff.address, event.measurement, event.measured_at, event.raw
                 )
             case MeasurementFailed():
                 await clinic.record_measurement_failed(
@@ -160,6 +167,23 @@ class CuffEventSink:
                 await clinic.update_device(event.address, at=event.at, battery_percent=event.level)
             case CuffBonded():
                 log.info("cuff %s: link encrypted with a bond", event.address)
+
+    async def _note_identity(self, identity: CuffIdentity, at: datetime) -> None:
+        """Write the cuff's identity if it is not what we last wrote (a reading arrives
+        with it every time; the device row need not be touched for each)."""
+        key = identity.address.upper()
+        if self._identities.get(key) == identity:
+            return
+        await self.clinic.update_device(
+            identity.address,
+            at=at,
+            name=identity.name,
+            manufacturer=identity.manufacturer,
+            model=identity.model,
+            serial=identity.serial,
+            firmware=identity.firmware,
+        )
+        self._identities[key] = identity
 
 
 # -- logging ------------------------------------------------------------------------------------
@@ -280,6 +304,14 @@ class Daemon:
         self._stop = asyncio.Event()
         self.url: str | None = None
 
+    @property
+    def _on_bumble_transport(self) -> bool:
+        """The supervisor opens a Bumble host itself (and so needs our address and keys)."""
+        ble = self._ble
+        if isinstance(ble, str):
+            ble = BleTransport.parse(ble)
+        return isinstance(ble, BleTransport) and ble.kind == "bumble"
+
     def stop(self) -> None:
         """Begin the graceful shutdown (what SIGTERM does)."""
         self._stop.set()
@@ -291,16 +323,22 @@ class Daemon:
             {c.cuff_address for c in chairs if c.cuff_address} | {d.address for d in devices}
         )
 
-    async def _supervise(self) -> None:
-        """Run the supervisor; if the radio fails, say so and try again, never taking the
-        API down with it."""
+    async def _supervise(self, inbox: MeasurementInbox) -> None:
+        """Replay what the inbox holds, then run the supervisor; if the radio fails, say
+        so and try again, never taking the API down with it."""
+        sink = CuffEventSink(self.clinic, self.status)
+        data_dir = self.settings.data_dir
         while True:
+            await replay(inbox, sink)
             supervisor = CuffSupervisor(
                 self._ble,
-                on_event=CuffEventSink(self.clinic, self.status),
+                on_event=sink,
                 known_addresses=await self._known_cuffs(),
                 clock=self.clock,
                 zone=self.zone,
+                keys_file=keys_file(data_dir) if self._on_bumble_transport else None,
+                address=stable_host_address(data_dir) if self._on_bumble_transport else None,
+                inbox=inbox,
             )
             self.status.followed = _counter(supervisor)
             self.status.state, self.status.error = "running", None
@@ -359,8 +397,9 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
+        inbox = MeasurementInbox.in_directory(settings.data_dir)
         web = asyncio.create_task(server.serve(sockets=[listener]), name="web")
-        radio = asyncio.create_task(self._supervise(), name="cuff supervisor")
+        radio = asyncio.create_task(self._supervise(inbox), name="cuff supervisor")
         timers = asyncio.create_task(self.clinic.run_timers(), name="clinic timers")
         try:
             while not server.started and not web.done():  # noqa: ASYNC110 (no event to wait on)
@@ -381,6 +420,7 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await web
             listener.close()
+            inbox.close()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(signum)

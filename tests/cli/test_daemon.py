@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,14 @@ import pytest
 from bumble.link import LocalLink
 from websockets.asyncio.client import connect
 
+from devices.bps import BloodPressureMeasurement, PressureUnit
 from devices.bumble_backend import BumbleHost
+from devices.events import CuffIdentity, MeasurementReceived
 from simulators.clock import SimClock
 from simulators.cuff import CuffConfig, SimulatedCuff
 from vitalsd.auth import token_issuer_for
 from vitalsd.clinic import Actor, Clinic
-from vitalsd.daemon import Daemon
+from vitalsd.daemon import BleStatus, CuffEventSink, Daemon
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
 
@@ -109,3 +111,37 @@ async def test_stop_closes_the_cuff_links_and_returns(
         await cuff.stop()
         await central.close()
     assert daemon.status.state == "stopped"
+
+
+def reading_from(identity: CuffIdentity, at: datetime, systolic: float) -> MeasurementReceived:
+    measurement = BloodPressureMeasurement(
+        PressureUnit.MMHG, systolic, 80.0, 95.0, at.replace(tzinfo=None), user_id=1
+    )
+    return MeasurementReceived(
+        identity, measurement, at, at, bytes(measurement), cuff_key=f"{at.isoformat()} u1"
+    )
+
+
+async def test_a_readings_unchanged_identity_does_not_touch_the_device_row(
+    clinic: Clinic, clock: SimClock
+) -> None:
+    """The device row's last sighting moves only when the sink writes it: a second reading
+    an hour later from the same cuff, same identity, leaves it alone."""
+    sink = CuffEventSink(clinic, BleStatus("bumble"))
+    identity = CuffIdentity(CUFF, "SIM-BP 1", "Simulated", "SIM-BP", "SIM-0001", "1.0")
+    first = clock.now().replace(microsecond=0)
+    await sink(reading_from(identity, first, 120.0))
+    await sink(reading_from(identity, first + timedelta(hours=1), 121.0))
+    [device] = await clinic.list_devices()
+    assert device.last_seen_at == first
+
+
+async def test_a_readings_changed_identity_is_written(clinic: Clinic, clock: SimClock) -> None:
+    sink = CuffEventSink(clinic, BleStatus("bumble"))
+    identity = CuffIdentity(CUFF, "SIM-BP 1", "Simulated", "SIM-BP", "SIM-0001", "1.0")
+    first = clock.now().replace(microsecond=0)
+    await sink(reading_from(identity, first, 120.0))
+    updated = CuffIdentity(CUFF, "SIM-BP 1", "Simulated", "SIM-BP", "SIM-0001", "1.1")
+    await sink(reading_from(updated, first + timedelta(hours=1), 121.0))
+    [device] = await clinic.list_devices()
+    assert device.firmware == "1.1"

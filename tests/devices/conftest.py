@@ -122,7 +122,7 @@ async def start_fleet(link: LocalLink, clock: SimClock) -> AsyncIterator[StartFl
     await stop_all(cuffs)
 
 
-async def within_patience(waiting: Awaitable[None]) -> None:
+async def within_patience(waiting: Awaitable[object]) -> None:
     """Await `waiting`, failing the test (not hanging it) after PATIENCE real seconds."""
     try:
         async with asyncio.timeout(PATIENCE):
