@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,10 +16,12 @@ from bumble.link import LocalLink
 from websockets.asyncio.client import connect
 
 from devices.bps import BloodPressureMeasurement, PressureUnit
-from devices.bumble_backend import BumbleHost
+from devices.bumble_backend import BumbleHost, VirtualController
 from devices.events import CuffIdentity, MeasurementReceived
+from devices.transport import ADDRESS_FILE_NAME
 from simulators.clock import SimClock
 from simulators.cuff import CuffConfig, SimulatedCuff
+from simulators.radio import VirtualRadio
 from vitalsd.auth import token_issuer_for
 from vitalsd.clinic import Actor, Clinic
 from vitalsd.daemon import BleStatus, CuffEventSink, Daemon
@@ -145,3 +148,42 @@ async def test_a_readings_changed_identity_is_written(clinic: Clinic, clock: Sim
     await sink(reading_from(updated, first + timedelta(hours=1), 121.0))
     [device] = await clinic.list_devices()
     assert device.firmware == "1.1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_a_restarted_daemon_re_encrypts_with_the_bond_it_kept(
+    tmp_path: Path, clinic: Clinic, clock: SimClock
+) -> None:
+    """Bonds and our own address live in the data directory: the second run on the same
+    controller reads a reading over an encrypted link without pairing again."""
+    port = free_port()
+    settings = Settings(data_dir=tmp_path, port=0, ble=f"bumble:tcp-client:127.0.0.1:{port}")
+    async with VirtualRadio() as radio:
+        await radio.expose_hci(f"tcp-server:127.0.0.1:{port}", controller_class=VirtualController)
+        # BPS 1.0: a reading leaves the cuff only when confirmed, over an encrypted link.
+        cuff = SimulatedCuff(
+            CuffConfig(address=CUFF, record_style="bps10"), clock=clock, link=radio.link
+        )
+        await cuff.start()
+        try:
+            for _run in range(2):
+                daemon = Daemon(settings, clinic, clock=clock.now, zone=UTC)
+                running = asyncio.create_task(daemon.run())
+                try:
+                    async with asyncio.timeout(PATIENCE_S):
+                        await cuff.wait_for(lambda c: c.connected)
+                        await cuff.measure()
+                        await cuff.wait_for(lambda c: not c.stored)
+                finally:
+                    daemon.stop()
+                    await running
+        finally:
+            await cuff.stop()
+    our_address = (tmp_path / ADDRESS_FILE_NAME).read_text().strip()
+    assert cuff.pairings == [our_address]
