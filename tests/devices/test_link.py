@@ -175,6 +175,40 @@ async def test_a_passkey_cuff_pairs_with_the_passkey_the_clinic_configured(
     assert cuff.pairings == ["C0:00:00:00:00:02"]
 
 
+async def test_cancelling_during_pairing_ends_the_link_with_cancelled_error(
+    start_cuff: StartCuff, link: object, clock: SimClock, events: EventLog
+) -> None:
+    """The daemon's shutdown cancels links mid-pairing; a cancellation swallowed there
+    would hold it up."""
+    from bumble import pairing
+
+    asked = asyncio.Event()
+
+    class NobodyTypesThePasskey(pairing.PairingDelegate):
+        def __init__(self) -> None:
+            super().__init__(io_capability=pairing.PairingDelegate.KEYBOARD_INPUT_ONLY)
+
+        async def get_number(self) -> int | None:
+            asked.set()
+            await asyncio.Event().wait()
+            return None
+
+    host = await BumbleHost.on_link(
+        link,  # type: ignore[arg-type]
+        address="C0:00:00:00:00:04",
+        pairing_policy=PairingPolicy(mitm=True, delegate=NobodyTypesThePasskey()),
+    )
+    try:
+        cuff = await start_cuff(security="passkey", passkey=424242)
+        run = await connect_once(host, cuff, events, CuffMemory(cuff.address), clock)
+        await within_patience(asked.wait())
+        run.cancel()
+        await asyncio.wait([run], timeout=PATIENCE)
+    finally:
+        await host.close()
+    assert run.cancelled()
+
+
 async def test_scan_lists_cuffs_with_name_address_rssi_and_model(
     start_cuff: StartCuff, central: BumbleHost
 ) -> None:
