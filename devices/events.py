@@ -135,12 +135,15 @@ class MeasurementReceived:
 @dataclass(frozen=True)
 class MeasurementFailed:
     """The cuff reported a failed measurement (an error frame: all NaN, no status bits)
-    or sent a value that cannot be decoded; ``raw`` keeps the bytes for the log."""
+    or sent a value that cannot be decoded; ``raw`` keeps the bytes for the log.
+    ``cuff_key`` names an error frame as for `MeasurementReceived` (None for bytes that
+    cannot be decoded)."""
 
     cuff: CuffIdentity
     raw: bytes
     received_at: datetime
     reason: str = ERROR_FRAME
+    cuff_key: str | None = None
 
     def __post_init__(self) -> None:
         _check_utc("MeasurementFailed", "received_at", self.received_at)

@@ -308,7 +308,10 @@ def reading_event(
     measurement = as_measurement(recorded)
     key = reading_key(identity.address, measurement, sequence_number)
     if measurement.is_error_frame:
-        return MeasurementFailed(identity, raw, received_at), key
+        failed = MeasurementFailed(
+            identity, raw, received_at, cuff_key=cuff_key(measurement, sequence_number, received_at)
+        )
+        return failed, key
     event = MeasurementReceived(
         identity,
         measurement,

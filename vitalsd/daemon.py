@@ -142,11 +142,19 @@ class CuffEventSink:
             case MeasurementReceived():
                 await self._note_identity(event.cuff, event.received_at)
                 await clinic.ingest_cuff_measurement(
-                    event.cuff.address, event.measurement, event.measured_at, event.raw
+                    event.cuff.address,
+                    event.measurement,
+                    event.measured_at,
+                    event.raw,
+                    cuff_key=event.cuff_key,
                 )
             case MeasurementFailed():
                 await clinic.record_measurement_failed(
-                    event.cuff.address, event.received_at, event.reason, raw=event.raw
+                    event.cuff.address,
+                    event.received_at,
+                    event.reason,
+                    raw=event.raw,
+                    cuff_key=event.cuff_key,
                 )
             case CuffPressureChanged():
                 clinic.publish_cuff_pressure(event.address, event.pressure_mmhg, event.at)

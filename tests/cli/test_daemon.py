@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,18 @@ async def test_a_restarted_daemon_re_encrypts_with_the_bond_it_kept(
             await cuff.stop()
     our_address = (tmp_path / ADDRESS_FILE_NAME).read_text().strip()
     assert cuff.pairings == [our_address]
+
+
+async def test_a_reading_delivered_again_under_another_clock_correction_is_stored_once(
+    clinic: Clinic, clock: SimClock
+) -> None:
+    """A restarted daemon corrects a record's time differently (it did not set the cuff's
+    clock); the sink hands the clinic the cuff's own key, which does not change."""
+    sink = CuffEventSink(clinic, BleStatus("bumble"))
+    identity = CuffIdentity(CUFF, "SIM-BP 1")
+    at = clock.now().replace(microsecond=0)
+    first = reading_from(identity, at, 120.0)
+    again = replace(first, measured_at=at + timedelta(seconds=2))
+    await sink(first)
+    await sink(again)
+    assert len(await clinic.list_readings(device_address=CUFF)) == 1
