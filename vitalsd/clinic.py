@@ -125,6 +125,8 @@ class _Tx:
     now: datetime
     events: list[PendingEvent] = field(default_factory=list)
     attached: set[int] = field(default_factory=set)
+    # Optimistic: the event counter's value the writer's memory was true for.
+    expected_seq: int | None = None
 
     async def connection(self) -> AsyncConnection:
         """The transaction's connection, for Core statements (less overhead than the
@@ -486,6 +488,24 @@ class _ChairSessions:
         return max(covering, key=lambda s: s.started_at).id if covering else None
 
 
+@dataclass(frozen=True)
+class _CuffRecord:
+    """A cuff's record as ingest stores it; `facts` None: an error frame."""
+
+    cuff: str
+    measured_at: datetime
+    facts: ReadingFacts | None
+    map_value: float | None
+    user_id: int
+    key: str | None
+    raw: bytes
+
+
+class _MemoryOutdated(Exception):
+    """Another process wrote since this one's last write: what the writer remembered
+    may be outdated, so the transaction that relied on it is rolled back."""
+
+
 @dataclass
 class _KnownDevice:
     id: int
@@ -611,7 +631,9 @@ class Clinic:
     # -- transactions -------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _transaction(self, *, wake: bool = True, cached: bool = False) -> AsyncIterator[_Tx]:
+    async def _transaction(
+        self, *, wake: bool = True, cached: bool = False, optimistic: bool = False
+    ) -> AsyncIterator[_Tx]:
         """One write transaction, serialised with every other writer; its events are
         stored in it and published after the commit, in sequence order.
 
@@ -620,15 +642,25 @@ class Clinic:
         transaction fails (its changes to cached rows were rolled back), and at the start
         of every transaction not declared `cached`. A `cached` one keeps them true
         itself: it reaches session rows only through `_state_for` and updates what it
-        changes (ingest, manual readings, the timers, device status)."""
+        changes (ingest, manual readings, the timers, device status).
+
+        `optimistic` (a `cached` one whose first statement is a write, so that on SQLite
+        it takes the write lock before any read): the counter is not locked first but
+        checked when the events are numbered, and `_MemoryOutdated` is raised (all
+        rolled back) if another process wrote since our last commit; the caller then
+        does it again without `optimistic`. One statement fewer per reading."""
         async with self._lock:
             try:
                 async with self._writes() as session:
                     async with session.begin():
-                        seq = await self._lock_event_counter(session)
-                        if not cached or seq != self._known_seq:
-                            self._forget_all()
-                        tx = _Tx(session, self.now())
+                        if optimistic and cached and self._known_seq is not None:
+                            seq = self._known_seq
+                            tx = _Tx(session, self.now(), expected_seq=seq)
+                        else:
+                            seq = await self._lock_event_counter(session)
+                            if not cached or seq != self._known_seq:
+                                self._forget_all()
+                            tx = _Tx(session, self.now())
                         yield tx
                         stored = await self._store_events(tx)
             except BaseException:
@@ -664,6 +696,8 @@ class Clinic:
         result = await connection.execute(bump, {"count": len(tx.events)})
         last = int(result.scalar_one())
         first = last - len(tx.events) + 1
+        if tx.expected_seq is not None and first - 1 != tx.expected_seq:
+            raise _MemoryOutdated(f"events up to {first - 1} stored, {tx.expected_seq} known")
         events = [Event(first + i, e.type, e.at, e.data) for i, e in enumerate(tx.events)]
         await connection.execute(
             insert(EVENTS),
@@ -1484,38 +1518,76 @@ class Clinic:
         user_id = (
             measurement.user_id if measurement.user_id is not None else (models.UNKNOWN_CUFF_USER)
         )
-        async with self._transaction(cached=True) as tx:
+        facts = (
+            ReadingFacts(
+                id=None,
+                measured_at=measured,
+                systolic=systolic,
+                diastolic=diastolic,
+                mean_arterial_pressure=map_value,
+                pulse_rate=_finite(measurement.pulse_rate),
+                source=ReadingSource.CUFF,
+                flags=frozenset(ReadingFlag(f) for f in _flags_of(measurement)),
+            )
+            if valid
+            else None
+        )
+        record = _CuffRecord(cuff, measured, facts, map_value, user_id, key, bytes(raw))
+        if self._writes_first(cuff, measured):
+            try:
+                return await self._ingest(record, optimistic=True)
+            except _MemoryOutdated:
+                log.info("another process wrote meanwhile: ingesting again, reading first")
+        return await self._ingest(record, optimistic=False)
+
+    def _writes_first(self, cuff: str, measured: datetime) -> bool:
+        """Whether the writer knows all it needs to ingest a reading of `cuff` without a
+        read before its INSERT (see `_transaction`'s `optimistic`)."""
+        known_device = self._devices.get(cuff)
+        if self._known_seq is None or known_device is None or known_device.last_seen_at is None:
+            return False
+        if cuff not in self._chair_of_cuff:
+            return False
+        chair_id = self._chair_of_cuff[cuff]
+        if chair_id is None:
+            return True
+        sessions = self._chair_sessions.get(chair_id)
+        if sessions is None or measured < sessions.open_started_at:
+            return False
+        session_id = sessions.session_at(measured)
+        return session_id is None or session_id in self._states
+
+    async def _ingest(self, record: _CuffRecord, *, optimistic: bool) -> views.IngestResult:
+        cuff, measured = record.cuff, record.measured_at
+        async with self._transaction(cached=True, optimistic=optimistic) as tx:
             session_id = await self._session_for_cuff(tx, cuff, measured)
             reading: models.Reading | None
-            if valid:
+            if record.facts is not None:
                 state = None if session_id is None else await self._state_for(tx, session_id)
-                facts = ReadingFacts(
-                    id=None,
-                    measured_at=measured,
-                    systolic=systolic,
-                    diastolic=diastolic,
-                    mean_arterial_pressure=map_value,
-                    pulse_rate=_finite(measurement.pulse_rate),
-                    source=ReadingSource.CUFF,
-                    flags=frozenset(ReadingFlag(f) for f in _flags_of(measurement)),
-                )
                 reading = await self._insert_reading(
                     tx,
                     state,
-                    facts,
-                    map_value=map_value,
+                    record.facts,
+                    map_value=record.map_value,
                     device_address=cuff,
-                    cuff_user_id=user_id,
-                    cuff_key=key,
-                    raw=bytes(raw),
+                    cuff_user_id=record.user_id,
+                    cuff_key=record.key,
+                    raw=record.raw,
                     recorded_by=None,
                 )
             else:
                 reading = await self._insert_failure(
-                    tx, session_id, cuff, measured, "error frame", bytes(raw), user_id, key
+                    tx,
+                    session_id,
+                    cuff,
+                    measured,
+                    "error frame",
+                    record.raw,
+                    record.user_id,
+                    record.key,
                 )
             if reading is None:
-                stored = await self._stored_reading(tx, cuff, measured, user_id, key)
+                stored = await self._stored_reading(tx, cuff, measured, record.user_id, record.key)
                 return views.IngestResult(
                     _reading_view(stored), duplicate=True, attached=stored.session_id is not None
                 )

@@ -79,6 +79,11 @@ def writer_engine_for(readers: AsyncEngine) -> AsyncEngine:
         readers.url.render_as_string(hide_password=False),
         pool_size=WRITER_POOL_SIZE,
         max_overflow=0,
+        # Every write transaction ends in its own commit or rollback (the session's
+        # `begin()` block in `Clinic._transaction`, also when it fails or is cancelled):
+        # the pool's ROLLBACK on return would be one more round trip (a thread hop on
+        # aiosqlite) per write, for nothing.
+        pool_reset_on_return=None,
     )
 
 
