@@ -5,6 +5,12 @@ Cuffs put their own controllers on it (`SimulatedCuff(link=radio.link)`); a test
 process attaches through `expose_hci("tcp-server:127.0.0.1:PORT")` and connects with
 `tcp-client:127.0.0.1:PORT`. (`bumble.apps.controllers` hosts exactly two transports on
 a link, so the simulator builds the link itself.)
+
+That controller is the daemon's own `devices.bumble_backend.VirtualController`, so a
+central over HCI/TCP sees the same link layer as one in-process (`BumbleHost.on_link`):
+LE Create Connection Cancel answered with its LE Connection Complete, a CONNECT_IND the
+cuff never took ending in Connection Failed To Be Established, and HCI Reset ending the
+links, so the cuffs of a daemon that was killed and restarted advertise again.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from bumble.controller import Controller
 from bumble.link import LocalLink
 from bumble.transport import open_transport
 from bumble.transport.common import Transport
+
+from devices.bumble_backend import VirtualController
 
 if TYPE_CHECKING:
     from simulators.scenarios import CuffFleet
@@ -48,10 +56,11 @@ class VirtualRadio:
         spec: str,
         *,
         name: str = "hci-bridge",
-        controller_class: type[Controller] = Controller,
+        controller_class: type[Controller] = VirtualController,
     ) -> Controller:
         """One more controller on the link whose host side is the Bumble transport `spec`
-        (e.g. `tcp-server:127.0.0.1:9100`): a host in another process drives it as HCI."""
+        (e.g. `tcp-server:127.0.0.1:9100`): a host in another process drives it as HCI.
+        By default the daemon's `VirtualController` (see the module docstring)."""
         transport = await open_transport(spec)
         self._transports.append(transport)
         controller = controller_class(
