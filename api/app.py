@@ -25,7 +25,7 @@ from api.deps import ApiContext, BleStatus, ble_not_running
 from api.errors import install_error_handlers
 from api.handshake import DEFAULT_HANDSHAKE, AccountCache, HandshakeLimits, SnapshotCache
 from api.routes import auth, equipment, health, patients, records, sessions, users
-from api.stream import DEFAULT_QUEUE_SIZE, StreamHub
+from api.stream import DEFAULT_QUEUE_SIZE, RawSendMiddleware, StreamHub
 from api.ws import router as ws_router
 from vitalsd.auth import PasswordHasher, TokenIssuer
 from vitalsd.clinic import Clinic, utc_now
@@ -93,6 +93,7 @@ def create_app(
         ble_status=ble_status,
     )
     install_error_handlers(app)
+    app.add_middleware(RawSendMiddleware)  # lets /ws write frames without an await each
     for router in (*REST_ROUTERS, ws_router, *_optional_routers()):
         app.include_router(router)
 

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from api.deps import ApiContext, authenticate, forbidden, get_context, token_of
-from api.stream import ClientStream, Frame
+from api.stream import RAW_SEND_KEY, ClientStream, Frame, direct_writer
 from vitalsd.auth import Permission, role_may
 from vitalsd.store.events import EventType, encode_json
 
@@ -117,6 +117,7 @@ async def event_stream(websocket: WebSocket) -> None:
         events=subscription,
         username=user.username,
         expires_at=claims.expires_at,
+        writer=direct_writer(websocket.scope.get(RAW_SEND_KEY)),
     )
     try:
         await websocket.accept()

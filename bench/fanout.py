@@ -251,10 +251,14 @@ class Point:
     floor: Delivery
     ours_bytes_per_client: float
     floor_bytes_per_client: float
+    published: int  # events ours published in the window
+    planned: int  # rate x seconds: fewer published means the publisher fell behind
 
     def lines(self) -> list[str]:
         share = ratio(self.ours.latencies.p99_ms, self.floor.latencies.p99_ms)
         return [
+            f"fan-out {self.clients:5d} clients: ours published {self.published} of "
+            f"{self.planned} events (the floor replays the same schedule)",
             f"fan-out {self.clients:5d} clients: ours  {self.ours.latencies} "
             f"({self.ours.received}/{self.ours.expected} delivered, "
             f"{self.ours.duplicates} dup, {self.ours.errors} closed), "
@@ -316,6 +320,8 @@ async def measure_point(
         delivery(received, floor_stamps, errors),
         ours_bytes,
         floor_bytes,
+        len(stamps),
+        round(rate * seconds),
     )
 
 

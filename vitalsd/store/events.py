@@ -18,7 +18,7 @@ import asyncio
 import json
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -81,6 +81,11 @@ class Event:
     def text(self) -> str:
         """The event as sent on `/ws`, encoded once and shared by every subscriber."""
         return encode_json(self.as_json())
+
+    @cached_property
+    def utf8(self) -> bytes:
+        """`text` as UTF-8 (a WebSocket text frame's payload), encoded once."""
+        return self.text.encode()
 
 
 def encode_json(message: dict[str, Any]) -> str:
@@ -165,6 +170,11 @@ class Subscription:
     up to `replay_through`: the last event published before this subscription was
     registered (every later one reaches the queue). None: not known, read until the
     table has no more.
+
+    `direct`, when set, takes a live event at once, in the publisher's call, whenever the
+    reader is waiting with nothing queued (so order is kept); it returns False when it
+    cannot (the event is queued instead). A WebSocket client whose socket is writable is
+    written to this way, as `websockets.broadcast` does, without waking its task.
     """
 
     def __init__(
@@ -183,6 +193,8 @@ class Subscription:
         self.replay_through = replay_through
         self.overflowed = False
         self.last_seq = since
+        self.direct: Callable[[Event], bool] | None = None
+        self._waiting = False
         self._overflow = asyncio.Event()
         self._backlog: deque[Event] = deque()
         self._replaying = since is not None
@@ -190,6 +202,13 @@ class Subscription:
     def offer(self, event: Event) -> None:
         if self.overflowed or (self.types is not None and event.type not in self.types):
             return
+        if self._waiting and self.direct is not None and self.queue.empty():
+            if event.seq is not None and self.last_seq is not None and event.seq <= self.last_seq:
+                return  # replayed already
+            if self.direct(event):
+                if event.seq is not None:
+                    self.last_seq = event.seq
+                return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -212,7 +231,11 @@ class Subscription:
             else:
                 if self.overflowed and self.queue.empty():
                     raise SubscriberOverflow(self.last_seq)
-                event = await self.queue.get()
+                self._waiting = not self._replaying
+                try:
+                    event = await self.queue.get()
+                finally:
+                    self._waiting = False
             if event.seq is not None:
                 if self.last_seq is not None and event.seq <= self.last_seq:
                     continue  # replayed already
