@@ -46,14 +46,9 @@ def test_daemon_comes_back_after_every_sigkill(soak: SoakResult) -> None:
     assert (soak.kills, soak.restarts_survived) == (SHORT.kills, SHORT.kills)
 
 
-@pytest.mark.xfail(
-    reason="found by this soak, reported to the lead: a BPS 1.1 record re-read after a "
-    "daemon restart is stored again when its cuff-time correction differs (dedupe keys on "
-    "the corrected measured_at), and BPS 1.0 records taken before the cuff's clock was set "
-    "can be confirmed yet never stored",
-    strict=False,
-)
 def test_every_measurement_a_cuff_took_is_stored_exactly_once(soak: SoakResult) -> None:
+    """The cuff's own key dedupes a record read again after a restart, and the
+    measurement inbox keeps a BPS 1.0 reading confirmed before the daemon was killed."""
     assert soak.measurements_taken > 0
     assert (soak.duplicated, soak.missing) == (0, 0), soak.problems
 
@@ -72,11 +67,6 @@ def test_every_severe_or_hypotensive_reading_has_its_alert_raised_once(
     assert (soak.alerts_missing, soak.alerts_twice) == (0, 0), soak.problems
 
 
-@pytest.mark.xfail(
-    reason="found by this soak, reported to the lead: a record a cuff took before its clock "
-    "was set is stored with the cuff's 2020 reset time, outside every session",
-    strict=False,
-)
 def test_every_reading_of_a_cuff_on_a_chair_in_session_is_attached_to_that_session(
     soak: SoakResult,
 ) -> None:
