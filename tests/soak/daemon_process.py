@@ -39,6 +39,8 @@ async def main(argv: Sequence[str]) -> int:
     parser.add_argument("--epoch-sim", type=datetime.fromisoformat, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # What the measurement inbox replays after each SIGKILL, for the soak's log.
+    logging.getLogger("devices.inbox").setLevel(logging.INFO)
     settings = Settings(
         data_dir=args.data_dir,
         host="127.0.0.1",
