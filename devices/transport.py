@@ -6,11 +6,14 @@
   therefore registers a Just Works agent (capability NoInputNoOutput, the cuff's own
   capability) as the default agent when the daemon must pair, and unregisters it on close.
   The daemon needs D-Bus policy permission to register an agent (root, or the
-  `bluetooth` group on most distributions).
+  `bluetooth` group on most distributions). bluetoothd confirms indications itself,
+  before D-Bus delivers them, so the measurement inbox's guarantee (`devices.inbox`)
+  does not hold over BlueZ; BlueZ keeps its own bonds.
 - `bumble:TRANSPORT`: Bleak on our Bumble backend (`devices.bumble_backend`), over any
   Bumble HCI transport: `bumble:tcp-client:127.0.0.1:9100` (the simulator in another
   process), `bumble:usb:0` (a USB dongle, no BlueZ needed; the dongle must not be claimed
-  by the kernel's btusb driver).
+  by the kernel's btusb driver). The daemon keeps the bonds and its own address in its
+  data directory (`keys_file`, `stable_host_address`).
 """
 
 # No `from __future__ import annotations` here: dbus-fast reads the D-Bus signatures of
