@@ -23,6 +23,7 @@ from sqlalchemy import Text as SQLText
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 from devices.bps import BloodPressureMeasurement, PulseRateRange
 from vitalsd import views
@@ -125,8 +126,10 @@ class _Tx:
     now: datetime
     events: list[PendingEvent] = field(default_factory=list)
     attached: set[int] = field(default_factory=set)
-    # Optimistic: the event counter's value the writer's memory was true for.
-    expected_seq: int | None = None
+    # The event counter's value: locked (and read) at the start, or (`optimistic`) as
+    # the writer remembers it from its last commit, checked when events are numbered.
+    known_seq: int = 0
+    optimistic: bool = False
 
     async def connection(self) -> AsyncConnection:
         """The transaction's connection, for Core statements (less overhead than the
@@ -528,6 +531,13 @@ BUMP_EVENT_COUNTER = (
     .values(last_seq=EVENT_COUNTER.c.last_seq + bindparam("count"))
     .returning(EVENT_COUNTER.c.last_seq)
 )
+# SQLite: the writer knows the counter's value (it locked it, or remembers it and checks
+# here that no other process moved it): no RETURNING, the row count says.
+SET_EVENT_COUNTER = (
+    update(EVENT_COUNTER)
+    .where(EVENT_COUNTER.c.id == 1, EVENT_COUNTER.c.last_seq == bindparam("known"))
+    .values(last_seq=bindparam("last"))
+)
 # Delivered at commit, to every daemon sharing the database (DESIGN.md "Scale").
 BUMP_EVENT_COUNTER_NOTIFYING = BUMP_EVENT_COUNTER.returning(
     func.pg_notify(literal(NOTIFY_CHANNEL), sql_cast(EVENT_COUNTER.c.last_seq, SQLText))
@@ -558,10 +568,12 @@ class Clinic:
         self._sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
         self._writes: async_sessionmaker[AsyncSession] = session_factory(self.writer_engine)
         self._dialect = self.writer_engine.dialect.name
-        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        # The duplicate check is the unique indexes themselves: one statement.
-        self._insert_reading_once = (
-            dialect_insert(READINGS).on_conflict_do_nothing().returning(READINGS.c.id)
+        # The duplicate check is the unique indexes themselves: one statement. SQLite
+        # gives the new id and the row count without RETURNING (one thread hop fewer).
+        self._insert_reading_once: Insert = (
+            postgresql.insert(READINGS).on_conflict_do_nothing().returning(READINGS.c.id)
+            if self._dialect == "postgresql"
+            else sqlite.insert(READINGS).on_conflict_do_nothing()
         )
         self.bus = bus or EventBus(self._sessions)
         known = dict(protocols or {})
@@ -655,12 +667,12 @@ class Clinic:
                     async with session.begin():
                         if optimistic and cached and self._known_seq is not None:
                             seq = self._known_seq
-                            tx = _Tx(session, self.now(), expected_seq=seq)
+                            tx = _Tx(session, self.now(), known_seq=seq, optimistic=True)
                         else:
                             seq = await self._lock_event_counter(session)
                             if not cached or seq != self._known_seq:
                                 self._forget_all()
-                            tx = _Tx(session, self.now())
+                            tx = _Tx(session, self.now(), known_seq=seq)
                         yield tx
                         stored = await self._store_events(tx)
             except BaseException:
@@ -692,12 +704,22 @@ class Clinic:
             if item.type in LIVE_ONLY:
                 raise ValueError(f"{item.type.value} events are live-only and never stored")
         connection = await tx.connection()
-        bump = BUMP_EVENT_COUNTER_NOTIFYING if self._dialect == "postgresql" else BUMP_EVENT_COUNTER
-        result = await connection.execute(bump, {"count": len(tx.events)})
-        last = int(result.scalar_one())
-        first = last - len(tx.events) + 1
-        if tx.expected_seq is not None and first - 1 != tx.expected_seq:
-            raise _MemoryOutdated(f"events up to {first - 1} stored, {tx.expected_seq} known")
+        if self._dialect == "postgresql":
+            result = await connection.execute(
+                BUMP_EVENT_COUNTER_NOTIFYING, {"count": len(tx.events)}
+            )
+            first = int(result.scalar_one()) - len(tx.events) + 1
+        else:
+            first = tx.known_seq + 1
+            result = await connection.execute(
+                SET_EVENT_COUNTER, {"known": tx.known_seq, "last": tx.known_seq + len(tx.events)}
+            )
+            if result.rowcount != 1:
+                first = -1  # moved: only an optimistic transaction does not hold it
+        if first - 1 != tx.known_seq:
+            if tx.optimistic:
+                raise _MemoryOutdated(f"event counter not at {tx.known_seq}: another writer")
+            raise RuntimeError("the event counter moved while this transaction held it")
         events = [Event(first + i, e.type, e.at, e.data) for i, e in enumerate(tx.events)]
         await connection.execute(
             insert(EVENTS),
@@ -1706,8 +1728,11 @@ class Clinic:
         duplicate check is the unique indexes themselves, in one statement."""
         values = {name: getattr(reading, name) for name in READING_COLUMNS}
         connection = await tx.connection()
-        inserted = (await connection.execute(self._insert_reading_once, values)).scalar()
-        return None if inserted is None else int(inserted)
+        result = await connection.execute(self._insert_reading_once, values)
+        if self._dialect == "postgresql":
+            inserted = result.scalar()
+            return None if inserted is None else int(inserted)
+        return None if result.rowcount == 0 else int(result.lastrowid)
 
     async def _stored_reading(
         self, tx: _Tx, cuff: str, measured: datetime, user_id: int, key: str | None
