@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from bleak.backends.scanner import AdvertisementData
 
 from devices import gatt
 from devices.supervisor import ReconnectBackoff, is_blood_pressure_cuff
-from devices.transport import BleOptionError, BleTransport, open_ble
+from devices.transport import (
+    ADDRESS_FILE_NAME,
+    BleOptionError,
+    BleTransport,
+    open_ble,
+    stable_host_address,
+)
 
 
 def test_ble_bluez_is_plain_bleak() -> None:
@@ -67,3 +75,20 @@ def test_a_cuff_is_found_by_the_blood_pressure_service_it_advertises() -> None:
 
 def test_a_heart_rate_strap_is_not_a_cuff() -> None:
     assert not is_blood_pressure_cuff(advertisement(gatt.uuid128(0x180D)))
+
+
+def test_the_host_address_is_made_once_and_kept_in_the_data_directory(tmp_path: Path) -> None:
+    first = stable_host_address(tmp_path)
+    assert stable_host_address(tmp_path) == first
+    assert (tmp_path / ADDRESS_FILE_NAME).read_text().strip() == first
+
+
+def test_the_host_address_is_a_random_static_address(tmp_path: Path) -> None:
+    """Core Vol 6 Part B 1.3.2.1: the two most significant bits are 1."""
+    assert int(stable_host_address(tmp_path)[:2], 16) >> 6 == 0b11
+
+
+def test_a_damaged_host_address_file_says_how_to_recover(tmp_path: Path) -> None:
+    (tmp_path / ADDRESS_FILE_NAME).write_text("not an address\n")
+    with pytest.raises(BleOptionError, match="delete it"):
+        stable_host_address(tmp_path)
