@@ -74,6 +74,7 @@ class StampedBus(EventBus):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.stamps: dict[int, float] = {}
         self.groups: list[tuple[float, list[Event]]] = []
+        self.busy_s = 0.0  # time spent inside publish (fan-out included)
 
     async def publish(self, events: Sequence[Event]) -> None:
         now = time.monotonic()
@@ -82,6 +83,7 @@ class StampedBus(EventBus):
                 self.stamps[event.seq] = now
         self.groups.append((now, list(events)))
         await super().publish(events)
+        self.busy_s += time.monotonic() - now
 
 
 @dataclass
@@ -199,11 +201,13 @@ async def drive_ours(server: OurServer, rate: float, seconds: float) -> int:
 
 async def drive_floor(
     floor: FloorServer, groups: Sequence[tuple[float, list[str], list[int]]]
-) -> dict[int, float]:
-    """Broadcast the same texts in the same groups at the same relative moments."""
+) -> tuple[dict[int, float], float]:
+    """Broadcast the same texts in the same groups at the same relative moments; also
+    returns the time spent broadcasting."""
     stamps: dict[int, float] = {}
+    busy_s = 0.0
     if not groups:
-        return stamps
+        return stamps, busy_s
     origin = groups[0][0]
     started = time.monotonic()
     for at, texts, seqs in groups:
@@ -213,7 +217,8 @@ async def drive_floor(
             stamps[seq] = now
         for text in texts:
             broadcast(floor.connections, text)
-    return stamps
+        busy_s += time.monotonic() - now
+    return stamps, busy_s
 
 
 @dataclass(frozen=True)
@@ -253,12 +258,16 @@ class Point:
     floor_bytes_per_client: float
     published: int  # events ours published in the window
     planned: int  # rate x seconds: fewer published means the publisher fell behind
+    ours_busy_s: float  # inside publish, fan-out included
+    floor_busy_s: float  # inside broadcast
 
     def lines(self) -> list[str]:
         share = ratio(self.ours.latencies.p99_ms, self.floor.latencies.p99_ms)
         return [
             f"fan-out {self.clients:5d} clients: ours published {self.published} of "
-            f"{self.planned} events (the floor replays the same schedule)",
+            f"{self.planned} events (the floor replays the same schedule); publishing took "
+            f"{1000 * self.ours_busy_s / max(1, self.published):.1f} ms/event, the floor's "
+            f"broadcast {1000 * self.floor_busy_s / max(1, self.published):.1f} ms/event",
             f"fan-out {self.clients:5d} clients: ours  {self.ours.latencies} "
             f"({self.ours.received}/{self.ours.expected} delivered, "
             f"{self.ours.duplicates} dup, {self.ours.errors} closed), "
@@ -287,8 +296,10 @@ async def measure_point(
         await asyncio.sleep(1.0)
         gc.collect()
         ours_bytes = (rss_bytes() - before) / clients
+        busy_before = server.bus.busy_s
         with profiled(profile):
             first_group = await drive_ours(server, rate, seconds)
+        ours_busy_s = server.bus.busy_s - busy_before
         await asyncio.sleep(1.0)  # let the last events arrive
         received, errors = await fleet.stop()
     finally:
@@ -309,7 +320,7 @@ async def measure_point(
             (at, [encode(e.as_json()) for e in events], [e.seq for e in events if e.seq])
             for at, events in groups
         ]
-        floor_stamps = await drive_floor(floor, replay)
+        floor_stamps, floor_busy_s = await drive_floor(floor, replay)
         await asyncio.sleep(1.0)
         received, errors = await fleet.stop()
     finally:
@@ -322,6 +333,8 @@ async def measure_point(
         floor_bytes,
         len(stamps),
         round(rate * seconds),
+        ours_busy_s,
+        floor_busy_s,
     )
 
 

@@ -371,7 +371,9 @@ async def broadcast_floor(
         await fleet.start()
         try:
             await asyncio.sleep(1.0)
-            stamps = await drive_floor(floor, [(at, [text], [seq]) for at, text, seq in groups])
+            stamps, _busy = await drive_floor(
+                floor, [(at, [text], [seq]) for at, text, seq in groups]
+            )
             await asyncio.sleep(1.0)
             received, errors = await fleet.stop()
         finally:
