@@ -599,6 +599,10 @@ class Clinic:
         self._chair_of_cuff: dict[str, int | None] = {}
         self._chair_sessions: dict[int, _ChairSessions | None] = {}
         self._devices: dict[str, _KnownDevice] = {}
+        # True once all of it was loaded at once (`_remember_clinic`): what is not
+        # remembered then does not exist (a cuff without a chair, a chair without an
+        # open session, a cuff never seen).
+        self._remembers_clinic = False
 
     @classmethod
     async def open(
@@ -673,6 +677,8 @@ class Clinic:
                             if not cached or seq != self._known_seq:
                                 self._forget_all()
                             tx = _Tx(session, self.now(), known_seq=seq)
+                            if cached and not self._remembers_clinic:
+                                await self._remember_clinic(tx)
                         yield tx
                         stored = await self._store_events(tx)
             except BaseException:
@@ -728,6 +734,7 @@ class Clinic:
         return events
 
     def _forget_all(self) -> None:
+        self._remembers_clinic = False
         self._states.clear()
         self._chair_of_cuff.clear()
         self._chair_sessions.clear()
@@ -838,6 +845,59 @@ class Clinic:
             tx.session.add_all(state.alert_rows.values())
         tx.attached.add(session_id)
         return state
+
+    async def _remember_clinic(self, tx: _Tx) -> None:
+        """Load at once what the writer needs of the whole clinic, in a fixed number of
+        queries (not a few per session on each one's first reading): every cuff's chair,
+        every open session's state and its chair's sessions, every device."""
+        session = tx.session
+        for session_id in list(self._states):
+            await self._state_for(tx, session_id)  # attached first: the query finds them
+        chairs = await session.execute(
+            select(models.Chair.cuff_address, models.Chair.id).where(
+                models.Chair.cuff_address.is_not(None)
+            )
+        )
+        for cuff, chair_id in chairs:
+            if cuff is not None:
+                self._chair_of_cuff.setdefault(cuff, chair_id)
+        open_rows = list(
+            await session.scalars(
+                select(models.Session).where(
+                    models.Session.closed_at.is_(None), models.Session.id.not_in(self._states)
+                )
+            )
+        )
+        for state in await self._load_states(session, open_rows, with_alerts=True):
+            self._states[state.row.id] = state
+            tx.attached.add(state.row.id)
+        opened = {s.row.chair_id: s.row for s in self._states.values() if s.row.closed_at is None}
+        later: dict[int, list[_SessionSpan]] = {chair_id: [] for chair_id in opened}
+        if opened:
+            closed = await session.execute(
+                select(
+                    models.Session.chair_id,
+                    models.Session.id,
+                    models.Session.started_at,
+                    models.Session.closed_at,
+                ).where(
+                    models.Session.chair_id.in_(opened),
+                    models.Session.closed_at.is_not(None),
+                    models.Session.started_at >= min(r.started_at for r in opened.values()),
+                )
+            )
+            for chair_id, session_id, started_at, closed_at in closed:
+                if started_at >= opened[chair_id].started_at:
+                    later[chair_id].append(_SessionSpan(session_id, started_at, closed_at))
+        for chair_id, row in opened.items():
+            spans = (_SessionSpan(row.id, row.started_at, None), *later[chair_id])
+            self._chair_sessions[chair_id] = _ChairSessions(row.started_at, spans)
+        devices = await session.execute(
+            select(models.Device.address, models.Device.id, models.Device.last_seen_at)
+        )
+        for address, device_id, last_seen_at in devices:
+            self._devices.setdefault(address, _KnownDevice(device_id, last_seen_at))
+        self._remembers_clinic = True
 
     async def _reevaluated_view(self, tx: _Tx, row: models.Session) -> views.SessionView:
         """Re-evaluate a session a user changed and return it (always announced)."""
@@ -1568,9 +1628,9 @@ class Clinic:
         known_device = self._devices.get(cuff)
         if self._known_seq is None or known_device is None or known_device.last_seen_at is None:
             return False
-        if cuff not in self._chair_of_cuff:
+        if cuff not in self._chair_of_cuff and not self._remembers_clinic:
             return False
-        chair_id = self._chair_of_cuff[cuff]
+        chair_id = self._chair_of_cuff.get(cuff)
         if chair_id is None:
             return True
         sessions = self._chair_sessions.get(chair_id)
@@ -1669,8 +1729,8 @@ class Clinic:
         the latest-started session of the cuff's chair covering that time. Remembered
         per cuff and chair (every write that assigns a cuff or starts or closes a
         session drops that memory, see `_transaction`)."""
-        if cuff in self._chair_of_cuff:
-            chair_id = self._chair_of_cuff[cuff]
+        if cuff in self._chair_of_cuff or self._remembers_clinic:
+            chair_id = self._chair_of_cuff.get(cuff)
         else:
             chair_id = await tx.session.scalar(
                 select(models.Chair.id).where(models.Chair.cuff_address == cuff)
@@ -1679,8 +1739,8 @@ class Clinic:
         if chair_id is None:
             return None
         known: _ChairSessions | None
-        if chair_id in self._chair_sessions:
-            known = self._chair_sessions[chair_id]
+        if chair_id in self._chair_sessions or self._remembers_clinic:
+            known = self._chair_sessions.get(chair_id)
         else:
             known = await self._load_chair_sessions(tx.session, chair_id)
             self._chair_sessions[chair_id] = known
