@@ -228,7 +228,11 @@ def _failed_with(task: asyncio.Task[None], kind: type[BaseException]) -> bool:
 
 def _direct(writer: DirectWriter, progress: _Progress) -> Callable[[Event], bool]:
     def send_now(event: Event) -> bool:
-        if not writer(event.utf8):
+        try:
+            if not writer(event.utf8):
+                return False
+        except Exception:  # this client's problem: its queue and task take over
+            log.exception("direct write to a stream client failed")
             return False
         if event.seq is not None:
             progress.last_seq = event.seq

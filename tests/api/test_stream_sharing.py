@@ -259,3 +259,29 @@ async def test_a_user_disabled_outside_this_api_loses_the_stream_at_the_recheck(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1008
     assert "disabled" in closed.value.rcvd.reason
+
+
+async def test_a_client_resuming_after_a_restart_is_replayed_from_the_log(
+    tmp_path: Path,
+    database_template: Path,
+    tokens: TokenIssuer,
+    passwords: PasswordHasher,
+    clock: StepClock,
+    ward: Ward,
+    clinic: Clinic,
+) -> None:
+    """The restarted daemon's bus remembers nothing: the replay comes from the table."""
+    await start_session(clinic, ward)
+    await cuff_reading(clinic, clock, 186, 114)
+    stored = [e.seq for e in await clinic.bus.stored_after(0)]
+    restarted = Clinic(clinic.engine, clock=clock)
+    app = create_app(
+        restarted, Settings(data_dir=tmp_path), tokens=tokens, passwords=passwords, clock=clock
+    )
+    url_token = token_for(tokens, clock, Role.NURSE)
+    async with serving(app) as address:
+        async with connect(f"ws://{address}/ws?token={url_token}&since=0") as websocket:
+            await recv_text(websocket)  # the snapshot
+            texts = await texts_until(websocket, stored[-1])
+    assert restarted.bus.recent_after(0) is None
+    assert [json.loads(t)["seq"] for t in texts] == stored
