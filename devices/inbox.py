@@ -1,5 +1,8 @@
 """The measurement inbox: a reading the cuff was told we have is on disk before we say so.
 
+(It also remembers when we set a cuff's clock that was behind, so that a restarted
+daemon still corrects what the cuff stamped before: `MeasurementInbox.clock_settings`.)
+
 A BPS 1.0 cuff deletes a reading once we confirm its indication (BPS 1.0 3.2.1 sends
 stored readings as indications; the cuff keeps each until confirmed). Bumble's GATT
 client sends the ATT Handle Value Confirmation as soon as our notify callback returns
@@ -52,15 +55,24 @@ INBOX_FILE_NAME: Final = "cuff-inbox.sqlite3"
 # How long a write waits for a lock held by another connection (only ours exist).
 BUSY_TIMEOUT_S: Final = 5.0
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS held_frame (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    address TEXT NOT NULL,
-    raw BLOB NOT NULL,
-    received_at TEXT NOT NULL,
-    context TEXT NOT NULL
+_SCHEMA: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS held_frame (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        address TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        received_at TEXT NOT NULL,
+        context TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS clock_setting (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        address TEXT NOT NULL,
+        observation TEXT NOT NULL
+    )
+    """,
 )
-"""
 
 
 class InboxError(OSError):
@@ -98,7 +110,8 @@ class MeasurementInbox:
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                self._db.execute(statement)
         except sqlite3.Error as error:
             raise InboxError(f"cannot open the measurement inbox {self.path}: {error}") from error
 
@@ -143,6 +156,34 @@ class MeasurementInbox:
             self._db.execute("DELETE FROM held_frame WHERE id = ?", (entry,))
         except sqlite3.Error as error:
             logger.warning("measurement inbox: could not release entry %d: %s", entry, error)
+
+    def note_clock_setting(self, address: str, observation: ClockObservation) -> None:
+        """Remember that we set a cuff's clock that was behind (`devices.link
+        .is_clock_behind`): a restarted daemon still corrects the readings it stamped
+        before (`devices.link.earlier_offset`). A failure is logged, not raised."""
+        try:
+            self._db.execute(
+                "INSERT INTO clock_setting (address, observation) VALUES (?, ?)",
+                (address.upper(), json.dumps(_observation_to_json(observation))),
+            )
+        except sqlite3.Error as error:
+            logger.warning("measurement inbox: could not note %s's clock: %s", address, error)
+
+    def clock_settings(self, address: str) -> list[ClockObservation]:
+        """The settings `note_clock_setting` remembered for a cuff, oldest first."""
+        rows = self._db.execute(
+            "SELECT observation FROM clock_setting WHERE address = ? ORDER BY id",
+            (address.upper(),),
+        ).fetchall()
+        settings = []
+        for (text,) in rows:
+            try:
+                settings.append(_observation_from_json(json.loads(text)))
+            except (ValueError, KeyError, TypeError) as error:
+                logger.error(
+                    "measurement inbox: a clock setting of %s is unreadable: %s", address, error
+                )
+        return settings
 
     def held(self) -> list[HeldFrame]:
         """Every frame still held, oldest first."""
@@ -210,6 +251,22 @@ def _zone_from_json(data: dict[str, Any]) -> tzinfo:
     return timezone(timedelta(seconds=float(data["offset_s"])))
 
 
+def _observation_to_json(observation: ClockObservation) -> dict[str, Any]:
+    return {
+        "cuff_clock": observation.cuff_clock.isoformat(),
+        "observed_at": observation.observed_at.isoformat(),
+        "zone": _zone_to_json(observation.zone, observation.observed_at),
+    }
+
+
+def _observation_from_json(data: dict[str, Any]) -> ClockObservation:
+    return ClockObservation(
+        datetime.fromisoformat(data["cuff_clock"]),
+        datetime.fromisoformat(data["observed_at"]),
+        _zone_from_json(data["zone"]),
+    )
+
+
 def _context_to_json(context: ReadingContext, at: datetime) -> dict[str, Any]:
     identity = context.identity
     clock = context.clock
@@ -230,6 +287,7 @@ def _context_to_json(context: ReadingContext, at: datetime) -> dict[str, Any]:
             "observed_at": clock.observed_at.isoformat(),
         },
         "clock_set_at": None if context.clock_set_at is None else context.clock_set_at.isoformat(),
+        "earlier": [_observation_to_json(o) for o in context.earlier],
     }
 
 
@@ -248,6 +306,7 @@ def _context_from_json(data: dict[str, Any]) -> ReadingContext:
             zone,
         ),
         None if clock_set_at is None else datetime.fromisoformat(clock_set_at),
+        tuple(_observation_from_json(o) for o in data.get("earlier", [])),
     )
 
 

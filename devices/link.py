@@ -17,7 +17,7 @@ import contextlib
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Final
@@ -207,6 +207,7 @@ def cuff_time_to_utc(
     zone: tzinfo,
     clock: ClockObservation | None = None,
     clock_set_at: datetime | None = None,
+    earlier: Sequence[ClockObservation] = (),
 ) -> datetime:
     """When a reading was really taken, in UTC.
 
@@ -218,23 +219,54 @@ def cuff_time_to_utc(
     `LIVE_STAMP_TOLERANCE`), and stored otherwise. (A cuff running ahead by D can put a
     stored reading taken exactly D before now inside that window; then it is read as
     live.) Without a timestamp the reading was taken when it arrived (`received_at`).
+
+    A reading stamped before an `earlier` setting of the clock (on an earlier connection
+    or by a daemon since restarted: a reading taken before the first setting and not
+    collected then) is corrected by the offset observed then, when the correction from
+    this connection's own observation would leave it where it is (`earlier_offset`).
     """
     if timestamp is None:
         return received_at
-    if clock is None:
-        return timestamp.replace(tzinfo=zone).astimezone(UTC)
-    corrected = timestamp - clock.offset
-    if clock_set_at is None or received_at < clock_set_at:
-        local = corrected
-    else:
-        set_local = clock_set_at.astimezone(zone).replace(tzinfo=None)
-        received_local = received_at.astimezone(zone).replace(tzinfo=None)
-        live = (
-            set_local - LIVE_STAMP_TOLERANCE <= timestamp <= received_local + LIVE_STAMP_TOLERANCE
-        )
-        stored = timestamp <= clock.cuff_clock + LIVE_STAMP_TOLERANCE
-        local = corrected if stored and not live else timestamp
+    local = timestamp
+    if clock is not None:
+        corrected = timestamp - clock.offset
+        if clock_set_at is None or received_at < clock_set_at:
+            local = corrected
+        else:
+            set_local = clock_set_at.astimezone(zone).replace(tzinfo=None)
+            received_local = received_at.astimezone(zone).replace(tzinfo=None)
+            live = (
+                set_local - LIVE_STAMP_TOLERANCE
+                <= timestamp
+                <= received_local + LIVE_STAMP_TOLERANCE
+            )
+            stored = timestamp <= clock.cuff_clock + LIVE_STAMP_TOLERANCE
+            local = corrected if stored and not live else timestamp
+    if abs(local - timestamp) <= LIVE_STAMP_TOLERANCE:
+        offset = earlier_offset(timestamp, earlier)
+        if offset is not None:
+            local = timestamp - offset
     return local.replace(tzinfo=zone).astimezone(UTC)
+
+
+def is_clock_behind(observation: ClockObservation) -> bool:
+    """Behind by more than the stamp tolerance (a clock reset to its 2020 default, say):
+    only such a setting is worth remembering, because only its stamps can be told from
+    later ones (everything stamped before it is earlier than everything after it)."""
+    return observation.offset < -LIVE_STAMP_TOLERANCE
+
+
+def earlier_offset(timestamp: datetime, earlier: Sequence[ClockObservation]) -> timedelta | None:
+    """The offset of the most recent earlier setting of a clock that was behind, if the
+    stamp was made before it (at or before what the cuff showed then); None otherwise.
+    A clock that ran ahead is not remembered: its old stamps overlap the true times that
+    followed, and nothing tells them apart."""
+    for observation in reversed(earlier):
+        if is_clock_behind(observation) and timestamp <= (
+            observation.cuff_clock + LIVE_STAMP_TOLERANCE
+        ):
+            return observation.offset
+    return None
 
 
 def next_records_request(last_sequence_number: int | None) -> RacpRequest:
@@ -272,6 +304,7 @@ class ReadingContext:
     zone: tzinfo
     clock: ClockObservation | None = None
     clock_set_at: datetime | None = None
+    earlier: tuple[ClockObservation, ...] = ()
 
     def measured_at(
         self,
@@ -286,6 +319,7 @@ class ReadingContext:
             zone=self.zone,
             clock=self.clock,
             clock_set_at=self.clock_set_at,
+            earlier=self.earlier,
         )
 
 
@@ -333,6 +367,8 @@ class CuffMemory:
     last_sequence_number: int | None = None
     delivered: DeliveredReadings = field(default_factory=DeliveredReadings)
     bonded: bool = False
+    # Earlier settings of its clock when it was behind (`is_clock_behind`), oldest first.
+    clock_settings: list[ClockObservation] = field(default_factory=list)
 
 
 # --- the shell -----------------------------------------------------------------------------
@@ -393,6 +429,7 @@ class CuffLink:
         self._identity = self.memory.identity or CuffIdentity(device.address, device.name)
         self._clock_observation: ClockObservation | None = None
         self._clock_set_at: datetime | None = None
+        self._earlier_clock_settings = tuple(self.memory.clock_settings)
         self._assembler = BloodPressureRecordAssembler()
         self._racp_answer: asyncio.Future[RacpResponse] | None = None
         self._sequence_advance_blocked = False
@@ -562,6 +599,11 @@ class CuffLink:
         )
         await client.write_gatt_char(target, value, response="write" in target.properties)
         self._clock_set_at = self._clock()
+        observation = self._clock_observation
+        if observation is not None and is_clock_behind(observation):
+            self.memory.clock_settings.append(observation)
+            if self._inbox is not None:
+                self._inbox.note_clock_setting(self.address, observation)
 
     async def _subscribe(self, client: BleakClient, uuid: int, kind: str) -> bool:
         characteristic = _characteristic(client, uuid)
@@ -646,7 +688,11 @@ class CuffLink:
 
     def _reading_context(self) -> ReadingContext:
         return ReadingContext(
-            self._identity, self._zone, self._clock_observation, self._clock_set_at
+            self._identity,
+            self._zone,
+            self._clock_observation,
+            self._clock_set_at,
+            self._earlier_clock_settings,
         )
 
     async def _on_measurement(
@@ -777,6 +823,8 @@ __all__ = [
     "as_measurement",
     "cuff_key",
     "cuff_time_to_utc",
+    "earlier_offset",
+    "is_clock_behind",
     "next_records_request",
     "reading_event",
     "reading_key",

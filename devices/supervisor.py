@@ -147,7 +147,11 @@ class CuffSupervisor:
         self._ignored.discard(key)
         if key in self._cuffs:
             return
-        memory = CuffMemory(key, last_sequence_number=self._sequence_numbers.get(key))
+        memory = CuffMemory(
+            key,
+            last_sequence_number=self._sequence_numbers.get(key),
+            clock_settings=[] if self._inbox is None else self._inbox.clock_settings(key),
+        )
         self._cuffs[key] = _Cuff(key, memory)
         if self._running:
             self._start(self._cuffs[key])

@@ -22,7 +22,7 @@ from devices.link import ClockObservation, CuffLink, CuffMemory, ReadingContext,
 from devices.transport import BleStack
 from simulators.clock import SimClock
 from simulators.cuff import SimulatedCuff
-from tests.devices.conftest import PATIENCE, StartCuff, within_patience
+from tests.devices.conftest import PATIENCE, EventLog, StartCuff, Supervise, within_patience
 from vitalsd.clinic import Clinic
 from vitalsd.daemon import BleStatus, CuffEventSink
 from vitalsd.settings import Settings
@@ -162,11 +162,40 @@ async def test_a_reading_the_clinic_took_is_released_from_the_inbox(
     assert await stored_systolics(clinic, cuff) == [reading.measurement.systolic]
 
 
+async def test_records_stamped_before_a_killed_daemon_set_the_clock_get_their_true_time(
+    start_cuff: StartCuff, events: EventLog, supervise: Supervise, inbox_path: Path
+) -> None:
+    """A BPS 1.1 cuff keeps its records; the first daemon set its clock (reset to 2020)
+    but died before storing them. The next one finds the clock right, and corrects the
+    2020 stamps by the offset the first one saw (remembered in the inbox's file)."""
+    cuff = await start_cuff(record_style="bps11")
+    await cuff.go_out_of_range()
+    stored = [await cuff.measure() for _ in range(2)]
+    await cuff.come_back()
+    refused = asyncio.Event()
+
+    async def database_down(event: CuffEvent) -> None:
+        if isinstance(event, MeasurementReceived):
+            refused.set()
+            raise ConnectionError("the database is down")
+
+    with MeasurementInbox(inbox_path) as inbox:
+        async with supervise(on_event=database_down, inbox=inbox):
+            await within_patience(refused.wait())
+    assert cuff.clock_set
+    with MeasurementInbox(inbox_path) as restarted:
+        async with supervise(inbox=restarted):
+            await events.wait_for(lambda: events.all_delivered(cuff, stored), "the records")
+    for record, event in zip(stored, events.readings(cuff.address), strict=True):
+        assert record.cuff_time.year == 2020
+        assert abs(event.measured_at - record.taken_at) < timedelta(seconds=30)
+
+
 def test_a_held_frame_becomes_the_event_the_link_would_have_published(
     inbox_path: Path,
 ) -> None:
-    """Identity, zone, clock observation and clock-set time all come back, so the replayed
-    reading has the same corrected time and the same cuff key."""
+    """Identity, zone, clock observations and clock-set time all come back, so the
+    replayed reading has the same corrected time and the same cuff key."""
     zone = ZoneInfo("Europe/Berlin")
     observed_at = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
     context = ReadingContext(
@@ -174,6 +203,7 @@ def test_a_held_frame_becomes_the_event_the_link_would_have_published(
         zone,
         ClockObservation(datetime(2025, 3, 14, 8, 0, 0), observed_at, zone),
         observed_at + timedelta(seconds=1),
+        (ClockObservation(datetime(2020, 1, 1, 0, 30), observed_at - timedelta(days=1), zone),),
     )
     measurement = BloodPressureMeasurement(
         PressureUnit.MMHG, 131.0, 84.0, 99.0, datetime(2025, 3, 14, 7, 45), 70.0, 1

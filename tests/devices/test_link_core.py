@@ -21,6 +21,7 @@ from devices.link import (
     as_measurement,
     cuff_key,
     cuff_time_to_utc,
+    earlier_offset,
     next_records_request,
     reading_event,
     reading_key,
@@ -227,6 +228,56 @@ def test_without_setting_the_clock_every_reading_is_corrected() -> None:
         clock=observed(timedelta(minutes=10)),
     )
     assert measured == CONNECTED_AT + timedelta(minutes=5)
+
+
+# --- corrections remembered from earlier settings of the clock ----------------------------
+
+RESET = datetime(2020, 1, 1, 0, 0)
+
+
+def reset_observed_at(minutes_after_reset: int, at: datetime) -> ClockObservation:
+    """The cuff's clock, reset to 2020 by a battery change, read at `at`."""
+    return ClockObservation(RESET + timedelta(minutes=minutes_after_reset), at, CLINIC)
+
+
+def test_a_record_stamped_before_an_earlier_setting_gets_that_settings_offset() -> None:
+    first_contact = CONNECTED_AT - timedelta(hours=1)  # 09:00 in the clinic, 00:30 on the cuff
+    earlier = reset_observed_at(30, first_contact)
+    measured = cuff_time_to_utc(
+        RESET + timedelta(minutes=10),
+        received_at=CONNECTED_AT + timedelta(seconds=2),
+        zone=CLINIC,
+        clock=observed(timedelta(0)),  # right since the first daemon set it
+        clock_set_at=CONNECTED_AT + timedelta(seconds=1),
+        earlier=[earlier],
+    )
+    assert measured == first_contact - timedelta(minutes=20)
+
+
+def test_a_record_stamped_after_an_earlier_setting_is_left_alone() -> None:
+    earlier = reset_observed_at(30, CONNECTED_AT - timedelta(hours=1))
+    stamp = datetime(2025, 3, 14, 9, 40)  # clinic time, after that setting
+    measured = cuff_time_to_utc(
+        stamp,
+        received_at=CONNECTED_AT + timedelta(seconds=2),
+        zone=CLINIC,
+        clock=observed(timedelta(0)),
+        clock_set_at=CONNECTED_AT + timedelta(seconds=1),
+        earlier=[earlier],
+    )
+    assert measured == stamp.replace(tzinfo=CLINIC).astimezone(UTC)
+
+
+def test_the_most_recent_earlier_setting_that_covers_the_stamp_wins() -> None:
+    """Two battery changes: a stamp from after the second reset takes the second offset."""
+    first = reset_observed_at(30, CONNECTED_AT - timedelta(days=2))
+    second = reset_observed_at(45, CONNECTED_AT - timedelta(hours=1))
+    assert earlier_offset(RESET + timedelta(minutes=5), [first, second]) == second.offset
+
+
+def test_a_clock_that_ran_ahead_is_not_used_for_earlier_stamps() -> None:
+    ahead = observed(timedelta(hours=3))
+    assert earlier_offset(datetime(2025, 3, 14, 11, 0), [ahead]) is None
 
 
 # --- records -------------------------------------------------------------------------------
