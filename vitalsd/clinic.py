@@ -2243,15 +2243,21 @@ class Clinic:
                 )
                 tx.session.add(check_row)
                 state.check_rows[check.key] = check_row
-            check_row.kind = check.kind.value
-            check_row.label = check.label
-            check_row.window_start = check.window_start
-            check_row.window_end = check.window_end
-            check_row.state = check.state.value
-            check_row.satisfied_by = check.satisfied_by
-            check_row.required = True
+            computed_values = {
+                "kind": check.kind.value,
+                "label": check.label,
+                "window_start": check.window_start,
+                "window_end": check.window_end,
+                "state": check.state.value,
+                "satisfied_by": check.satisfied_by,
+                "required": True,
+            }
             if check_row.waived_by is None:
-                check_row.waiver_reason = check.waiver_reason
+                computed_values["waiver_reason"] = check.waiver_reason
+            for name, value in computed_values.items():
+                # Only what changed: no work for the flush when nothing did.
+                if previous is None or getattr(check_row, name) != value:
+                    setattr(check_row, name, value)
             if previous != check.state.value:
                 changed_checks.append((check, check_row))
             if check.state in (CheckState.SATISFIED, CheckState.WAIVED):
