@@ -1991,8 +1991,10 @@ class Clinic:
         }
         seen_at = self.now() if at is None else require_utc(at, "at")
         # Advertisements arrive often: with no status change, write at most every
-        # DEVICE_SEEN_WRITE_INTERVAL (no transaction, no event in between).
-        async with self._sessions() as session:
+        # DEVICE_SEEN_WRITE_INTERVAL (no write transaction, no event in between). The
+        # look is on the writer's connection, between its transactions: the cuff path
+        # never waits for a connection the readers (API, snapshots) hold.
+        async with self._lock, self._writes() as session:
             known = await session.scalar(select(models.Device).where(models.Device.address == cuff))
             if (
                 known is not None

@@ -254,18 +254,37 @@ async def test_session_closed_by_another_process_is_seen_by_the_next_ingest(
 # -- the writer does not wait for readers --------------------------------------------------
 
 
-async def test_ingest_completes_while_every_reader_connection_is_held(
+@asynccontextmanager
+async def every_reader_connection_held(
     database_url: str, clock: FakeClock
-) -> None:
+) -> AsyncIterator[Clinic]:
+    """A clinic whose readers' pool (one connection, no overflow) is all checked out."""
     readers = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=2)
     clinic = Clinic(readers, clock=clock)
     try:
         async with readers.connect() as held:
             await held.execute(text("SELECT 1"))
-            result = await ingest(clinic, clock)
-        assert not result.duplicate
+            yield clinic
     finally:
         await clinic.close()
+
+
+async def test_ingest_completes_while_every_reader_connection_is_held(
+    database_url: str, clock: FakeClock
+) -> None:
+    async with every_reader_connection_held(database_url, clock) as clinic:
+        result = await ingest(clinic, clock)
+    assert not result.duplicate
+
+
+async def test_cuff_status_is_stored_while_every_reader_connection_is_held(
+    database_url: str, clock: FakeClock
+) -> None:
+    async with every_reader_connection_held(database_url, clock) as clinic:
+        await clinic.update_device(CUFF, connection_state="connected")
+        clock.advance(0.1)
+        seen_again = await clinic.update_device(CUFF, connection_state="connected")
+    assert seen_again.connection_state == "connected"
 
 
 # -- the snapshot's cost -------------------------------------------------------------------
