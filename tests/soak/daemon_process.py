@@ -17,6 +17,7 @@ if __package__ in (None, ""):
 import argparse
 import asyncio
 import logging
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -39,8 +40,10 @@ async def main(argv: Sequence[str]) -> int:
     parser.add_argument("--epoch-sim", type=datetime.fromisoformat, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    # What the measurement inbox replays after each SIGKILL, for the soak's log.
+    # What the measurement inbox replays after each SIGKILL, for the soak's log; with
+    # VITALSD_SOAK_DEVICES_LOG=INFO every link's end and failure too (a lot).
     logging.getLogger("devices.inbox").setLevel(logging.INFO)
+    logging.getLogger("devices").setLevel(os.environ.get("VITALSD_SOAK_DEVICES_LOG", "WARNING"))
     settings = Settings(
         data_dir=args.data_dir,
         host="127.0.0.1",
