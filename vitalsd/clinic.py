@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, make_url, or_, select, update
 from sqlalchemy import Text as SQLText
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
@@ -71,6 +71,7 @@ from vitalsd.store.engine import (
     READER_MAX_OVERFLOW,
     READER_POOL_SIZE,
     create_engine,
+    is_private_memory,
     is_sqlite,
     migrate,
     session_factory,
@@ -610,11 +611,13 @@ class Clinic:
     ) -> Clinic:
         """Engine from `settings` (a `vitalsd.settings.Settings`), schema migrated, the
         clinic's protocol loaded."""
-        engine = create_engine(
-            settings.effective_database_url,
-            pool_size=READER_POOL_SIZE,
-            max_overflow=READER_MAX_OVERFLOW,
+        url = settings.effective_database_url
+        pool: dict[str, Any] = (
+            {}
+            if is_private_memory(make_url(url))
+            else {"pool_size": READER_POOL_SIZE, "max_overflow": READER_MAX_OVERFLOW}
         )
+        engine = create_engine(url, **pool)
         await migrate(engine)
         protocol = load_protocol(settings.protocol)
         clinic = cls(
