@@ -22,6 +22,7 @@ from sqlalchemy import Table, and_, bindparam, func, insert, literal, make_url, 
 from sqlalchemy import Text as SQLText
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 
@@ -1618,7 +1619,17 @@ class Clinic:
             else None
         )
         record = _CuffRecord(cuff, measured, facts, map_value, user_id, key, bytes(raw))
-        if self._writes_first(cuff, measured):
+        try:
+            return await self._ingest_once(record)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            # Stored once whatever happened: the unique keys make a second try safe.
+            log.warning("the database connection was lost: ingesting again on a new one")
+            return await self._ingest_once(record)
+
+    async def _ingest_once(self, record: _CuffRecord) -> views.IngestResult:
+        if self._writes_first(record.cuff, record.measured_at):
             try:
                 return await self._ingest(record, optimistic=True)
             except _MemoryOutdated:

@@ -14,7 +14,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from devices.bps import BloodPressureMeasurement
-from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward
+from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward, emptied
 from tests.storage.cuff import error_frame, measurement
 from vitalsd.clinic import Clinic
 from vitalsd.errors import InvalidInput
@@ -406,3 +406,24 @@ async def test_upgraded_readings_stay_append_only(unmigrated_url: str, clock: Fa
                 await connection.execute(text("UPDATE readings SET cuff_key = 'x'"))
     finally:
         await engine.dispose()
+
+
+async def test_ingest_survives_the_loss_of_the_writers_postgresql_connection(
+    request: pytest.FixtureRequest, clock: FakeClock
+) -> None:
+    url = await emptied(str(request.getfixturevalue("migrated_postgres_url")))
+    clinic = Clinic(create_engine(url), clock=clock)
+    try:
+        await ingest(clinic, clock)  # the writer's connection is open from here on
+        async with clinic.engine.connect() as reader:
+            await reader.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        clock.advance(1)
+        result = await ingest(clinic, clock)
+    finally:
+        await clinic.close()
+    assert not result.duplicate

@@ -84,6 +84,11 @@ def writer_engine_for(readers: AsyncEngine) -> AsyncEngine:
         # the pool's ROLLBACK on return would be one more round trip (a thread hop on
         # aiosqlite) per write, for nothing.
         pool_reset_on_return=None,
+        # Its one connection is in use all the time; a ping before each transaction
+        # (BEGIN; SELECT; ROLLBACK on asyncpg) would triple a reading's round trips. A
+        # connection lost meanwhile fails one transaction and is replaced (`Clinic`
+        # ingests again once on a new connection).
+        pool_pre_ping=False,
     )
 
 
