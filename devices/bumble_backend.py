@@ -57,8 +57,11 @@ T = TypeVar("T")
 REQUESTED_ATT_MTU: Final = 247
 # How long to wait for the controller to confirm an LE Create Connection Cancel with
 # its LE Connection Complete (status Unknown Connection Identifier, Core Vol 4 Part E
-# 7.8.13) before giving up on it.
-CONNECTION_CANCEL_CONFIRM_TIMEOUT: Final = 1.0
+# 7.8.13), or for the one a connection made just before the cancel sends, before giving
+# up on it. A real controller answers in milliseconds; a virtual one over HCI/TCP on a
+# loaded host took over a second in the long soak. The controller stays ours meanwhile:
+# an answer that comes after we gave up would end the next attempt instead.
+CONNECTION_CANCEL_CONFIRM_TIMEOUT: Final = 5.0
 # A pending connection that has waited this long for its peer's next advertisement
 # yields the controller to a queued one (cuffs advertise every 20 ms to about 1 s after a
 # measurement; Core Vol 6 Part B 4.4.2.2.1 allows up to 10.24 s, which cuffs do not use).
@@ -238,6 +241,7 @@ class BumbleHost:
         controller: Controller | None = None,
         pairing_policy: PairingPolicy = PairingPolicy(),
         connect_yield_after: float = CONNECT_YIELD_AFTER,
+        cancel_confirm_timeout: float = CONNECTION_CANCEL_CONFIRM_TIMEOUT,
     ) -> None:
         self.device = device
         self.loop = asyncio.get_running_loop()
@@ -249,6 +253,7 @@ class BumbleHost:
         self._connect_waiters = 0
         self._connecting_to: hci.Address | None = None
         self.connect_yield_after = connect_yield_after
+        self.cancel_confirm_timeout = cancel_confirm_timeout
         self._scanners: set[BumbleBleakScanner] = set()
         self._scanning_active = False
         self._address_types: dict[bytes, hci.AddressType] = {}
@@ -306,6 +311,7 @@ class BumbleHost:
         name: str = "vitalsd",
         connect_yield_after: float = CONNECT_YIELD_AFTER,
         controller_class: type[Controller] = VirtualController,
+        cancel_confirm_timeout: float = CONNECTION_CANCEL_CONFIRM_TIMEOUT,
     ) -> BumbleHost:
         """Add a `VirtualController` (or `controller_class`) to an in-process `LocalLink`
         and power on a host on it."""
@@ -316,6 +322,7 @@ class BumbleHost:
             controller=controller,
             pairing_policy=pairing_policy,
             connect_yield_after=connect_yield_after,
+            cancel_confirm_timeout=cancel_confirm_timeout,
         )
         try:
             await host._power_on(keystore)
@@ -444,7 +451,7 @@ class BumbleHost:
                         [attempt], timeout=wake_in if wake_in > 0 else CONNECT_QUEUE_POLL
                     )
                 raise_if_cancelling()
-                return attempt.result()
+                connection = attempt.result()
         except TimeoutError:
             await self._abandon(attempt)
             raise BleakError(
@@ -467,8 +474,52 @@ class BumbleHost:
                     " connection attempt; cancelled it, will retry"
                 ) from error
             raise BleakError(f"{bleak_address(peer)}: connection failed: {error}") from error
-        except (core.ConnectionError, core.InvalidStateError) as error:
+        except core.ConnectionError as error:
+            if error.peer_address != peer:
+                await self._settle_stray_answer(peer)
+                raise BleakError(
+                    f"{bleak_address(peer)}: the controller's late answer to an earlier"
+                    " attempt ended this one; will retry"
+                ) from error
             raise BleakError(f"{bleak_address(peer)}: connection failed: {error}") from error
+        except core.InvalidStateError as error:
+            raise BleakError(f"{bleak_address(peer)}: connection failed: {error}") from error
+        if connection.peer_address != peer:
+            # `_on_connection` drops the stray one.
+            await self._settle_stray_answer(peer)
+            raise BleakError(
+                f"{bleak_address(peer)}: a late connection to {connection.peer_address}, from an"
+                " earlier attempt, came first; will retry"
+            )
+        return connection
+
+    async def _settle_stray_answer(self, peer: hci.Address) -> None:
+        """Bumble's `Device.connect` ends on the first LE Connection Complete, whoever it is
+        for: a late one from an attempt we abandoned ended ours while the controller still
+        works on it. Cancel ours and wait for the controller's answer to it, so that answer
+        cannot end the next attempt too; drop the connection if it was made."""
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_connection(connection: Connection) -> None:
+            if connection.peer_address == peer and not answered.done():
+                answered.set_result(None)
+                self._drop(connection)
+
+        def on_failure(error: core.ConnectionError) -> None:
+            if getattr(error, "peer_address", None) == peer and not answered.done():
+                answered.set_result(None)
+
+        self.device.on(Device.EVENT_CONNECTION, on_connection)
+        self.device.on(Device.EVENT_CONNECTION_FAILURE, on_failure)
+        try:
+            with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
+                await self.device.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.cancel_confirm_timeout):
+                    await answered
+        finally:
+            self.device.remove_listener(Device.EVENT_CONNECTION, on_connection)
+            self.device.remove_listener(Device.EVENT_CONNECTION_FAILURE, on_failure)
 
     async def _abandon(self, attempt: asyncio.Future[Connection]) -> None:
         """Cancel a pending LE connection; drop it if it completed meanwhile."""
@@ -476,7 +527,7 @@ class BumbleHost:
             with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
                 await self.device.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(CONNECTION_CANCEL_CONFIRM_TIMEOUT):
+                async with asyncio.timeout(self.cancel_confirm_timeout):
                     await asyncio.shield(attempt)
         if not attempt.done():
             logger.warning(

@@ -53,14 +53,11 @@ class TinyPeripheral:
     device: Device
     notify: Characteristic[bytes]
     indicate: Characteristic[bytes]
+    address: str = PERIPHERAL_ADDRESS
     pairings: list[bool] = field(default_factory=list)  # one entry per pairing: SC or not
     paired: asyncio.Event = field(default_factory=asyncio.Event)
     connections: list[Connection] = field(default_factory=list)
     cccd_writes: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return PERIPHERAL_ADDRESS
 
     async def disconnect_all(self) -> None:
         for connection in list(self.device.connections.values()):
@@ -73,12 +70,13 @@ async def start_peripheral(
     secure_connections: bool = True,
     security_request: bool = False,
     name: str = "Tiny",
+    address: str = PERIPHERAL_ADDRESS,
 ) -> TinyPeripheral:
     def refuse(_connection: Connection, _value: bytes) -> None:
         raise ATT_Error(ATT_VALUE_NOT_ALLOWED)
 
     controller = Controller("peripheral", link=link)
-    device = Device.with_hci(name, hci.Address(PERIPHERAL_ADDRESS), controller, controller)
+    device = Device.with_hci(name, hci.Address(address), controller, controller)
     device.keystore = MemoryKeyStore()
     device.pairing_config_factory = lambda _connection: pairing.PairingConfig(
         sc=secure_connections,
@@ -123,7 +121,7 @@ async def start_peripheral(
             ],
         )
     )
-    peripheral = TinyPeripheral(device, notify, indicate)
+    peripheral = TinyPeripheral(device, notify, indicate, address)
 
     def on_connection(connection: Connection) -> None:
         peripheral.connections.append(connection)
@@ -417,7 +415,7 @@ async def test_a_late_connection_after_an_unconfirmed_cancel_is_dropped_cleanly(
     when the peer advertises again, long after we gave up: that link must be closed,
     not left at the peer's end with no host that knows it, and the next connection work."""
     central = await BumbleHost.on_link(
-        link, address="C0:00:00:00:00:08", controller_class=Controller
+        link, address="C0:00:00:00:00:08", controller_class=Controller, cancel_confirm_timeout=0.2
     )
     try:
         await peripheral.device.stop_advertising()
@@ -432,6 +430,50 @@ async def test_a_late_connection_after_an_unconfirmed_cancel_is_dropped_cleanly(
     finally:
         await central.close()
     assert len(peripheral.connections) == 2
+
+
+class LaggingController(VirtualController):
+    """Delivers its next LE Connection Complete to the host late, as a virtual controller
+    over HCI/TCP did on a loaded machine in the long soak."""
+
+    lag: float | None = None
+
+    def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        if self.lag is not None and isinstance(packet, hci.HCI_LE_Connection_Complete_Event):
+            lag, self.lag = self.lag, None
+            asyncio.get_running_loop().call_later(lag, super().send_hci_packet, packet)
+            return
+        super().send_hci_packet(packet)
+
+
+async def test_a_late_connection_to_another_cuff_does_not_pass_for_the_one_asked_for(
+    link: LocalLink, peripheral: TinyPeripheral
+) -> None:
+    """Bumble's `Device.connect` takes the first LE Connection Complete, whoever it is
+    for: the late one for a cuff we gave up on must not be taken for the next cuff's."""
+    other = await start_peripheral(link, name="Other", address="F0:00:00:00:00:02")
+    central = await BumbleHost.on_link(
+        link,
+        address="C0:00:00:00:00:07",
+        controller_class=LaggingController,
+        cancel_confirm_timeout=0.1,
+    )
+    try:
+        controller = central._controller
+        assert isinstance(controller, LaggingController)
+        controller.lag = 0.5
+        with pytest.raises(BleakError):
+            await BleakClient(other.address, timeout=0.2, **central.client_kwargs()).connect()
+        # Ours is still pending (its cuff silent) when the late one arrives.
+        await peripheral.device.stop_advertising()
+        with pytest.raises(BleakError, match="late connection"):
+            await client_for(central).connect()
+        await advertise(peripheral.device)
+        async with client_for(central) as client:
+            assert client.is_connected
+    finally:
+        await central.close()
+    assert [str(c.peer_address) for c in peripheral.connections] == ["C0:00:00:00:00:07"]
 
 
 async def test_virtual_controller_reset_ends_its_links(
