@@ -2115,7 +2115,19 @@ class Clinic:
     async def _alert_transition(
         self, alert_id: int, step: Callable[[Alert, datetime], tuple[Alert, AuditEntry]]
     ) -> views.AlertView:
-        async with self._transaction() as tx:
+        # The writer keeps the open alerts of the sessions it remembers: the one changed
+        # here is that same row (attached first), so the memory follows the change.
+        async with self._transaction(cached=True) as tx:
+            owner = next(
+                (
+                    session_id
+                    for session_id, state in self._states.items()
+                    if any(a.id == alert_id for a in state.alert_rows.values())
+                ),
+                None,
+            )
+            if owner is not None:
+                await self._state_for(tx, owner)
             row = await self._get(tx.session, models.Alert, alert_id, "alert")
             before = _alert_of(row)
             after, audit = step(before, tx.now)

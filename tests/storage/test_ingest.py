@@ -186,6 +186,23 @@ async def test_severe_reading_after_its_alert_was_resolved_raises_a_new_one(
     assert sorted(states) == ["active", "resolved"]
 
 
+async def test_alert_acknowledged_then_cleared_by_a_reading_is_announced_acknowledged(
+    ward: Ward, clock: FakeClock
+) -> None:
+    session = await start(ward)
+    await ingest(ward.clinic, clock, measurement(186, 112))
+    (severe,) = await ward.clinic.list_alerts(session_id=session.id, kind="severe_hypertension")
+    await ward.clinic.acknowledge_alert(severe.id, by=NURSE)
+    clock.advance(2)
+    await ingest(ward.clinic, clock, measurement(120, 80))
+    updates = [
+        e.data
+        for e in await ward.clinic.bus.stored_after(0)
+        if e.type.value == "alert_updated" and e.data["id"] == severe.id
+    ]
+    assert (updates[-1]["state"], updates[-1]["acknowledged_by"]) == ("resolved", NURSE.username)
+
+
 @asynccontextmanager
 async def events_refused(clinic: Clinic) -> AsyncIterator[None]:
     """The database refuses to store events: every write transaction fails at its end,
