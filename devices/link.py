@@ -447,6 +447,12 @@ class CuffLink:
             await self._publish(CuffConnected(self.address, self._clock()))
             async with asyncio.timeout(SETUP_TIMEOUT):
                 await self._set_up(client)
+            # Outside the set-up's time: a cuff with hundreds of records may take longer,
+            # and the procedure has its own timeout (RACP_PROCEDURE_TIMEOUT).
+            if _characteristic(client, gatt.RECORD_ACCESS_CONTROL_POINT) and _characteristic(
+                client, gatt.BLOOD_PRESSURE_RECORD
+            ):
+                await self._collect_records(client)
             raise_if_cancelling()
             await self._disconnected.wait()
             raise_if_cancelling()
@@ -509,10 +515,6 @@ class CuffLink:
         await self._subscribe(client, gatt.INTERMEDIATE_CUFF_PRESSURE, "cuff pressure")
         # A BPS 1.0 cuff replays the readings it stored as soon as we subscribe here.
         await self._subscribe(client, gatt.BLOOD_PRESSURE_MEASUREMENT, "measurement")
-        if _characteristic(client, gatt.RECORD_ACCESS_CONTROL_POINT) and _characteristic(
-            client, gatt.BLOOD_PRESSURE_RECORD
-        ):
-            await self._collect_records(client)
 
     async def _read_identity(self, client: BleakClient) -> None:
         values: dict[int, str | None] = {}
