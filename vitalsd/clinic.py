@@ -5,6 +5,13 @@ The API and the Bluetooth side call it; it stores, asks `vitalsd.schedule`,
 events. Every mutating call is one transaction holding its change, its audit records and
 its events (numbered gaplessly); it returns only after the commit, and publishes after
 it. Domain errors are the classes of `vitalsd.errors`.
+
+Writes go through their own connection (`writer_engine`), reads through the readers'
+pool. The writer remembers what the rules need between its transactions (each open
+session's facts, checks and open alerts; cuff -> chair -> session; devices), kept true
+by its own writes and dropped when another process wrote (the event counter moved), when
+a transaction fails, and by every write path that does not keep it (see `_transaction`):
+a warm cuff reading costs three statements, as a bare INSERT of its rows would (issue #9).
 """
 
 from __future__ import annotations
