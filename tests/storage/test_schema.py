@@ -68,4 +68,5 @@ async def test_append_only_tables_refuse_changes(
 async def test_times_come_back_timezone_aware_utc(clinic: Clinic) -> None:
     device = await clinic.update_device(CUFF, at=datetime(2025, 3, 3, 10, 0, tzinfo=UTC))
     (listed,) = await clinic.list_devices()
-    assert listed.last_seen_at == device.last_seen_at and listed.last_seen_at.tzinfo is not None
+    assert listed.last_seen_at is not None and listed.last_seen_at == device.last_seen_at
+    assert listed.last_seen_at.tzinfo is not None
