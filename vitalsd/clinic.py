@@ -76,8 +76,6 @@ from vitalsd.schedule import Check, CheckSchedule, derive_dose_increase, next_ch
 from vitalsd.settings import Settings
 from vitalsd.store import models
 from vitalsd.store.engine import (
-    READER_MAX_OVERFLOW,
-    READER_POOL_SIZE,
     create_engine,
     is_private_memory,
     is_sqlite,
@@ -623,7 +621,10 @@ class Clinic:
         pool: dict[str, Any] = (
             {}
             if is_private_memory(make_url(url))
-            else {"pool_size": READER_POOL_SIZE, "max_overflow": READER_MAX_OVERFLOW}
+            else {
+                "pool_size": settings.database_reader_pool_size,
+                "max_overflow": settings.database_reader_max_overflow,
+            }
         )
         engine = create_engine(url, **pool)
         await migrate(engine)

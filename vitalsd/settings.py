@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # Default: SQLite (WAL) in the data directory. For a clinic group:
     # postgresql+asyncpg://user:password@host/dbname
     database_url: str | None = None
+    # Connections for readers (API requests, WebSocket snapshots); the cuffs' ingest has
+    # its own connection and never waits for these.
+    database_reader_pool_size: int = Field(default=5, ge=1)
+    database_reader_max_overflow: int = Field(default=10, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # Bluetooth transport for the cuffs: "bluez" (the host's adapter) or a Bumble

@@ -18,6 +18,7 @@ from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward, empt
 from tests.storage.cuff import error_frame, measurement
 from vitalsd.clinic import Clinic
 from vitalsd.errors import InvalidInput
+from vitalsd.settings import Settings
 from vitalsd.store.engine import create_engine, migrate
 from vitalsd.views import IngestResult, SessionView
 
@@ -444,3 +445,17 @@ async def test_ingest_survives_the_loss_of_the_writers_postgresql_connection(
     finally:
         await clinic.close()
     assert not result.duplicate
+
+
+async def test_reader_pool_is_sized_by_the_settings(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_reader_pool_size=3,
+        database_reader_max_overflow=2,
+    )
+    clinic = await Clinic.open(settings)
+    try:
+        pool: Any = clinic.engine.pool
+        assert (pool.size(), pool._max_overflow) == (3, 2)
+    finally:
+        await clinic.close()

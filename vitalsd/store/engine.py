@@ -20,12 +20,11 @@ from vitalsd.store.models import Base
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 MIGRATIONS = "vitalsd:migrations"
-# Readers (API reads, WebSocket snapshots, replays) share one pool; the clinic's writer
-# has its own connection (`writer_engine_for`), so a crowd of reconnecting tablets can
-# hold every reader connection and ingest still writes (issue #9: the long soak starved
-# ingest with 4335 pool timeouts when both shared one pool).
-READER_POOL_SIZE = 5
-READER_MAX_OVERFLOW = 10
+# Readers (API reads, WebSocket snapshots, replays) share one pool, sized by the
+# `database_reader_*` settings; the clinic's writer has its own connection
+# (`writer_engine_for`), so a crowd of reconnecting tablets can hold every reader
+# connection and ingest still writes (issue #9: the long soak starved ingest with 4335
+# pool timeouts when both shared one pool).
 # The clinic serialises its writes (one transaction at a time per process), so one
 # connection is all its writer needs; a second could only wait on the first's locks.
 WRITER_POOL_SIZE = 1
