@@ -74,10 +74,12 @@ Clock = Callable[[], datetime]
 # receipt; this much slack covers the clock's 1 s resolution and a measurement stamped
 # when it started rather than when it ended (IEC 80601-2-30 cuffs take 30-60 s).
 LIVE_STAMP_TOLERANCE: Final = timedelta(seconds=60)
-# How long a RACP "report stored records" may take before we give up on it for this
-# connection (BPS 1.1 3.5.2.1 leaves it to the client; a few hundred records at one
-# indication per connection event take well under this).
-RACP_PROCEDURE_TIMEOUT: Final = 30.0
+# How long a RACP "report stored records" may go without sending anything (a record
+# segment or its response) before we give up on it for this connection (BPS 1.1 3.5.2.1
+# leaves it to the client). Measured from the last sign of progress, not from the start:
+# cuffs re-read in full after a restart sent their records for longer than this in
+# the long soak, one indication per round trip on a loaded machine.
+RACP_IDLE_TIMEOUT: Final = 30.0
 # Connect, identify, bond, set the clock and subscribe: more than this and the link is
 # dropped and retried, rather than left hanging on a silent cuff.
 SETUP_TIMEOUT: Final = 30.0
@@ -432,6 +434,7 @@ class CuffLink:
         self._earlier_clock_settings = tuple(self.memory.clock_settings)
         self._assembler = BloodPressureRecordAssembler()
         self._racp_answer: asyncio.Future[RacpResponse] | None = None
+        self._record_segments = 0  # received on this link: progress of a RACP report
         self._sequence_advance_blocked = False
 
     @property
@@ -448,7 +451,7 @@ class CuffLink:
             async with asyncio.timeout(SETUP_TIMEOUT):
                 await self._set_up(client)
             # Outside the set-up's time: a cuff with hundreds of records may take longer,
-            # and the procedure has its own timeout (RACP_PROCEDURE_TIMEOUT).
+            # and the procedure has its own timeout (RACP_IDLE_TIMEOUT).
             if _characteristic(client, gatt.RECORD_ACCESS_CONTROL_POINT) and _characteristic(
                 client, gatt.BLOOD_PRESSURE_RECORD
             ):
@@ -635,9 +638,13 @@ class CuffLink:
         gone: asyncio.Future[Any] = asyncio.ensure_future(self._disconnected.wait())
         waiting: set[asyncio.Future[Any]] = {answer, gone}
         try:
-            done, _ = await asyncio.wait(
-                waiting, timeout=RACP_PROCEDURE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-            )
+            while True:
+                segments_before = self._record_segments
+                done, _ = await asyncio.wait(
+                    waiting, timeout=RACP_IDLE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done or self._record_segments == segments_before:
+                    break
         finally:
             gone.cancel()
         if answer not in done:
@@ -658,6 +665,8 @@ class CuffLink:
         here, before the callback returns and the backend confirms the indication (an
         `InboxError` propagates, so the indication is not confirmed and the cuff keeps it)."""
         received_at = self._clock()
+        if kind == "record":
+            self._record_segments += 1
         if kind != "measurement":
             return _Frame(kind, raw, received_at)
         context = self._reading_context()
