@@ -259,7 +259,7 @@ class Subscription:
         self._backlog.extend(batch)
 
     def close(self) -> None:
-        self.bus._subscribers.discard(self)
+        self.bus._unsubscribe(self)
 
     async def __aenter__(self) -> Subscription:
         return self
@@ -288,6 +288,7 @@ class EventBus:
         self._sessions = sessions
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
+        self._by_type: dict[EventType, list[Subscription]] = {}
         self._published_upto: int | None = None
         self._order = asyncio.Lock()
         self._listener: Any = None
@@ -313,7 +314,13 @@ class EventBus:
             replay_through=self._published_upto,
         )
         self._subscribers.add(subscription)
+        self._by_type.clear()
         return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self._subscribers:
+            self._subscribers.discard(subscription)
+            self._by_type.clear()
 
     @property
     def subscriber_count(self) -> int:
@@ -326,13 +333,22 @@ class EventBus:
         return self._published_upto
 
     def _fan_out(self, events: Iterable[Event]) -> None:
-        """Hand events to every subscriber's bounded queue; never blocks."""
-        subscribers = list(self._subscribers)
+        """Hand events to every interested subscriber's bounded queue; never blocks."""
         for event in events:
             if event.seq is not None:
                 self._remember(event)
-            for subscription in subscribers:
+            for subscription in self._interested(event.type):
                 subscription.offer(event)
+
+    def _interested(self, type: EventType) -> list[Subscription]:
+        """The subscribers that want `type`, listed once per change of subscribers (a
+        `cuff_pressure` event, about one a second per inflating cuff, then costs nothing
+        for the pager clients that filtered it out)."""
+        listed = self._by_type.get(type)
+        if listed is None:
+            listed = [s for s in self._subscribers if s.types is None or type in s.types]
+            self._by_type[type] = listed
+        return listed
 
     def _remember(self, event: Event) -> None:
         assert event.seq is not None
