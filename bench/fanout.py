@@ -48,7 +48,7 @@ from bench.ingest import cuff_address, measurement_of, populate
 from bench.ws_clients import ClientFleet, Received
 from vitalsd.auth import TokenIssuer
 from vitalsd.clinic import Clinic, utc_now
-from vitalsd.daemon import WS_PING_INTERVAL_S, WS_PING_TIMEOUT_S
+from vitalsd.daemon import WS_SERVER_OPTIONS
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
 from vitalsd.store.engine import create_engine, migrate, session_factory
@@ -120,9 +120,8 @@ async def our_server(cuffs: int) -> AsyncIterator[OurServer]:
         log_config=None,
         log_level="warning",
         lifespan="off",
-        ws_ping_interval=WS_PING_INTERVAL_S,
-        ws_ping_timeout=WS_PING_TIMEOUT_S,
         server_header=False,
+        **WS_SERVER_OPTIONS,
         backlog=4096,
     )
     server = uvicorn.Server(config)
@@ -175,7 +174,9 @@ async def floor_server() -> AsyncIterator[FloorServer]:
         finally:
             state.connections.discard(connection)
 
-    async with serve(handler, "127.0.0.1", 0, max_size=None, backlog=4096) as server:
+    async with serve(
+        handler, "127.0.0.1", 0, max_size=None, backlog=4096, compression=None
+    ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         state.url = f"ws://127.0.0.1:{port}/"
         yield state

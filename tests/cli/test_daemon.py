@@ -117,6 +117,35 @@ async def test_stop_closes_the_cuff_links_and_returns(
     assert daemon.status.state == "stopped"
 
 
+async def test_the_stream_is_served_without_per_message_compression(
+    settings: Settings, clinic: Clinic, clock: SimClock
+) -> None:
+    """Frames are small and go to hundreds of tablets: deflating each per client is the
+    largest per-client cost (issue #9), so the daemon declines the client's offer."""
+    await clinic.create_user("nurse", "not-a-hash: tokens are issued directly", Role.NURSE)
+    central = await BumbleHost.on_link(LocalLink(), address=CENTRAL)  # type: ignore[no-untyped-call]
+    daemon = Daemon(settings, clinic, ble=central, clock=clock.now, zone=UTC)
+    ready = asyncio.Event()
+    running = asyncio.create_task(daemon.run(on_ready=lambda _url: ready.set()))
+    token = token_issuer_for(settings).issue("nurse", Role.NURSE, clock.now())
+    try:
+        async with asyncio.timeout(PATIENCE_S):
+            await ready.wait()
+            assert daemon.url is not None
+            stream_url = daemon.url.replace("http", "ws") + f"ws?token={token}"
+            async with connect(stream_url, compression="deflate") as websocket:
+                assert json.loads(await websocket.recv())["type"] == "snapshot"
+                assert websocket.request is not None and websocket.response is not None
+                offered = websocket.request.headers.get("Sec-WebSocket-Extensions")
+                accepted = websocket.response.headers.get("Sec-WebSocket-Extensions")
+    finally:
+        daemon.stop()
+        await running
+        await central.close()
+    assert offered is not None and "permessage-deflate" in offered
+    assert accepted is None
+
+
 def reading_from(identity: CuffIdentity, at: datetime, systolic: float) -> MeasurementReceived:
     measurement = BloodPressureMeasurement(
         PressureUnit.MMHG, systolic, 80.0, 95.0, at.replace(tzinfo=None), user_id=1
