@@ -39,7 +39,11 @@ async def main(argv: Sequence[str]) -> int:
     parser.add_argument("--epoch-real", type=float, required=True)
     parser.add_argument("--epoch-sim", type=datetime.fromisoformat, required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     # What the measurement inbox replays after each SIGKILL, for the soak's log; with
     # VITALSD_SOAK_DEVICES_LOG=INFO every link's end and failure too (a lot).
     logging.getLogger("devices.inbox").setLevel(logging.INFO)

@@ -98,6 +98,7 @@ class SoakResult:
     readings_stored: int = 0
     duplicated: int = 0
     missing: int = 0
+    missing_held: int = 0  # of the missing, still held by their cuff after the drain
     unattached: int = 0  # cuff readings stored outside their chair's open session
     events_expected: list[int] = field(default_factory=list)  # per client
     events_received: list[int] = field(default_factory=list)
@@ -136,7 +137,8 @@ class SoakResult:
         )
         return [
             f"measurements: taken {self.measurements_taken}, stored {self.readings_stored}, "
-            f"duplicated {self.duplicated}, missing {self.missing}; stored outside their "
+            f"duplicated {self.duplicated}, missing {self.missing} ({self.missing_held} still "
+            f"held by their cuff after the drain); stored outside their "
             f"session (unattached) {self.unattached}",
             f"events per client: expected {self.events_expected}, "
             f"received {self.events_received} ({self.client_reconnects} reconnects in all; "
@@ -355,12 +357,21 @@ def check_storage(
     engine: sqlalchemy.Engine,
     result: SoakResult,
     held: dict[str, list[int]] | None = None,
+    standing: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Per cuff, the multiset of measured values equals the multiset stored."""
-    measured: Counter[tuple[Any, ...]] = Counter(
-        (r["address"], _value(r["systolic"]), _value(r["diastolic"]), _value(r["pulse_rate"]))
-        for r in log
-    )
+    """Per cuff, the multiset of measured values equals the multiset stored. `held`: the
+    sequence numbers each cuff still held at the end of the drain; `standing`: how each
+    cuff stood then (its record style, link, advertising), both for the message only."""
+
+    def value_key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (
+            r["address"],
+            _value(r["systolic"]),
+            _value(r["diastolic"]),
+            _value(r["pulse_rate"]),
+        )
+
+    measured: Counter[tuple[Any, ...]] = Counter(value_key(r) for r in log)
     with sqlalchemy.orm.Session(engine) as session:
         rows = session.scalars(select(models.Reading).where(models.Reading.source == "cuff"))
         stored: Counter[tuple[Any, ...]] = Counter(
@@ -388,23 +399,21 @@ def check_storage(
         result.problems.append(f"{result.duplicated} measurement(s) stored more than once")
     if result.missing:
         lost = [k for k, n in measured.items() if stored[k] < n]
-        keys = {
-            (
-                r["address"],
-                _value(r["systolic"]),
-                _value(r["diastolic"]),
-                _value(r["pulse_rate"]),
-            ): r
-            for r in log
-        }
-        still = sum(
-            1
-            for key in lost
-            if held is not None and keys[key]["sequence_number"] in held.get(key[0], [])
-        )
+        keys = {value_key(r): r for r in log}
+        # Of each lost value, how many measurements their cuff still holds: a BPS 1.0 cuff
+        # until a central confirms them, a BPS 1.1 cuff every record it keeps.
+        held_seqs: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for r in log:
+            if held is not None and r["sequence_number"] in held.get(r["address"], []):
+                held_seqs[value_key(r)].append(r["sequence_number"])
+        still = sum(min(measured[k] - stored[k], len(held_seqs[k])) for k in lost)
+        result.missing_held = still
+        cuffs = sorted({k[0] for k in lost})
         result.problems.append(
-            f"{result.missing} measurement(s) never stored ({still} still held by their cuff), "
-            f"e.g. {[(k[0], keys[k]['sequence_number'], keys[k]['cuff_time']) for k in lost[:4]]}"
+            f"{result.missing} measurement(s) never stored ({still} still held by their cuff "
+            f"at the end of the drain), "
+            f"e.g. {[(k[0], keys[k]['sequence_number'], keys[k]['cuff_time']) for k in lost[:4]]}; "
+            f"those cuffs then: {[(a, (standing or {}).get(a)) for a in cuffs]}"
         )
 
 
@@ -627,9 +636,14 @@ async def run_soak(plan: SoakPlan, workdir: Path, *, echo: bool = False) -> Soak
         if (await sim.ask("dump")) != "dumped":
             raise RuntimeError(f"the simulator did not write its log; see {sim.log}")
         dumped = json.loads((workdir / "measured.json").read_text())
-        log, held = dumped["measured"], dumped["held"]
+        log = dumped["measured"]
         await wait_for_storage(log, engine, plan.drain_timeout_s)
         phase("drain")
+        # What the cuffs still hold, and how they stand, once the drain gave up.
+        if (await sim.ask("dump")) != "dumped":
+            raise RuntimeError(f"the simulator did not write its log; see {sim.log}")
+        dumped = json.loads((workdir / "measured.json").read_text())
+        held, standing = dumped["held"], dumped["cuffs"]
         target = last_seq(engine)
         stop.set()
         await asyncio.gather(*roaming)
@@ -646,7 +660,7 @@ async def run_soak(plan: SoakPlan, workdir: Path, *, echo: bool = False) -> Soak
             await sim.wait(15.0)
         await sim.stop()
     phase("simulator stop")
-    check_storage(log, engine, result, held)
+    check_storage(log, engine, result, held, standing)
     check_clients(clients, target, result)
     check_alerts(engine, result)
     engine.dispose()

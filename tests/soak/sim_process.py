@@ -8,7 +8,8 @@ what is still stored before comparing.
 
 Commands on stdin, one per line: `quiesce` (stop measuring and flaking, every cuff back
 in range; answers `quiesced N` with the number of measurements taken), `dump` (write
-the measurement log, and what each cuff still holds, to `--out`; answers `dumped`), `stop`.
+the measurement log, what each cuff still holds and how it stands, to `--out`; answers
+`dumped`), `stop`.
 
     python -m tests.soak.sim_process --count 8 --speed 60 --port 9100 --out log.json ...
 """
@@ -27,6 +28,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import replace
@@ -174,7 +176,13 @@ async def main(argv: Sequence[str]) -> int:
     parser.add_argument("--severe-every", type=int, default=5)
     parser.add_argument("--hypotensive-every", type=int, default=5)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    # VITALSD_SOAK_SIM_LOG=INFO logs every cuff's measurement, link, replay and delivery.
+    logging.getLogger("simulators").setLevel(os.environ.get("VITALSD_SOAK_SIM_LOG", "WARNING"))
     clock = shared_clock(args.speed, args.epoch_real, args.epoch_sim)
     radio = VirtualRadio()
     configs = soak_configs(args.count, args.seed, args.severe_every, args.hypotensive_every)
@@ -208,6 +216,16 @@ async def main(argv: Sequence[str]) -> int:
                     # What each cuff still keeps for a central (BPS 1.1: every record).
                     "held": {
                         c.address.upper(): [r.sequence_number for r in c.stored] for c in cuffs
+                    },
+                    # How each cuff stands now, to tell why a central did not collect.
+                    "cuffs": {
+                        c.address.upper(): {
+                            "record_style": c.config.record_style,
+                            "in_range": c.in_range,
+                            "connected": c.connected,
+                            "advertising": c.advertising,
+                        }
+                        for c in cuffs
                     },
                 }
                 args.out.write_text(json.dumps(log))
