@@ -111,6 +111,39 @@ async def test_subscriber_without_since_gets_only_live_events(clinic: Clinic) ->
     assert event.data["battery_percent"] == 89
 
 
+async def test_a_commits_events_reach_one_subscriber_together_before_the_next(
+    ward: Ward, clock: FakeClock
+) -> None:
+    """A severe reading and its alert go to each tablet back to back (the alert is not
+    held until the reading has gone to every tablet)."""
+    await ward.clinic.start_session(ward.patient_id, ward.chair_id, by=CLINICIAN)
+    delivered: list[tuple[str, EventType]] = []
+    subscriptions = [ward.clinic.bus.subscribe() for _ in range(2)]
+    waiting = []
+    for name, subscription in zip("AB", subscriptions, strict=True):
+
+        def take(event: Event, name: str = name) -> bool:
+            delivered.append((name, event.type))
+            return True
+
+        subscription.direct = take
+        waiting.append(asyncio.ensure_future(subscription.__anext__()))
+    for _ in range(3):
+        await asyncio.sleep(0)  # both readers wait with nothing queued
+    severe = measurement(systolic=190, diastolic=112)
+    await ward.clinic.ingest_cuff_measurement(CUFF, severe, clock.now, bytes(severe))
+    for future in waiting:
+        future.cancel()
+    for subscription in subscriptions:
+        subscription.close()
+    names = [name for name, _ in delivered]
+    second = names.index("B" if names[0] == "A" else "A")
+    to_first, to_second = delivered[:second], delivered[second:]
+    assert len({name for name, _ in to_first}) == 1 and len({n for n, _ in to_second}) == 1
+    assert [t for _, t in to_first] == [t for _, t in to_second]
+    assert {EventType.READING, EventType.ALERT} <= {t for _, t in to_first}
+
+
 async def test_cuff_pressure_is_published_live_without_storage_or_seq(clinic: Clinic) -> None:
     async with clinic.bus.subscribe() as subscription:
         clinic.publish_cuff_pressure(CUFF, 142.0, clinic.now())

@@ -333,12 +333,25 @@ class EventBus:
         return self._published_upto
 
     def _fan_out(self, events: Iterable[Event]) -> None:
-        """Hand events to every interested subscriber's bounded queue; never blocks."""
-        for event in events:
+        """Hand events to every interested subscriber's bounded queue; never blocks.
+
+        A commit's events go to one subscriber all together before the next subscriber
+        gets any: the alert a severe reading raised reaches the first tablets right
+        behind its reading, not after the reading has gone to every tablet (issue #9
+        alert latency)."""
+        group = list(events)
+        for event in group:
             if event.seq is not None:
                 self._remember(event)
-            for subscription in self._interested(event.type):
-                subscription.offer(event)
+        if len(group) == 1:
+            for subscription in self._interested(group[0].type):
+                subscription.offer(group[0])
+            return
+        types = {event.type for event in group}
+        for subscription in self._subscribers:
+            if subscription.types is None or not subscription.types.isdisjoint(types):
+                for event in group:
+                    subscription.offer(event)
 
     def _interested(self, type: EventType) -> list[Subscription]:
         """The subscribers that want `type`, listed once per change of subscribers (a
