@@ -49,8 +49,8 @@ test: lint typecheck pytest
 # about 20 minutes today: connecting 500-1000 clients takes minutes, see RESULTS.md);
 # each script also runs alone, e.g. `.venv/bin/python bench/ingest.py --quick`.
 bench: install system-packages
-	$(BIN)/python bench/ingest.py --readings 1000
-	$(BIN)/python bench/fanout.py --clients 100,1000 --seconds 8
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/fanout.py --clients 100,500,1000 --seconds 8
 	$(BIN)/python bench/latency.py --seconds 30
 	$(BIN)/python bench/footprint.py
 
