@@ -343,6 +343,16 @@ class SimulatedCuff:
         return self._advertising
 
     @property
+    def peers(self) -> list[str]:
+        """The addresses of the centrals connected now."""
+        return [link.peer for link in self._links.values()]
+
+    @property
+    def racp_in_progress(self) -> bool:
+        """A BPS 1.1 RACP procedure is running (another is refused meanwhile)."""
+        return self._racp_busy
+
+    @property
     def stored(self) -> list[MeasurementRecord]:
         """Readings waiting for a central: the BPS 1.0 replay queue, or every BPS 1.1
         record still in the record database, oldest first."""

@@ -222,8 +222,9 @@ async def main(argv: Sequence[str]) -> int:
                         c.address.upper(): {
                             "record_style": c.config.record_style,
                             "in_range": c.in_range,
-                            "connected": c.connected,
+                            "peers": c.peers,
                             "advertising": c.advertising,
+                            "racp_in_progress": c.racp_in_progress,
                         }
                         for c in cuffs
                     },
