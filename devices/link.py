@@ -474,8 +474,16 @@ class CuffLink:
         return reason
 
     async def _connect(self) -> BleakClient:
+        """Connect; `_disconnected` then says whether this connection has ended.
+
+        `establish_connection` retries on the same client, so a link lost during an
+        earlier attempt (the cuff going out of range as we set it up) has already fired
+        the disconnected callback: without starting afresh here, the link made by a later
+        attempt would be taken as ended at once and hung up on right after its set-up,
+        before a BPS 1.0 cuff replays what it holds or a RACP report is read.
+        """
         try:
-            return await establish_connection(
+            client = await establish_connection(
                 BleakClient,
                 self.device,
                 self.device.name or self.address,
@@ -486,6 +494,11 @@ class CuffLink:
             )
         except TimeoutError as error:
             raise CuffLinkError(f"{self.address}: connection timed out") from error
+        # No await since `establish_connection` returned: only this connection's end counts.
+        self._disconnected.clear()
+        if not client.is_connected:
+            self._disconnected.set()
+        return client
 
     async def _finish(self, consumer: asyncio.Task[None], reason: str) -> None:
         """Deliver what already arrived, then say the link ended (unless we are being

@@ -295,3 +295,29 @@ async def test_the_same_link_code_runs_against_a_simulator_in_another_process(
     readings = events.of(MeasurementReceived)
     assert readings[0].cuff.model == "SIM-BP"
     assert readings[0].cuff.address.startswith("D0:5E")
+
+
+async def test_a_link_made_after_a_dropped_attempt_stays_up_and_collects(
+    start_cuff: StartCuff, central: BumbleHost, clock: SimClock, events: EventLog
+) -> None:
+    """`establish_connection` retries on the same client: the first attempt's link,
+    dropped as the cuff walks away mid-set-up, must not end the second one (the short
+    soak hung up on such a link right after set-up, before the BPS 1.0 replay)."""
+    cuff = await start_cuff()
+    reading = await cuff.measure()  # nobody connected: the cuff keeps it
+    assert cuff.device is not None
+
+    async def walk_away_and_back() -> None:
+        await cuff.go_out_of_range()
+        await cuff.come_back()
+
+    walks: list[asyncio.Task[None]] = []
+    cuff.device.once(
+        "connection", lambda _c: walks.append(asyncio.create_task(walk_away_and_back()))
+    )
+    run = await connect_once(central, cuff, events, CuffMemory(cuff.address), clock)
+    await events.wait_for(lambda: events.delivered(cuff, reading) == 1, "the replayed reading")
+    await within_patience(asyncio.gather(*walks))
+    assert not run.done()
+    await cuff.go_out_of_range()
+    await within_patience(run)
