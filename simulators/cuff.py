@@ -343,6 +343,18 @@ class SimulatedCuff:
         return self._advertising
 
     @property
+    def advertising_on_air(self) -> bool:
+        """Whether its virtual controller is sending advertisements (what a scanner
+        hears), as opposed to what the cuff's host believes (`advertising`); False on a
+        real transport, where this cannot be seen."""
+        controller = self.controller
+        if controller is None:
+            return False
+        return bool(controller.le_legacy_advertiser.enabled) or any(
+            advertising_set.enabled for advertising_set in controller.advertising_sets.values()
+        )
+
+    @property
     def peers(self) -> list[str]:
         """The addresses of the centrals connected now."""
         return [link.peer for link in self._links.values()]

@@ -224,6 +224,7 @@ async def main(argv: Sequence[str]) -> int:
                             "in_range": c.in_range,
                             "peers": c.peers,
                             "advertising": c.advertising,
+                            "advertising_on_air": c.advertising_on_air,
                             "racp_in_progress": c.racp_in_progress,
                         }
                         for c in cuffs
