@@ -9,8 +9,6 @@ reflects, so a client that connected without `since` resumes from there.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocket
@@ -18,7 +16,7 @@ from starlette.websockets import WebSocket
 from api.deps import ApiContext, authenticate, forbidden, get_context, token_of
 from api.stream import RAW_SEND_KEY, ClientStream, Frame, direct_writer
 from vitalsd.auth import Permission, role_may
-from vitalsd.store.events import EventType, encode_json
+from vitalsd.store.events import EventType
 
 router = APIRouter()
 
@@ -57,11 +55,6 @@ def parse_types(raw: str | None) -> frozenset[str] | None:
             f"unknown event types {', '.join(unknown)} (one of {', '.join(sorted(STREAM_TYPES))})",
         )
     return wanted
-
-
-def encode(message: dict[str, Any]) -> str:
-    """A message as sent on the stream (compact JSON, NaN as null)."""
-    return encode_json(message)
 
 
 async def deny(websocket: WebSocket, status: int, detail: str) -> None:

@@ -42,7 +42,6 @@ import uvicorn
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from api.app import create_app
-from api.ws import encode
 from bench.harness import Latencies, header, load, profiled, ratio, verdict
 from bench.ingest import cuff_address, measurement_of, populate
 from bench.ws_clients import ClientFleet, Received
@@ -318,7 +317,7 @@ async def measure_point(
         gc.collect()
         floor_bytes = (rss_bytes() - before) / clients
         replay = [
-            (at, [encode(e.as_json()) for e in events], [e.seq for e in events if e.seq])
+            (at, [e.text for e in events], [e.seq for e in events if e.seq])
             for at, events in groups
         ]
         floor_stamps, floor_busy_s = await drive_floor(floor, replay)

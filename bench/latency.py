@@ -45,7 +45,6 @@ from bumble.device import Connection
 from bumble.gatt import Characteristic
 from pydantic import SecretStr
 
-from api.ws import encode
 from bench.fanout import floor_server
 from bench.harness import Latencies, header, load, profiled, ratio, verdict
 from bench.ws_clients import ClientFleet, Received
@@ -161,7 +160,7 @@ async def capture_events(clinic: Clinic, capture: Capture) -> None:
         async for event in subscription:
             if event.type not in (EventType.READING, EventType.ALERT) or event.seq is None:
                 continue
-            capture.groups.append((time.monotonic(), encode(event.as_json()), event.seq))
+            capture.groups.append((time.monotonic(), event.text, event.seq))
             data = event.data
             if event.type is EventType.READING:
                 capture.readings[data["id"]] = data
