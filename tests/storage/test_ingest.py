@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from devices.bps import BloodPressureMeasurement
 from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward, emptied
@@ -376,54 +377,44 @@ INSERT_KEYED_FAILURE = text(
 )
 
 
-async def test_upgrade_from_0001_keeps_the_readings_and_adds_the_cuff_key(
-    unmigrated_url: str, clock: FakeClock
-) -> None:
+@pytest.fixture
+async def upgraded(unmigrated_url: str, clock: FakeClock) -> AsyncIterator[AsyncEngine]:
+    """A database at 0001 holding one reading, then upgraded to the head."""
     await migrate(unmigrated_url, "0001")
     engine = create_engine(unmigrated_url)
     try:
         async with engine.begin() as connection:
             await connection.execute(INSERT_READING, {"cuff": CUFF, "at": clock.now})
         await migrate(unmigrated_url)
-        async with engine.connect() as connection:
-            kept = (await connection.execute(text("SELECT id, cuff_key FROM readings"))).all()
-        assert [tuple(row) for row in kept] == [(1, None)]
+        yield engine
     finally:
         await engine.dispose()
+
+
+async def test_upgrade_from_0001_keeps_the_readings_and_adds_the_cuff_key(
+    upgraded: AsyncEngine,
+) -> None:
+    async with upgraded.connect() as connection:
+        kept = (await connection.execute(text("SELECT id, cuff_key FROM readings"))).all()
+    assert [tuple(row) for row in kept] == [(1, None)]
 
 
 async def test_upgraded_database_refuses_a_second_reading_with_the_same_cuff_key(
-    unmigrated_url: str, clock: FakeClock
+    upgraded: AsyncEngine, clock: FakeClock
 ) -> None:
-    await migrate(unmigrated_url, "0001")
-    engine = create_engine(unmigrated_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(INSERT_READING, {"cuff": CUFF, "at": clock.now})
-        await migrate(unmigrated_url)
-        with pytest.raises(IntegrityError):
-            async with engine.begin() as connection:
-                for minutes in (1, 2):
-                    at = clock.now + timedelta(minutes=minutes)
-                    await connection.execute(
-                        INSERT_KEYED_FAILURE, {"cuff": CUFF, "key": "seq:1", "at": at}
-                    )
-    finally:
-        await engine.dispose()
+    with pytest.raises(IntegrityError):
+        async with upgraded.begin() as connection:
+            for minutes in (1, 2):
+                at = clock.now + timedelta(minutes=minutes)
+                await connection.execute(
+                    INSERT_KEYED_FAILURE, {"cuff": CUFF, "key": "seq:1", "at": at}
+                )
 
 
-async def test_upgraded_readings_stay_append_only(unmigrated_url: str, clock: FakeClock) -> None:
-    await migrate(unmigrated_url, "0001")
-    engine = create_engine(unmigrated_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(INSERT_READING, {"cuff": CUFF, "at": clock.now})
-        await migrate(unmigrated_url)
-        with pytest.raises(DBAPIError, match="append-only"):
-            async with engine.begin() as connection:
-                await connection.execute(text("UPDATE readings SET cuff_key = 'x'"))
-    finally:
-        await engine.dispose()
+async def test_upgraded_readings_stay_append_only(upgraded: AsyncEngine) -> None:
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with upgraded.begin() as connection:
+            await connection.execute(text("UPDATE readings SET cuff_key = 'x'"))
 
 
 async def test_ingest_survives_the_loss_of_the_writers_postgresql_connection(
