@@ -712,10 +712,10 @@ class Clinic:
         return int(result.scalar_one())
 
     async def _store_events(self, tx: _Tx) -> list[Event]:
-        """Number and insert the transaction's events, as `vitalsd.store.events.
-        store_events` does, in Core: one counter bump (on PostgreSQL the NOTIFY to the
-        other daemons rides on it) and one multi-row INSERT. The counter row makes the
-        numbers gapless: a rolled-back transaction rolls its bump back too."""
+        """Number and insert the transaction's events in Core: one counter bump (on
+        PostgreSQL the NOTIFY to the other daemons rides on it) and one multi-row
+        INSERT. The counter row makes the numbers gapless: a rolled-back transaction
+        rolls its bump back too."""
         if not tx.events:
             return []
         for item in tx.events:

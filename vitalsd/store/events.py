@@ -25,7 +25,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vitalsd.store.models import EventCounter, EventRow
@@ -111,43 +111,6 @@ class PendingEvent:
     type: EventType
     at: datetime
     data: dict[str, Any]
-
-
-async def lock_event_counter(session: AsyncSession) -> None:
-    """Take the counter row's write lock first thing in a write transaction: it orders
-    every writer (across processes on PostgreSQL) and, on SQLite, takes the write lock
-    before any read so concurrent writers wait on the busy timeout instead of failing."""
-    await session.execute(
-        update(EventCounter).where(EventCounter.id == 1).values(last_seq=EventCounter.last_seq)
-    )
-
-
-async def store_events(session: AsyncSession, pending: Sequence[PendingEvent]) -> list[Event]:
-    """Number and insert `pending` in the caller's transaction. The counter row makes
-    the numbers gapless: a rolled-back transaction rolls its increment back too (a
-    PostgreSQL sequence would not)."""
-    if not pending:
-        return []
-    for item in pending:
-        if item.type in LIVE_ONLY:
-            raise ValueError(f"{item.type.value} events are live-only and never stored")
-    result = await session.execute(
-        update(EventCounter)
-        .where(EventCounter.id == 1)
-        .values(last_seq=EventCounter.last_seq + len(pending))
-        .returning(EventCounter.last_seq)
-    )
-    last = int(result.scalar_one())
-    first = last - len(pending) + 1
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        # Delivered at commit, to every daemon sharing the database (DESIGN.md "Scale").
-        await session.execute(
-            text("SELECT pg_notify(:channel, :seq)"), {"channel": NOTIFY_CHANNEL, "seq": str(last)}
-        )
-    events = [Event(first + i, item.type, item.at, item.data) for i, item in enumerate(pending)]
-    session.add_all(EventRow(seq=e.seq, type=e.type.value, at=e.at, data=e.data) for e in events)
-    await session.flush()
-    return events
 
 
 class SubscriberOverflow(Exception):
