@@ -301,7 +301,25 @@ class CheckSchedule:
         phase_edge = self._dosed_until(facts)
         if phase_edge is not None and phase_edge > now:
             edges.append(phase_edge)
+        edges.extend(self._next_infusion_windows(facts, now))
         return min(edges, default=None)
+
+    def _next_infusion_windows(self, facts: SessionFacts, now: datetime) -> list[datetime]:
+        """When each running infusion adds its next window. Usually that is also the
+        pending window's start, but a reading stamped ahead of `now` (a cuff clock running
+        fast) can satisfy the pending window early, and the loop must still wake for it."""
+        if self.protocol.infusion is None:
+            return []
+        interval = self.protocol.infusion.interval
+        edges = []
+        for dose in facts.doses:
+            if dose.ended_at is not None:
+                continue
+            if now < dose.given_at:
+                edges.append(dose.given_at)
+            else:
+                edges.append(dose.given_at + (int((now - dose.given_at) / interval) + 1) * interval)
+        return edges
 
     # -- phase --------------------------------------------------------------------------
 

@@ -334,6 +334,13 @@ def test_next_change_of_a_running_infusion_is_the_next_interval() -> None:
     assert minutes_of(IV.next_change(session, at(16))) == 20
 
 
+def test_next_change_of_a_running_infusion_wakes_for_a_window_satisfied_ahead_of_time() -> None:
+    # A reading stamped ahead of now (a fast cuff clock) satisfies the pending window;
+    # the loop must still wake when the infusion's next window opens (found by hypothesis).
+    session = facts(reading(21), dose(1))
+    assert minutes_of(IV.next_change(session, at(11))) == 21
+
+
 def test_closed_session_never_changes_by_time() -> None:
     assert KAP.next_change(facts(reading(1), closed=3), at(4)) is None
 
