@@ -7,6 +7,7 @@ the ACC/AHA 2017 classification.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +18,10 @@ from vitalsd.protocol import ThresholdLimits
 
 
 class BloodPressureCategory(StrEnum):
-    """ACC/AHA 2017 blood-pressure categories, for display."""
+    """ACC/AHA 2017 blood-pressure categories, for display, plus `low` (hypotension) below
+    them: a reading under 90/60 is never shown as `normal`."""
 
+    LOW = "low"
     NORMAL = "normal"
     ELEVATED = "elevated"
     STAGE_1 = "stage_1"
@@ -26,11 +29,27 @@ class BloodPressureCategory(StrEnum):
     SEVERE = "severe"
 
 
-def blood_pressure_category(systolic: float, diastolic: float) -> BloodPressureCategory:
-    """The higher of the systolic and diastolic categories (2017 ACC/AHA guideline, table 6;
-    hypertensive crisis above 180 and/or 120)."""
+def whole_mmhg(value: float) -> int:
+    """The whole-mmHg value the screen shows: rounded half up (DESIGN.md "What was judged
+    is what is shown"): 159.76 mmHg (21.3 kPa) is 160, and is judged as 160."""
+    return math.floor(value + 0.5)
+
+
+def blood_pressure_category(
+    systolic: float, diastolic: float, limits: ThresholdLimits | None = None
+) -> BloodPressureCategory:
+    """The higher of the systolic and diastolic categories (2017 ACC/AHA guideline, table 6),
+    judged on the whole-mmHg values shown. The ends follow the protocol's own limits, so the
+    category never contradicts an alert: `severe` from the severe-hypertension limits,
+    `low` below the hypotension limits."""
+    limits = limits or ThresholdLimits()
+    systolic, diastolic = whole_mmhg(systolic), whole_mmhg(diastolic)
+    if systolic >= limits.severe_systolic or diastolic >= limits.severe_diastolic:
+        return BloodPressureCategory.SEVERE
     if systolic > 180 or diastolic > 120:
         return BloodPressureCategory.SEVERE
+    if systolic < limits.hypotension_systolic or diastolic < limits.hypotension_diastolic:
+        return BloodPressureCategory.LOW
     if systolic >= 140 or diastolic >= 90:
         return BloodPressureCategory.STAGE_2
     if systolic >= 130 or diastolic >= 80:
@@ -118,7 +137,7 @@ BASELINE_KINDS = frozenset(
 
 
 def _bp(systolic: float, diastolic: float) -> str:
-    return f"{systolic:.0f}/{diastolic:.0f} mmHg"
+    return f"{whole_mmhg(systolic)}/{whole_mmhg(diastolic)} mmHg"
 
 
 @dataclass(frozen=True)
@@ -133,18 +152,28 @@ class Thresholds:
 
     def is_elevated_baseline(self, baseline: Baseline, age_years: int | None) -> bool:
         return (
-            baseline.systolic >= self.elevated_systolic_for(age_years)
-            or baseline.diastolic >= self.limits.elevated_diastolic
+            whole_mmhg(baseline.systolic) >= self.elevated_systolic_for(age_years)
+            or whole_mmhg(baseline.diastolic) >= self.limits.elevated_diastolic
         )
 
     def is_dosing_hold(self, baseline: Baseline) -> bool:
+        return self.in_hold_range(baseline.systolic, baseline.diastolic)
+
+    def in_hold_range(self, systolic: float, diastolic: float) -> bool:
+        """At or above the dosing-hold limits, on the values shown."""
         return (
-            baseline.systolic >= self.limits.hold_systolic
-            or baseline.diastolic >= self.limits.hold_diastolic
+            whole_mmhg(systolic) >= self.limits.hold_systolic
+            or whole_mmhg(diastolic) >= self.limits.hold_diastolic
         )
 
     def is_severe(self, systolic: float, diastolic: float) -> bool:
-        return systolic >= self.limits.severe_systolic or diastolic >= self.limits.severe_diastolic
+        return (
+            whole_mmhg(systolic) >= self.limits.severe_systolic
+            or whole_mmhg(diastolic) >= self.limits.severe_diastolic
+        )
+
+    def category(self, systolic: float, diastolic: float) -> BloodPressureCategory:
+        return blood_pressure_category(systolic, diastolic, self.limits)
 
     def baseline_findings(
         self, baseline: Baseline | None, age_years: int | None, consider_deferring: bool
@@ -192,9 +221,10 @@ class Thresholds:
         (marked unverified); it clears nothing. An error frame shows nothing."""
         if not reading.valid or reading.systolic is None or reading.diastolic is None:
             return Assessment(None, (), frozenset())
-        systolic, diastolic = reading.systolic, reading.diastolic
+        # Judged on the whole-mmHg values the screen shows.
+        systolic, diastolic = whole_mmhg(reading.systolic), whole_mmhg(reading.diastolic)
         limits = self.limits
-        category = blood_pressure_category(systolic, diastolic)
+        category = self.category(systolic, diastolic)
         shown = _bp(systolic, diastolic)
         findings: list[Finding] = []
         flagged = reading.needs_remeasure
@@ -220,8 +250,8 @@ class Thresholds:
         evaluated = {AlertKind.SEVERE_HYPERTENSION, AlertKind.REMEASURE, AlertKind.HYPOTENSION}
         if post_dose and baseline is not None and not severe:
             evaluated.add(AlertKind.RISE_OVER_BASELINE)
-            rise_s = systolic - baseline.systolic
-            rise_d = diastolic - baseline.diastolic
+            rise_s = systolic - whole_mmhg(baseline.systolic)
+            rise_d = diastolic - whole_mmhg(baseline.diastolic)
             if rise_s >= limits.rise_systolic or rise_d >= limits.rise_diastolic:
                 findings.append(
                     Finding(
@@ -242,7 +272,7 @@ class Thresholds:
             )
         if reading.pulse_rate is not None:
             evaluated.add(AlertKind.PULSE_OUT_OF_RANGE)
-            if not limits.pulse_low <= reading.pulse_rate <= limits.pulse_high:
+            if not limits.pulse_low <= whole_mmhg(reading.pulse_rate) <= limits.pulse_high:
                 irregular = (
                     " (irregular pulse)" if ReadingFlag.IRREGULAR_PULSE in reading.flags else ""
                 )

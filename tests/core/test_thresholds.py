@@ -44,9 +44,22 @@ def kinds_of(
         (139, 89, BloodPressureCategory.STAGE_1),
         (140, 70, BloodPressureCategory.STAGE_2),
         (110, 90, BloodPressureCategory.STAGE_2),
-        (180, 120, BloodPressureCategory.STAGE_2),
+        (179, 109, BloodPressureCategory.STAGE_2),
         (181, 100, BloodPressureCategory.SEVERE),
         (150, 121, BloodPressureCategory.SEVERE),
+        # #13 low: the category agrees with the severe-hypertension alert at 180 / 110.
+        (180, 100, BloodPressureCategory.SEVERE),
+        (150, 110, BloodPressureCategory.SEVERE),
+        # #13 finding 14: below 90/60 is `low`, never `normal`.
+        (77, 48, BloodPressureCategory.LOW),
+        (84, 51, BloodPressureCategory.LOW),
+        (89, 70, BloodPressureCategory.LOW),
+        (110, 59, BloodPressureCategory.LOW),
+        (90, 60, BloodPressureCategory.NORMAL),
+        # Judged on the whole-mmHg value shown, rounded half up.
+        (119.5, 79, BloodPressureCategory.ELEVATED),
+        (119.49, 79, BloodPressureCategory.NORMAL),
+        (89.5, 59.5, BloodPressureCategory.NORMAL),
     ],
 )
 def test_acc_aha_category(
@@ -237,3 +250,30 @@ def test_only_flagged_readings_still_make_a_baseline() -> None:
 
 def test_no_valid_pre_dose_reading_means_no_baseline() -> None:
     assert baseline_of([error_frame(1), reading(8)], at(5), 2) is None
+
+
+def kpa(value: float) -> float:
+    return value * 7.500617
+
+
+def test_kpa_reading_shown_as_160_100_is_judged_as_a_dosing_hold() -> None:
+    """#13 finding 10: 21.3/13.3 kPa is 159.76/99.76 mmHg, shown 160/100: a hold."""
+    baseline = Baseline(kpa(21.3), kpa(13.3), (1, 2))
+    kinds = {f.kind for f in RULES.baseline_findings(baseline, 40, consider_deferring=False)}
+    assert kinds == {AlertKind.DOSING_HOLD}
+    assert "160/100 mmHg" in RULES.baseline_findings(baseline, 40, False)[0].message
+
+
+def test_kpa_reading_shown_as_173_110_raises_severe_hypertension() -> None:
+    """#13 finding 10: 23.0/14.6 kPa shows 173/110 and must raise a severe alert."""
+    found = RULES.assess(reading(40, kpa(23.0), kpa(14.6)), NORMAL_BASELINE, post_dose=True)
+    assert found.category is BloodPressureCategory.SEVERE
+    assert AlertKind.SEVERE_HYPERTENSION in {f.kind for f in found.findings}
+    assert "173/110 mmHg" in found.findings[0].message
+
+
+def test_hypotension_reading_has_category_low() -> None:
+    """#13 finding 14: a green "Normal" chip under a "Hypotension" badge."""
+    found = RULES.assess(reading(40, 80, 50), NORMAL_BASELINE, post_dose=True)
+    assert found.category is BloodPressureCategory.LOW
+    assert AlertKind.HYPOTENSION in {f.kind for f in found.findings}

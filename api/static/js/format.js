@@ -53,6 +53,7 @@ export function parseTime(value) {
 
 // ACC/AHA 2017 categories (vitalsd.thresholds.BloodPressureCategory), always with text.
 export const CATEGORY_LABELS = {
+  low: "Low",
   normal: "Normal",
   elevated: "Elevated",
   stage_1: "Stage 1",
