@@ -27,6 +27,9 @@ from vitalsd.protocol import PostDoseCondition, Protocol
 from vitalsd.thresholds import Baseline, Thresholds, baseline_of
 
 SESSION_CLOSED_REASON = "session closed"
+# A check turns overdue the instant after its window closes (a reading at `window_end`
+# still satisfies it); the timer loop wakes at that instant.
+OVERDUE_AFTER = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,16 @@ class _Window:
     start: datetime | None
     end: datetime | None
     label: str
+    # Back-to-back windows (infusion, post-infusion) do not share their edge: a reading at
+    # the edge belongs to the window (or the baseline) that ends there, so one reading
+    # never satisfies two consecutive checks.
+    exclusive_start: bool = False
+
+    def covers(self, at: datetime) -> bool:
+        if self.start is None:
+            return False
+        after_start = at > self.start if self.exclusive_start else at >= self.start
+        return after_start and (self.end is None or at <= self.end)
 
 
 def _dose_ref(dose: Dose, index: int) -> str:
@@ -220,6 +233,7 @@ class CheckSchedule:
                     start + k * interval,
                     start + (k + 1) * interval,
                     f"Infusion check {k + 1} (every {_minutes(interval)} min)",
+                    exclusive_start=True,
                 )
             )
         rule = self.protocol.post_infusion
@@ -236,6 +250,7 @@ class CheckSchedule:
                         min(stop + (k + 1) * rule.interval, end_of_observation),
                         f"Post-infusion check {k + 1} (every {_minutes(rule.interval)} min "
                         f"for {_minutes(rule.duration)} min)",
+                        exclusive_start=True,
                     )
                 )
                 k += 1
@@ -269,16 +284,14 @@ class CheckSchedule:
         made = Check(
             window.key, window.kind, window.start, window.end, CheckState.PENDING, window.label
         )
-        if window.start is not None:
-            for reading in valid:
-                if reading.measured_at >= window.start and (
-                    window.end is None or reading.measured_at <= window.end
-                ):
-                    return replace(made, state=CheckState.SATISFIED, satisfied_by=reading.id)
+        for reading in valid:
+            if window.covers(reading.measured_at):
+                return replace(made, state=CheckState.SATISFIED, satisfied_by=reading.id)
         reason = facts.waiver_for(window.key)
         if reason is not None:
             return replace(made, state=CheckState.WAIVED, waiver_reason=reason)
-        if window.end is not None and now >= window.end:
+        # Overdue only once the window has closed: a reading at its last instant counts.
+        if window.end is not None and now > window.end:
             return replace(made, state=CheckState.OVERDUE)
         if facts.closed_at is not None:
             return replace(made, state=CheckState.WAIVED, waiver_reason=SESSION_CLOSED_REASON)
@@ -295,9 +308,10 @@ class CheckSchedule:
         for check in self.checks(facts, now):
             if check.state in (CheckState.SATISFIED, CheckState.WAIVED):
                 continue
-            for edge in (check.window_start, check.window_end):
-                if edge is not None and edge > now:
-                    edges.append(edge)
+            if check.window_start is not None and check.window_start > now:
+                edges.append(check.window_start)
+            if check.window_end is not None and check.window_end + OVERDUE_AFTER > now:
+                edges.append(check.window_end + OVERDUE_AFTER)
         phase_edge = self._dosed_until(facts)
         if phase_edge is not None and phase_edge > now:
             edges.append(phase_edge)

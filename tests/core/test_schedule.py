@@ -199,7 +199,9 @@ ELEVATED_SESSION_READINGS = (reading(2, *ELEVATED), reading(4, *ELEVATED))
         (24, None, CheckState.PENDING),
         (25, None, CheckState.DUE),
         (34.9, None, CheckState.DUE),
-        (35, None, CheckState.OVERDUE),
+        # #13 low: a reading at the window's last instant still counts, so not overdue yet.
+        (35, None, CheckState.DUE),
+        (35.01, None, CheckState.OVERDUE),
         (60, None, CheckState.OVERDUE),
         (60, 25, CheckState.SATISFIED),
         (60, 35, CheckState.SATISFIED),
@@ -279,7 +281,15 @@ def test_close_check_is_pending_until_an_hour_after_the_last_dose() -> None:
 
 @pytest.mark.parametrize(
     ("now", "reading_at", "state"),
-    [(15, None, CheckState.DUE), (20, None, CheckState.OVERDUE), (20, 19, CheckState.SATISFIED)],
+    [
+        (15, None, CheckState.DUE),
+        (20, None, CheckState.DUE),
+        (20.01, None, CheckState.OVERDUE),
+        (20, 19, CheckState.SATISFIED),
+        (30, 20, CheckState.SATISFIED),
+        # #13 low: a reading at the dose time is the baseline, not the first infusion check.
+        (30, 10, CheckState.OVERDUE),
+    ],
 )
 def test_infusion_interval_due_while_open_overdue_after(
     now: float, reading_at: float | None, state: CheckState
@@ -337,8 +347,20 @@ def test_next_change_of_a_running_infusion_is_the_next_interval() -> None:
 def test_next_change_of_a_running_infusion_wakes_for_a_window_satisfied_ahead_of_time() -> None:
     # A reading stamped ahead of now (a fast cuff clock) satisfies the pending window;
     # the loop must still wake when the infusion's next window opens (found by hypothesis).
-    session = facts(reading(21), dose(1))
-    assert minutes_of(IV.next_change(session, at(11))) == 21
+    session = facts(reading(15), reading(25), dose(1))
+    assert minutes_of(IV.next_change(session, at(12))) == 21
+
+
+def test_one_reading_satisfies_one_of_back_to_back_infusion_checks() -> None:
+    """#13 low: IV readings at +10 and +30 satisfied all four 10-minute checks."""
+    session = facts(reading(0), dose(0, stopped=40), reading(10), reading(30))
+    infusion = [c for c in IV.checks(session, at(45)) if c.kind is CheckKind.INFUSION]
+    assert [c.state for c in infusion] == [
+        CheckState.SATISFIED,
+        CheckState.OVERDUE,
+        CheckState.SATISFIED,
+        CheckState.OVERDUE,
+    ]
 
 
 def test_closed_session_never_changes_by_time() -> None:
@@ -377,12 +399,14 @@ IV_SESSION = facts(reading(2), dose(10, stopped=50))
         (REMS, REMS_SESSION, CheckKind.POST_DOSE, 39.9, CheckState.PENDING),
         (REMS, REMS_SESSION, CheckKind.POST_DOSE, 40, CheckState.DUE),
         (REMS, REMS_SESSION, CheckKind.POST_DOSE, 49.9, CheckState.DUE),
-        (REMS, REMS_SESSION, CheckKind.POST_DOSE, 50, CheckState.OVERDUE),
+        (REMS, REMS_SESSION, CheckKind.POST_DOSE, 50, CheckState.DUE),
+        (REMS, REMS_SESSION, CheckKind.POST_DOSE, 50.01, CheckState.OVERDUE),
         (REMS, REMS_SESSION, CheckKind.CLOSE, 124.9, CheckState.PENDING),
         (REMS, REMS_SESSION, CheckKind.CLOSE, 125, CheckState.DUE),
         (IV, IV_SESSION, CheckKind.POST_INFUSION, 49.9, CheckState.PENDING),
         (IV, IV_SESSION, CheckKind.POST_INFUSION, 50, CheckState.DUE),
-        (IV, IV_SESSION, CheckKind.POST_INFUSION, 65, CheckState.OVERDUE),
+        (IV, IV_SESSION, CheckKind.POST_INFUSION, 65, CheckState.DUE),
+        (IV, IV_SESSION, CheckKind.POST_INFUSION, 65.01, CheckState.OVERDUE),
         (IV, IV_SESSION, CheckKind.CLOSE, 109.9, CheckState.PENDING),
         (IV, IV_SESSION, CheckKind.CLOSE, 110, CheckState.DUE),
     ],

@@ -42,7 +42,8 @@ def test_states_hold_until_the_next_change(case: tuple[str, SessionFacts, float]
     preset, session, now = case
     schedule = SCHEDULES[preset]
     edge = schedule.next_change(session, at(now))
-    later = at(now) + (timedelta(minutes=600) if edge is None else (edge - at(now)) * 0.999)
+    # The last instant before the edge (times resolve to the microsecond, as stored).
+    later = at(now) + timedelta(minutes=600) if edge is None else edge - timedelta(microseconds=1)
     assert schedule.checks(session, at(now)) == schedule.checks(session, later)
     assert schedule.phase(session, at(now)) == schedule.phase(session, later)
 

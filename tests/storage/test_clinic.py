@@ -380,10 +380,10 @@ async def test_overdue_post_dose_check_raises_check_overdue_and_a_late_reading_s
     session = await start(ward, course_session=1)
     await ingest(ward.clinic, clock)
     await ward.clinic.record_dose(session.id, drug="ketamine", amount_mg=50, route="IM", by=NURSE)
-    clock.advance(30)
+    clock.advance(31)  # the window closes at dose + 30; a reading at that instant counts
     await ward.clinic.apply_time()
     overdue = await ward.clinic.list_alerts(session_id=session.id, kind="check_overdue")
-    clock.advance(2)
+    clock.advance(1)
     await ingest(ward.clinic, clock)
     settled = await ward.clinic.list_alerts(session_id=session.id, kind="check_overdue")
     assert [(a.priority, a.state) for a in overdue] == [("medium", "active")]
@@ -397,7 +397,7 @@ async def test_check_due_and_overdue_are_events(ward: Ward, clock: FakeClock) ->
     after_dose = await ward.clinic.bus.last_seq()
     clock.advance(20)
     await ward.clinic.apply_time()
-    clock.advance(10)
+    clock.advance(11)
     await ward.clinic.apply_time()
     types = [e.type.value for e in await ward.clinic.bus.stored_after(after_dose)]
     assert types.index("check_due") < types.index("check_overdue")
