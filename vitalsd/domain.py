@@ -57,12 +57,28 @@ class ReadingFlag(StrEnum):
     IRREGULAR_PULSE = "irregular_pulse"
     PULSE_RATE_RANGE = "pulse_rate_range"
     IMPROPER_POSITION = "improper_position"
+    # Ours (DESIGN.md "Time"): the cuff's own stamp was more than the tolerance off the
+    # receive time; the reading is stored at the receive time and keeps the cuff's stamp.
+    CUFF_CLOCK_OFF = "cuff_clock_off"
+    # Ours (DESIGN.md "Partial frames"): systolic without diastolic, or the reverse.
+    INCOMPLETE = "incomplete"
 
 
 # DESIGN.md "Thresholds": these flags ask for a new measurement; the reading is kept.
 REMEASURE_FLAGS = frozenset(
     {ReadingFlag.BODY_MOVEMENT, ReadingFlag.CUFF_TOO_LOOSE, ReadingFlag.IMPROPER_POSITION}
 )
+
+
+class DoseFlag(StrEnum):
+    """What a dose record says about the way it was given (DESIGN.md "Dosing gate")."""
+
+    # Given while the dosing gate stood, with a clinician's override reason.
+    HOLD_OVERRIDDEN = "hold_overridden"
+    # The first dose, with no valid reading before it in the session.
+    NO_BASELINE = "no_baseline"
+    # A later dose with no valid reading in the recent-BP time before it.
+    NO_RECENT_BP = "no_recent_bp"
 
 
 class SideEffect(StrEnum):
@@ -106,6 +122,12 @@ class AlertKind(StrEnum):
     REMEASURE = "remeasure"
     CHECK_OVERDUE = "check_overdue"
     STALE = "stale"
+    # Added in the second round (DESIGN.md "Interfaces": extend, never rename).
+    SEVERE_SIDE_EFFECT = "severe_side_effect"
+    CUFF_CLOCK_OFF = "cuff_clock_off"
+    CUFF_OFFLINE = "cuff_offline"
+    NOBODY_WATCHING = "nobody_watching"
+    CHANNEL_FAILING = "channel_failing"
 
 
 class Priority(StrEnum):
@@ -159,6 +181,8 @@ class Reading:
     source: ReadingSource = ReadingSource.CUFF
     flags: frozenset[ReadingFlag] = frozenset()
     valid: bool = True
+    # When it reached us (None: at `measured_at`): requirements apply from then on.
+    received_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.valid:
@@ -177,6 +201,10 @@ class Reading:
     def needs_remeasure(self) -> bool:
         return bool(self.flags & REMEASURE_FLAGS)
 
+    @property
+    def known_at(self) -> datetime:
+        return self.received_at if self.received_at is not None else self.measured_at
+
 
 def mean_arterial_pressure(systolic: float, diastolic: float) -> float:
     """MAP estimated as diastolic + one third of the pulse pressure (for manual readings)."""
@@ -194,6 +222,7 @@ class Dose:
     given_at: datetime
     ended_at: datetime | None = None
     increase: bool = False
+    flags: frozenset[DoseFlag] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.amount_mg > 0:

@@ -99,6 +99,32 @@ class ThresholdLimits:
 
 
 @dataclass(frozen=True)
+class SafetyRule:
+    """The numbers of DESIGN.md "Safety rules that hold in every preset"."""
+
+    # Dosing gate: a dose with no valid reading this recent before it is `no_recent_bp`.
+    recent_bp: timedelta = timedelta(minutes=30)
+    # Monitor until stable: a follow-up check this long after a post-dose reading in the
+    # rise or hold range (sooner after a severe one), open for `follow_up_window`.
+    follow_up_after: timedelta = timedelta(minutes=10)
+    follow_up_after_severe: timedelta = timedelta(minutes=5)
+    follow_up_window: timedelta = timedelta(minutes=10)
+    # A severe side effect (this severity or more) raises a medium alert and a check.
+    severe_side_effect_severity: int = 3
+    side_effect_check_after: timedelta = timedelta(minutes=5)
+    # Closing: the close check needs a valid reading this recent.
+    close_reading_within: timedelta = timedelta(minutes=15)
+    # Alarm behaviour (IEC 60601-1-8 style).
+    renotify_high_every: timedelta = timedelta(minutes=2)
+    snooze_total: timedelta = timedelta(minutes=30)
+    snooze_total_high: timedelta = timedelta(minutes=5)
+    worsening_systolic: float = 10
+    worsening_diastolic: float = 5
+    # Time: a live reading whose cuff clock is further off than this is re-stamped.
+    cuff_clock_tolerance: timedelta = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     title: str
@@ -109,6 +135,7 @@ class Protocol:
     post_infusion: PostInfusionRule | None
     close: CloseRule
     thresholds: ThresholdLimits
+    safety: SafetyRule = SafetyRule()
     # Keep what the esketamine REMS patient monitoring form asks for.
     rems_monitoring_form: bool = False
     source_text: str = ""
@@ -293,6 +320,29 @@ def _thresholds(table: _Table | None) -> ThresholdLimits:
     return limits
 
 
+def _safety(table: _Table | None) -> SafetyRule:
+    defaults = SafetyRule()
+    if table is None:
+        return defaults
+    values: dict[str, Any] = {}
+    for name in SafetyRule.__dataclass_fields__:
+        default = getattr(defaults, name)
+        if isinstance(default, timedelta):
+            minutes = default.total_seconds() / 60
+            values[name] = table.minutes(f"{name}_minutes", minutes, minimum=0.1)
+        elif isinstance(default, int):
+            values[name] = table.integer(name, default, minimum=1)
+        else:
+            values[name] = table.number(name, default, minimum=0)
+    table.finish()
+    rule = SafetyRule(**values)
+    if rule.snooze_total_high > rule.snooze_total:
+        raise table.error(
+            "snooze_total_high_minutes", "must not be longer than snooze_total_minutes"
+        )
+    return rule
+
+
 def parse_protocol(text: str, source: str = "protocol") -> Protocol:
     """Parse and validate a protocol file's text."""
     try:
@@ -311,6 +361,7 @@ def parse_protocol(text: str, source: str = "protocol") -> Protocol:
         post_infusion=_post_infusion(root.table("post_infusion")),
         close=_close(root.table("close")),
         thresholds=_thresholds(root.table("thresholds")),
+        safety=_safety(root.table("safety")),
         rems_monitoring_form=root.boolean("rems_monitoring_form", False),
         source_text=text,
     )

@@ -80,6 +80,11 @@ export const ALERT_KIND_LABELS = {
   remeasure: "Remeasure",
   check_overdue: "Check overdue",
   stale: "No recent reading",
+  severe_side_effect: "Severe side effect",
+  cuff_clock_off: "Cuff clock off",
+  cuff_offline: "Cuff cannot connect",
+  nobody_watching: "Nobody watching",
+  channel_failing: "Alert channel failing",
 };
 
 // IEC 60601-1-8 marks alarm priority with "!!!", "!!" and "!" beside the colour.
