@@ -2,10 +2,12 @@
 
 Pure and clock-injected: `CheckSchedule(protocol).checks(facts, now)` derives every check
 from the protocol, the session's doses and readings and the time; nothing is stored here.
-Windows are closed intervals: a reading at either edge counts. A check is `pending`
-before its window opens, `due` while it is open, `overdue` once it has closed without a
-valid reading, `satisfied` by a valid reading inside it (even one delivered late), and
-`waived` when a user waived it or the session closed before the window did.
+Windows are closed intervals: a reading at either edge counts (back-to-back windows give
+their shared edge to the earlier one). A check is `pending` before its window opens, `due`
+while it is open, `overdue` once it has closed without a valid reading, `satisfied` by a
+valid reading inside it (even one delivered late), and `waived` when a user waived it, the
+session closed before the window did, or it became required only after its window had
+closed (requirements apply forward, DESIGN.md "Time").
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from vitalsd.domain import (
     CheckKind,
     CheckState,
     Dose,
+    DoseFlag,
     Phase,
     Reading,
     SessionFacts,
@@ -27,6 +30,11 @@ from vitalsd.protocol import PostDoseCondition, Protocol
 from vitalsd.thresholds import Baseline, Thresholds, baseline_of
 
 SESSION_CLOSED_REASON = "session closed"
+REQUIRED_AFTER_WINDOW_REASON = "required after its window"
+# Doses the record flags get the post-dose check whatever the protocol's conditions.
+ALWAYS_CHECKED_DOSE_FLAGS = frozenset(
+    {DoseFlag.NO_BASELINE, DoseFlag.NO_RECENT_BP, DoseFlag.HOLD_OVERRIDDEN}
+)
 # A check turns overdue the instant after its window closes (a reading at `window_end`
 # still satisfies it); the timer loop wakes at that instant.
 OVERDUE_AFTER = timedelta(microseconds=1)
@@ -58,11 +66,21 @@ class _Window:
     # the edge belongs to the window (or the baseline) that ends there, so one reading
     # never satisfies two consecutive checks.
     exclusive_start: bool = False
+    # A reading from here on answers the check, when that differs from `start` (the
+    # close check is answered only by a recent one).
+    answered_from: datetime | None = None
+    # When the check became required (None: from the start). A check that became required
+    # after its window closed is waived, never overdue.
+    required_since: datetime | None = None
+    # The close check is answered by the latest reading, which stops counting once older
+    # than the protocol's close_reading_within.
+    latest_answers: bool = False
 
     def covers(self, at: datetime) -> bool:
-        if self.start is None:
+        start = self.answered_from if self.answered_from is not None else self.start
+        if start is None:
             return False
-        after_start = at > self.start if self.exclusive_start else at >= self.start
+        after_start = at > start if self.exclusive_start else at >= start
         return after_start and (self.end is None or at <= self.end)
 
 
@@ -162,9 +180,17 @@ class CheckSchedule:
         confirm = self._confirm_window(facts, first_dose_at)
         if confirm is not None:
             windows.append(confirm)
-        if protocol.post_dose is not None and self.post_dose_reasons(facts):
+        if protocol.post_dose is not None:
             rule = protocol.post_dose
+            required_since = self._post_dose_required_since(facts)
             for index, dose in enumerate(doses):
+                since = required_since
+                if dose.flags & ALWAYS_CHECKED_DOSE_FLAGS:
+                    since = dose.given_at
+                elif since is not None:
+                    since = max(since, dose.given_at)
+                if since is None:
+                    continue
                 windows.append(
                     _Window(
                         f"post_dose:{_dose_ref(dose, index)}",
@@ -173,12 +199,92 @@ class CheckSchedule:
                         dose.given_at + rule.closes_after,
                         f"Post-dose check {_minutes(rule.opens_after)}-"
                         f"{_minutes(rule.closes_after)} min after the dose",
+                        required_since=since,
                     )
                 )
         if protocol.infusion is not None:
             for index, dose in enumerate(doses):
                 windows.extend(self._infusion_windows(dose, index, now))
-        windows.append(self._close_window(facts, doses))
+        windows.extend(self._follow_up_windows(facts))
+        windows.append(self._close_window(facts, doses, now))
+        return windows
+
+    def _post_dose_required_since(self, facts: SessionFacts) -> datetime | None:
+        """When the protocol's post-dose conditions first held (None: they never did). A
+        condition that appears later (an elevated pre-dose reading entered after the
+        dose, a later dose increase) requires only the checks still ahead of it."""
+        reasons = self.post_dose_reasons(facts)
+        if not reasons:
+            return None
+        if reasons & {PostDoseCondition.ALWAYS, PostDoseCondition.COURSE_START}:
+            return facts.started_at
+        moments: list[datetime] = []
+        increases = [d.given_at for d in facts.doses if d.increase]
+        if PostDoseCondition.DOSE_INCREASE in reasons and increases:
+            moments.append(min(increases))
+        if PostDoseCondition.ELEVATED_BASELINE in reasons:
+            elevated_at = self._baseline_elevated_since(facts)
+            if elevated_at is not None:
+                moments.append(elevated_at)
+        return min(moments, default=facts.started_at)
+
+    def _baseline_elevated_since(self, facts: SessionFacts) -> datetime | None:
+        """The moment the baseline first showed elevated, as readings reached us."""
+        known = sorted((r for r in facts.readings if r.valid), key=lambda r: r.known_at)
+        age = self.age_at_start(facts)
+        averaged = self.protocol.baseline.readings_averaged
+        for count in range(1, len(known) + 1):
+            baseline = baseline_of(known[:count], facts.first_dose_at, averaged)
+            if baseline is not None and self.thresholds.is_elevated_baseline(baseline, age):
+                return known[count - 1].known_at
+        return None
+
+    def is_stable(self, facts: SessionFacts, reading: Reading) -> bool:
+        """Back below the rise, hold and severe ranges (DESIGN.md "Monitor until stable")."""
+        if not reading.valid or reading.systolic is None or reading.diastolic is None:
+            return True
+        thresholds = self.thresholds
+        if thresholds.in_hold_range(reading.systolic, reading.diastolic):
+            return False
+        first_dose_at = facts.first_dose_at
+        if first_dose_at is None or reading.measured_at <= first_dose_at:
+            return True
+        baseline = self.baseline(facts)
+        return baseline is None or not thresholds.is_rise(reading, baseline)
+
+    def _follow_up_windows(self, facts: SessionFacts) -> list[_Window]:
+        """After a post-dose reading in the rise, hold or severe range, a follow-up check
+        (sooner after a severe one), answered by any later reading: again and again until
+        a reading is back below them (the esketamine label: monitor until stable)."""
+        first_dose_at = facts.first_dose_at
+        if first_dose_at is None:
+            return []
+        rule = self.protocol.safety
+        windows: list[_Window] = []
+        post_dose = sorted(
+            (r for r in facts.readings if r.valid and r.measured_at > first_dose_at),
+            key=lambda r: r.measured_at,
+        )
+        for index, reading in enumerate(post_dose):
+            if self.is_stable(facts, reading):
+                continue
+            assert reading.systolic is not None and reading.diastolic is not None
+            severe = self.thresholds.is_severe(reading.systolic, reading.diastolic)
+            after = rule.follow_up_after_severe if severe else rule.follow_up_after
+            opens = reading.measured_at + after
+            if index + 1 < len(post_dose) and post_dose[index + 1].measured_at < opens:
+                continue  # a reading came sooner: it ends the chain or asks for its own
+            ref = f"r{reading.id}" if reading.id is not None else f"i{index}"
+            windows.append(
+                _Window(
+                    f"follow_up:{ref}",
+                    CheckKind.POST_DOSE,
+                    opens,
+                    opens + rule.follow_up_window,
+                    f"Follow-up {_minutes(after)} min after an unstable reading",
+                    required_since=reading.known_at,
+                )
+            )
         return windows
 
     def _confirm_window(
@@ -256,7 +362,7 @@ class CheckSchedule:
                 k += 1
         return windows
 
-    def _close_window(self, facts: SessionFacts, doses: Sequence[Dose]) -> _Window:
+    def _close_window(self, facts: SessionFacts, doses: Sequence[Dose], now: datetime) -> _Window:
         opens: datetime | None
         if not doses:
             opens = facts.started_at
@@ -268,7 +374,19 @@ class CheckSchedule:
                 opens = max(e for e in ends if e is not None) + (
                     self.protocol.close.opens_after_last_dose
                 )
-        return _Window("close", CheckKind.CLOSE, opens, facts.closed_at, "Close-of-session check")
+        fresh_from = None
+        if opens is not None:
+            reference = facts.closed_at if facts.closed_at is not None else now
+            fresh_from = max(opens, reference - self.protocol.safety.close_reading_within)
+        return _Window(
+            "close",
+            CheckKind.CLOSE,
+            opens,
+            facts.closed_at,
+            "Close-of-session check",
+            answered_from=fresh_from,
+            latest_answers=True,
+        )
 
     # -- states -------------------------------------------------------------------------
 
@@ -284,12 +402,21 @@ class CheckSchedule:
         made = Check(
             window.key, window.kind, window.start, window.end, CheckState.PENDING, window.label
         )
-        for reading in valid:
-            if window.covers(reading.measured_at):
-                return replace(made, state=CheckState.SATISFIED, satisfied_by=reading.id)
+        answering = [r for r in valid if window.covers(r.measured_at)]
+        if answering:
+            reading = answering[-1] if window.latest_answers else answering[0]
+            return replace(made, state=CheckState.SATISFIED, satisfied_by=reading.id)
         reason = facts.waiver_for(window.key)
         if reason is not None:
             return replace(made, state=CheckState.WAIVED, waiver_reason=reason)
+        if (
+            window.required_since is not None
+            and window.end is not None
+            and window.required_since > window.end
+        ):
+            return replace(
+                made, state=CheckState.WAIVED, waiver_reason=REQUIRED_AFTER_WINDOW_REASON
+            )
         # Overdue only once the window has closed: a reading at its last instant counts.
         if window.end is not None and now > window.end:
             return replace(made, state=CheckState.OVERDUE)
@@ -305,7 +432,16 @@ class CheckSchedule:
         if facts.closed_at is not None:
             return None
         edges: list[datetime] = []
+        by_id = {r.id: r for r in facts.readings}
         for check in self.checks(facts, now):
+            if check.kind is CheckKind.CLOSE and check.state is CheckState.SATISFIED:
+                # The close check's reading stops counting once it is no longer recent.
+                answered = by_id.get(check.satisfied_by)
+                if answered is not None:
+                    stale = answered.measured_at + self.protocol.safety.close_reading_within
+                    if stale + OVERDUE_AFTER > now:
+                        edges.append(stale + OVERDUE_AFTER)
+                continue
             if check.state in (CheckState.SATISFIED, CheckState.WAIVED):
                 continue
             if check.window_start is not None and check.window_start > now:

@@ -106,6 +106,11 @@ class Finding:
     # What makes two findings "one persisting condition": the kind, or for a check the
     # kind and the check (`check_overdue:post_dose:d7`).
     subject: str | None = None
+    # The values judged (whole mmHg), so an alert can tell when its condition worsens;
+    # `lower_is_worse` for hypotension.
+    systolic: float | None = None
+    diastolic: float | None = None
+    lower_is_worse: bool = False
 
     @property
     def condition(self) -> str:
@@ -170,6 +175,17 @@ class Thresholds:
         return (
             whole_mmhg(systolic) >= self.limits.severe_systolic
             or whole_mmhg(diastolic) >= self.limits.severe_diastolic
+        )
+
+    def is_rise(self, reading: Reading, baseline: Baseline) -> bool:
+        """A rise over the baseline, on the values shown."""
+        if reading.systolic is None or reading.diastolic is None:
+            return False
+        return (
+            whole_mmhg(reading.systolic) - whole_mmhg(baseline.systolic)
+            >= self.limits.rise_systolic
+            or whole_mmhg(reading.diastolic) - whole_mmhg(baseline.diastolic)
+            >= self.limits.rise_diastolic
         )
 
     def category(self, systolic: float, diastolic: float) -> BloodPressureCategory:
@@ -243,6 +259,8 @@ class Thresholds:
                     f"(>= {limits.severe_systolic:g}/{limits.severe_diastolic:g})"
                     + (" - unverified: the cuff flagged this measurement" if flagged else ""),
                     unverified=flagged,
+                    systolic=systolic,
+                    diastolic=diastolic,
                 )
             )
         if flagged:
@@ -259,6 +277,8 @@ class Thresholds:
                         Priority.MEDIUM,
                         f"Rise over baseline: {shown}, {rise_s:+.0f}/{rise_d:+.0f} mmHg from "
                         f"{_bp(baseline.systolic, baseline.diastolic)}",
+                        systolic=systolic,
+                        diastolic=diastolic,
                     )
                 )
         if systolic < limits.hypotension_systolic or diastolic < limits.hypotension_diastolic:
@@ -268,6 +288,9 @@ class Thresholds:
                     Priority.MEDIUM,
                     f"Hypotension {shown} (< {limits.hypotension_systolic:g}/"
                     f"{limits.hypotension_diastolic:g})",
+                    systolic=systolic,
+                    diastolic=diastolic,
+                    lower_is_worse=True,
                 )
             )
         if reading.pulse_rate is not None:

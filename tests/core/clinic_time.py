@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
-from vitalsd.domain import Dose, Drug, Reading, ReadingFlag, ReadingSource, Route, SessionFacts
+from vitalsd.domain import (
+    Dose,
+    DoseFlag,
+    Drug,
+    Reading,
+    ReadingFlag,
+    ReadingSource,
+    Route,
+    SessionFacts,
+)
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 _ids = count(1)
@@ -26,6 +35,7 @@ def reading(
     pulse: float | None = 72,
     flags: frozenset[ReadingFlag] = frozenset(),
     source: ReadingSource = ReadingSource.CUFF,
+    received: float | None = None,
 ) -> Reading:
     return Reading(
         id=next(_ids),
@@ -35,6 +45,7 @@ def reading(
         pulse_rate=pulse,
         source=source,
         flags=flags,
+        received_at=None if received is None else at(received),
     )
 
 
@@ -51,6 +62,7 @@ def dose(
     stopped: float | None = None,
     drug: Drug = Drug.KETAMINE,
     route: Route = Route.IM,
+    flags: frozenset[DoseFlag] = frozenset(),
 ) -> Dose:
     return Dose(
         id=next(_ids),
@@ -60,6 +72,7 @@ def dose(
         given_at=at(minutes),
         ended_at=None if stopped is None else at(stopped),
         increase=increase,
+        flags=flags,
     )
 
 
