@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from vitalsd.domain import AlertKind, AlertState, Priority, Role
+from vitalsd.domain import AlertKind, AlertState, AuditAction, Priority, Role
 from vitalsd.errors import InvalidInput, InvalidTransition
 from vitalsd.thresholds import Finding
 
@@ -28,7 +28,7 @@ CLINICIAN_KINDS = frozenset({AlertKind.DOSING_HOLD, AlertKind.CONSIDER_DEFERRING
 class AuditEntry:
     """One stored line of the alert's history (append-only)."""
 
-    action: str
+    action: AuditAction
     at: datetime
     by: str
     from_state: AlertState | None
@@ -67,7 +67,7 @@ class Alert:
         return self.state is not AlertState.RESOLVED
 
     def _audit(
-        self, action: str, at: datetime, by: str, after: Alert, note: str | None = None
+        self, action: AuditAction, at: datetime, by: str, after: Alert, note: str | None = None
     ) -> AuditEntry:
         return AuditEntry(action, at, by, self.state, after.state, after.priority, note)
 
@@ -97,7 +97,7 @@ class Alert:
             unverified=finding.unverified,
             addressed_to=Role.CLINICIAN if finding.kind in CLINICIAN_KINDS else Role.NURSE,
         )
-        return alert, AuditEntry("raised", at, SYSTEM, None, alert.state, alert.priority)
+        return alert, AuditEntry(AuditAction.RAISED, at, SYSTEM, None, alert.state, alert.priority)
 
     def _require(self, action: str, *states: AlertState) -> None:
         if self.state not in states:
@@ -115,7 +115,7 @@ class Alert:
             acknowledged_by=by,
             snoozed_until=None,
         )
-        return after, self._audit("acknowledged", at, by, after)
+        return after, self._audit(AuditAction.ACKNOWLEDGED, at, by, after)
 
     def snooze(
         self, by: str, at: datetime, minutes: float, max_snooze: timedelta = DEFAULT_MAX_SNOOZE
@@ -129,14 +129,14 @@ class Alert:
                 f"{max_snooze.total_seconds() / 60:g}, got {minutes:g}"
             )
         after = replace(self, state=AlertState.SNOOZED, snoozed_until=at + length)
-        return after, self._audit("snoozed", at, by, after, f"for {minutes:g} min")
+        return after, self._audit(AuditAction.SNOOZED, at, by, after, f"for {minutes:g} min")
 
     def expire_snooze(self, at: datetime) -> tuple[Alert, AuditEntry]:
         self._require("end the snooze of", AlertState.SNOOZED)
         if self.snoozed_until is None or at < self.snoozed_until:
             raise InvalidTransition("the snooze has not run out yet")
         after = replace(self, state=AlertState.ACTIVE, snoozed_until=None, notified_at=at)
-        return after, self._audit("snooze_expired", at, SYSTEM, after)
+        return after, self._audit(AuditAction.SNOOZE_EXPIRED, at, SYSTEM, after)
 
     def escalation_due_at(self, delay: timedelta) -> datetime | None:
         """When an unacknowledged high-priority alert escalates (once)."""
@@ -154,7 +154,9 @@ class Alert:
         if self.priority is not Priority.HIGH or self.escalated_at is not None:
             raise InvalidTransition("only an unescalated high-priority alert escalates")
         after = replace(self, escalated_at=at, notified_at=at, addressed_to=Role.CLINICIAN)
-        return after, self._audit("escalated", at, SYSTEM, after, "addressed to clinician")
+        return after, self._audit(
+            AuditAction.ESCALATED, at, SYSTEM, after, "addressed to clinician"
+        )
 
     def resolve(self, by: str, at: datetime, note: str) -> tuple[Alert, AuditEntry]:
         """Resolved by a user (with a note) or by the system when the condition cleared."""
@@ -169,7 +171,7 @@ class Alert:
             resolution_note=note,
             snoozed_until=None,
         )
-        return after, self._audit("resolved", at, by, after, note)
+        return after, self._audit(AuditAction.RESOLVED, at, by, after, note)
 
     def observe(
         self, finding: Finding, at: datetime, reading_id: int | None = None
@@ -192,7 +194,7 @@ class Alert:
                 escalated_at=None,
             )
             note = f"{self.priority.value} -> {finding.priority.value}"
-            return after, self._audit("priority_raised", at, SYSTEM, after, note)
+            return after, self._audit(AuditAction.PRIORITY_RAISED, at, SYSTEM, after, note)
         if self.unverified and not finding.unverified:
             after = replace(
                 self,
@@ -200,7 +202,9 @@ class Alert:
                 unverified=False,
                 reading_id=reading_id if reading_id is not None else self.reading_id,
             )
-            return after, self._audit("verified", at, SYSTEM, after, "confirmed by a reading")
+            return after, self._audit(
+                AuditAction.VERIFIED, at, SYSTEM, after, "confirmed by a reading"
+            )
         return None
 
     def next_deadline(self, escalation_delay: timedelta) -> datetime | None:

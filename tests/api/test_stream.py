@@ -23,6 +23,7 @@ from devices.bps import BloodPressureMeasurement, PressureUnit
 from tests.api.conftest import ADMIN, CUFF, SECRET, StepClock, Ward, open_clinic, serving
 from vitalsd.auth import PasswordHasher, TokenIssuer
 from vitalsd.clinic import Clinic
+from vitalsd.cuff_readings import cuff_reading as domain_reading
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
 
@@ -67,7 +68,9 @@ async def cuff_reading(clinic: Clinic, clock: StepClock, systolic: float, diasto
         mean_arterial_pressure=round(diastolic + (systolic - diastolic) / 3),
         pulse_rate=70,
     )
-    await clinic.ingest_cuff_measurement(CUFF, measurement, clock(), bytes(measurement))
+    await clinic.ingest_cuff_measurement(
+        CUFF, domain_reading(measurement), clock(), bytes(measurement)
+    )
 
 
 async def test_first_message_is_the_snapshot_of_the_clinic(

@@ -18,6 +18,7 @@ from api.app import create_app
 from devices.bps import BloodPressureMeasurement, MeasurementStatus, PressureUnit
 from vitalsd.auth import TokenIssuer
 from vitalsd.clinic import Actor, Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
 from vitalsd.store.engine import create_engine, migrate
@@ -78,7 +79,7 @@ async def record_esketamine_session(clinic: Clinic, clock: Clock) -> EsketamineS
     )
     # Baseline: 16.0/10.6 kPa = 120.0/79.5 mmHg.
     measurement, raw = kpa_measurement(16.0, 10.6, 12.4, pulse_rate=72.0)
-    await clinic.ingest_cuff_measurement(CUFF, measurement, clock.advance(5), raw)
+    await clinic.ingest_cuff_measurement(CUFF, cuff_reading(measurement), clock.advance(5), raw)
     await clinic.record_dose(
         started.id, drug="esketamine", amount_mg=56, route="intranasal", by=CLINICIAN,
         given_at=clock.advance(5),
@@ -86,7 +87,7 @@ async def record_esketamine_session(clinic: Clinic, clock: Clock) -> EsketamineS
     measurement, raw = kpa_measurement(
         17.3, 11.3, 13.3, pulse_rate=80.0, status=MeasurementStatus.BODY_MOVEMENT_DETECTED
     )
-    await clinic.ingest_cuff_measurement(CUFF, measurement, clock.advance(40), raw)
+    await clinic.ingest_cuff_measurement(CUFF, cuff_reading(measurement), clock.advance(40), raw)
     await clinic.record_side_effect(
         started.id, effect="dissociation", severity=2, by=NURSE, observed_at=clock.advance(5)
     )

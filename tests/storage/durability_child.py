@@ -16,6 +16,7 @@ from typing import Any
 
 from devices.bps import BloodPressureMeasurement, MeasurementStatus, PressureUnit
 from vitalsd.clinic import Actor, Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.domain import Role
 from vitalsd.store.engine import create_engine, migrate
 
@@ -72,7 +73,7 @@ async def setup(clinic: Clinic, clock: Clock) -> None:
     session = await clinic.start_session(patient.id, chair.id, by=NURSE, course_session=1)
     first = measurement_of(0)
     clock.now = T0 + timedelta(minutes=1)
-    await clinic.ingest_cuff_measurement(CUFF, first, clock.now, bytes(first))
+    await clinic.ingest_cuff_measurement(CUFF, cuff_reading(first), clock.now, bytes(first))
     clock.now = T0 + timedelta(minutes=2)
     await clinic.record_dose(session.id, drug="ketamine", amount_mg=50, route="IM", by=NURSE)
 
@@ -80,7 +81,7 @@ async def setup(clinic: Clinic, clock: Clock) -> None:
 async def ingest(clinic: Clinic, clock: Clock, index: int) -> int:
     clock.now = time_of(index)
     m = measurement_of(index)
-    result = await clinic.ingest_cuff_measurement(CUFF, m, clock.now, bytes(m))
+    result = await clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
     return result.reading.id
 
 
