@@ -113,8 +113,7 @@ class Clinic:
         self.protocols = known
         self.default_protocol = default_protocol
         self.clock = clock
-        self.escalation_delay = escalation_delay
-        self.max_snooze = max_snooze
+        self.escalation_delay, self.max_snooze = escalation_delay, max_snooze
         self.stale_after = stale_after
         reads = session_factory(engine)
         loader = SessionLoader()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -319,17 +319,14 @@ class Ingest:
     ) -> models.Reading | None:
         """Store a valid reading and act on it; None if it was stored before."""
         assert facts.systolic is not None and facts.diastolic is not None
-        session_row = None if state is None else state.row
-        reading = models.Reading(
-            session_id=session_row.id if session_row else None,
-            chair_id=session_row.chair_id if session_row else None,
-            patient_id=session_row.patient_id if session_row else None,
+        reading = _reading_row(
+            None if state is None else state.row,
+            tx.now,
             source=facts.source.value,
             device_address=device_address,
             cuff_user_id=cuff_user_id,
             cuff_key=cuff_key,
             measured_at=facts.measured_at,
-            received_at=tx.now,
             systolic=facts.systolic,
             diastolic=facts.diastolic,
             mean_arterial_pressure=map_value,
@@ -337,7 +334,6 @@ class Ingest:
             flags=sorted(f.value for f in facts.flags),
             valid=True,
             category=blood_pressure_category(facts.systolic, facts.diastolic).value,
-            failure_reason=None,
             raw=raw,
             recorded_by=recorded_by,
         )
@@ -369,26 +365,18 @@ class Ingest:
             row = await get(tx.session, models.Session, session_id, "session")
         else:
             row = None if state is None else state.row
-        reading = models.Reading(
-            session_id=row.id if row else None,
-            chair_id=row.chair_id if row else None,
-            patient_id=row.patient_id if row else None,
+        reading = _reading_row(
+            row,
+            tx.now,
             source=ReadingSource.CUFF.value,
             device_address=cuff,
             cuff_user_id=models.UNKNOWN_CUFF_USER if user_id is None else user_id,
             cuff_key=cuff_key,
             measured_at=measured,
-            received_at=tx.now,
-            systolic=None,
-            diastolic=None,
-            mean_arterial_pressure=None,
-            pulse_rate=None,
             flags=[],
             valid=False,
-            category=None,
             failure_reason=reason,
             raw=raw,
-            recorded_by=None,
         )
         reading.id = await self._insert_once(tx, reading)  # type: ignore[assignment]
         if reading.id is None:
@@ -409,3 +397,28 @@ class Ingest:
             if device.last_seen_at is None or device.last_seen_at < tx.now:
                 device.last_seen_at = tx.now
             tx.remember_device(address, device.id, device.last_seen_at)
+
+
+def _reading_row(
+    session: models.Session | None, received_at: datetime, **values: Any
+) -> models.Reading:
+    """A reading's row, in `session` (None: unattached), received `received_at`; what
+    `values` does not give (a failed one's pressures, category, recorder) stays NULL."""
+    empty = dict.fromkeys(
+        (
+            "systolic",
+            "diastolic",
+            "mean_arterial_pressure",
+            "pulse_rate",
+            "category",
+            "failure_reason",
+            "recorded_by",
+        )
+    )
+    return models.Reading(
+        session_id=None if session is None else session.id,
+        chair_id=None if session is None else session.chair_id,
+        patient_id=None if session is None else session.patient_id,
+        received_at=received_at,
+        **{**empty, **values},
+    )

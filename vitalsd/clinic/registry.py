@@ -40,8 +40,7 @@ class Registry:
             row = models.Patient(
                 identifier=ident, display_name=name, date_of_birth=date_of_birth, created_at=tx.now
             )
-            tx.session.add(row)
-            await tx.session.flush()
+            await tx.insert(row)
             tx.audit(by.username, AuditAction.CREATED, "patient", row.id)
             return patient_view(row)
 
@@ -54,8 +53,7 @@ class Registry:
             if exists is not None:
                 raise Conflict(f"a chair named {label!r} exists (id {exists})")
             row = models.Chair(name=label, cuff_address=None, created_at=tx.now)
-            tx.session.add(row)
-            await tx.session.flush()
+            await tx.insert(row)
             tx.audit(by.username, AuditAction.CREATED, "chair", row.id)
             return views.ChairView(row.id, row.name, None, None)
 
@@ -124,8 +122,7 @@ class Registry:
                 disabled=False,
                 created_at=tx.now,
             )
-            tx.session.add(row)
-            await tx.session.flush()
+            await tx.insert(row)
             tx.audit(by.username, AuditAction.CREATED, "user", row.id, to_state=row.role)
             return user_view(row)
 

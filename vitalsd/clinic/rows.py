@@ -5,6 +5,8 @@ checks of free text a caller hands in."""
 from __future__ import annotations
 
 import math
+from dataclasses import fields
+from typing import Any, TypeVar
 
 from vitalsd import views
 from vitalsd.alerts import Alert
@@ -26,80 +28,51 @@ from vitalsd.errors import InvalidInput
 from vitalsd.evaluation import StoredCheck
 from vitalsd.store import models
 
+Shown = TypeVar("Shown")
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(shape: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(shape)
+    if names is None:
+        names = _FIELD_NAMES[shape] = tuple(f.name for f in fields(shape))
+    return names
+
+
+def copied(shape: type[Shown], row: object, /, **given: Any) -> Shown:
+    """A `shape` (a view, or a domain value) of a row: each field is the row's
+    attribute of that name, unless `given` (a conversion, or what the row lacks)."""
+    values = {name: getattr(row, name) for name in _field_names(shape) if name not in given}
+    return shape(**values, **given)
+
 
 def reading_facts(row: models.Reading) -> ReadingFacts:
-    return ReadingFacts(
-        id=row.id,
-        measured_at=row.measured_at,
-        systolic=row.systolic,
-        diastolic=row.diastolic,
-        mean_arterial_pressure=row.mean_arterial_pressure,
-        pulse_rate=row.pulse_rate,
+    return copied(
+        ReadingFacts,
+        row,
         source=ReadingSource(row.source),
         flags=frozenset(ReadingFlag(f) for f in row.flags),
-        valid=row.valid,
     )
 
 
 def dose_facts(row: models.Dose) -> DoseFacts:
-    return DoseFacts(
-        id=row.id,
-        drug=Drug(row.drug),
-        amount_mg=row.amount_mg,
-        route=Route(row.route),
-        given_at=row.given_at,
-        ended_at=row.ended_at,
-        increase=row.increase,
-    )
+    return copied(DoseFacts, row, drug=Drug(row.drug), route=Route(row.route))
 
 
-ALERT_FIELDS = (
-    "kind",
-    "priority",
-    "message",
-    "state",
-    "condition",
-    "raised_at",
-    "notified_at",
-    "session_id",
-    "chair_id",
-    "reading_id",
-    "check_id",
-    "unverified",
-    "addressed_to",
-    "acknowledged_at",
-    "acknowledged_by",
-    "snoozed_until",
-    "escalated_at",
-    "resolved_at",
-    "resolved_by",
-    "resolution_note",
-)
+# What a stored alert row holds of the domain's `Alert` (its id is the row's own).
+ALERT_FIELDS = tuple(name for name in _field_names(Alert) if name != "id")
 
 
 def alert_of(row: models.Alert) -> Alert:
-    return Alert(
-        id=row.id,
+    return copied(
+        Alert,
+        row,
         kind=AlertKind(row.kind),
         priority=Priority(row.priority),
-        message=row.message,
         state=AlertState(row.state),
-        condition=row.condition,
-        raised_at=row.raised_at,
-        notified_at=row.notified_at,
-        session_id=row.session_id,
-        chair_id=row.chair_id,
-        reading_id=row.reading_id,
-        check_id=row.check_id,
-        unverified=row.unverified,
         addressed_to=Role(row.addressed_to),
-        acknowledged_at=row.acknowledged_at,
-        acknowledged_by=row.acknowledged_by,
-        snoozed_until=row.snoozed_until,
-        escalated_at=row.escalated_at,
-        resolved_at=row.resolved_at,
-        resolved_by=row.resolved_by,
-        resolution_note=row.resolution_note,
     )
 
 
@@ -110,150 +83,39 @@ def write_alert(row: models.Alert, alert: Alert) -> None:
 
 
 def alert_view(row: models.Alert) -> views.AlertView:
-    return views.AlertView(
-        id=row.id,
-        kind=row.kind,
-        priority=row.priority,
-        state=row.state,
-        message=row.message,
-        session_id=row.session_id,
-        chair_id=row.chair_id,
-        reading_id=row.reading_id,
-        check_id=row.check_id,
-        unverified=row.unverified,
-        addressed_to=row.addressed_to,
-        raised_at=row.raised_at,
-        acknowledged_at=row.acknowledged_at,
-        acknowledged_by=row.acknowledged_by,
-        snoozed_until=row.snoozed_until,
-        escalated_at=row.escalated_at,
-        resolved_at=row.resolved_at,
-        resolved_by=row.resolved_by,
-        resolution_note=row.resolution_note,
-    )
+    return copied(views.AlertView, row)
 
 
 def reading_view(row: models.Reading) -> views.ReadingView:
-    return views.ReadingView(
-        id=row.id,
-        session_id=row.session_id,
-        chair_id=row.chair_id,
-        patient_id=row.patient_id,
-        systolic=row.systolic,
-        diastolic=row.diastolic,
-        mean_arterial_pressure=row.mean_arterial_pressure,
-        pulse_rate=row.pulse_rate,
-        measured_at=row.measured_at,
-        received_at=row.received_at,
-        source=row.source,
-        flags=tuple(row.flags),
-        category=row.category,
-        valid=row.valid,
-        device_address=row.device_address,
-        failure_reason=row.failure_reason,
-        recorded_by=row.recorded_by,
-    )
+    return copied(views.ReadingView, row, flags=tuple(row.flags))
 
 
 def check_view(row: models.Check, chair_id: int | None = None) -> views.CheckView:
-    return views.CheckView(
-        id=row.id,
-        session_id=row.session_id,
-        key=row.key,
-        kind=row.kind,
-        label=row.label,
-        window_start=row.window_start,
-        window_end=row.window_end,
-        state=row.state,
-        satisfied_by=row.satisfied_by,
-        waiver_reason=row.waiver_reason,
-        waived_by=row.waived_by,
-        required=row.required,
-        chair_id=chair_id,
-    )
+    return copied(views.CheckView, row, chair_id=chair_id)
 
 
 def dose_view(row: models.Dose) -> views.DoseView:
-    return views.DoseView(
-        id=row.id,
-        session_id=row.session_id,
-        drug=row.drug,
-        amount_mg=row.amount_mg,
-        route=row.route,
-        given_at=row.given_at,
-        ended_at=row.ended_at,
-        increase=row.increase,
-        increase_stated=row.increase_stated,
-        flags=tuple(row.flags),
-        override_reason=row.override_reason,
-        recorded_by=row.recorded_by,
-    )
+    return copied(views.DoseView, row, flags=tuple(row.flags))
 
 
 def patient_view(row: models.Patient) -> views.PatientView:
-    return views.PatientView(
-        id=row.id,
-        identifier=row.identifier,
-        display_name=row.display_name,
-        date_of_birth=row.date_of_birth,
-        created_at=row.created_at,
-    )
+    return copied(views.PatientView, row)
 
 
 def device_view(row: models.Device, chair_id: int | None) -> views.DeviceView:
-    return views.DeviceView(
-        id=row.id,
-        address=row.address,
-        name=row.name,
-        manufacturer=row.manufacturer,
-        model=row.model,
-        serial=row.serial,
-        firmware=row.firmware,
-        battery_percent=row.battery_percent,
-        rssi=row.rssi,
-        connection_state=row.connection_state,
-        last_seen_at=row.last_seen_at,
-        first_seen_at=row.first_seen_at,
-        chair_id=chair_id,
-    )
+    return copied(views.DeviceView, row, chair_id=chair_id)
 
 
 def side_effect_view(row: models.SideEffect) -> views.SideEffectView:
-    return views.SideEffectView(
-        id=row.id,
-        session_id=row.session_id,
-        effect=row.effect,
-        severity=row.severity,
-        observed_at=row.observed_at,
-        note=row.note,
-        recorded_by=row.recorded_by,
-    )
+    return copied(views.SideEffectView, row)
 
 
 def audit_view(row: models.AuditRecord) -> views.AuditView:
-    return views.AuditView(
-        id=row.id,
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        entity=row.entity,
-        entity_id=row.entity_id,
-        session_id=row.session_id,
-        from_state=row.from_state,
-        to_state=row.to_state,
-        note=row.note,
-    )
+    return copied(views.AuditView, row)
 
 
 def user_view(row: models.User) -> views.UserView:
-    return views.UserView(
-        id=row.id,
-        username=row.username,
-        role=row.role,
-        disabled=row.disabled,
-        created_at=row.created_at,
-        password_hash=row.password_hash,
-    )
+    return copied(views.UserView, row)
 
 
 def finite(value: float | None) -> float | None:

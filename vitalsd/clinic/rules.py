@@ -113,14 +113,8 @@ async def reevaluate(
 
     # 3. Phase.
     if result.phase_changed:
-        tx.audit(
-            SYSTEM,
-            AuditAction.PHASE,
-            "session",
-            row.id,
-            session_id=row.id,
-            from_state=row.phase,
-            to_state=result.phase.value,
+        tx.audit_session(
+            SYSTEM, AuditAction.PHASE, row, from_state=row.phase, to_state=result.phase.value
         )
         row.phase = result.phase.value
     if not (force_event or result.session_changed):

@@ -89,7 +89,7 @@ class Sessions:
         if course_session is not None and course_session < 1:
             raise InvalidInput("course_session counts from 1")
         async with self._uow.transaction() as tx:
-            start = tx.now if started_at is None else require_utc(started_at, "started_at")
+            start = _when(tx, started_at, "started_at")
             if start > tx.now:
                 raise InvalidInput("started_at is in the future")
             patient = await get(tx.session, models.Patient, patient_id, "patient")
@@ -121,16 +121,8 @@ class Sessions:
                 started_at=start,
                 started_by=by.username,
             )
-            tx.session.add(row)
-            await tx.session.flush()
-            tx.audit(
-                by.username,
-                AuditAction.STARTED,
-                "session",
-                row.id,
-                session_id=row.id,
-                to_state=row.phase,
-            )
+            await tx.insert(row)
+            tx.audit_session(by.username, AuditAction.STARTED, row, to_state=row.phase)
             return await reevaluated_view(tx, row, self._stale_after)
 
     async def record_dose(
@@ -157,10 +149,8 @@ class Sessions:
             raise InvalidInput(f"amount_mg must be a positive number, got {amount_mg!r}")
         reason = text(override_reason, "override_reason")
         async with self._uow.transaction() as tx:
-            row = await get(tx.session, models.Session, session_id, "session")
-            if row.closed_at is not None:
-                raise Conflict("the session is closed")
-            given = tx.now if given_at is None else require_utc(given_at, "given_at")
+            row = await _open_session(tx, session_id, "the session is closed")
+            given = _when(tx, given_at, "given_at")
             if given > tx.now:
                 raise InvalidInput("given_at is in the future")
             if given < row.started_at:
@@ -211,8 +201,7 @@ class Sessions:
                 recorded_by=by.username,
                 recorded_at=tx.now,
             )
-            tx.session.add(dose)
-            await tx.session.flush()
+            await tx.insert(dose)
             tx.audit(
                 by.username,
                 AuditAction.DOSE_RECORDED,
@@ -269,7 +258,7 @@ class Sessions:
                 raise NotFound(f"dose {dose_id} is not in session {session_id}")
             if dose.ended_at is not None:
                 raise Conflict("the infusion was stopped already")
-            stop = tx.now if at is None else require_utc(at, "at")
+            stop = _when(tx, at, "at")
             if stop < dose.given_at or stop > tx.now:
                 raise InvalidInput("the stop must be after the start and not in the future")
             dose.ended_at = stop
@@ -296,7 +285,7 @@ class Sessions:
             raise InvalidInput(f"severity is 0 (none) to 3 (severe), got {severity!r}")
         async with self._uow.transaction() as tx:
             row = await get(tx.session, models.Session, session_id, "session")
-            seen = tx.now if observed_at is None else require_utc(observed_at, "observed_at")
+            seen = _when(tx, observed_at, "observed_at")
             if seen > tx.now:
                 raise InvalidInput("observed_at is in the future")
             effect_row = models.SideEffect(
@@ -307,14 +296,11 @@ class Sessions:
                 note=text(note, "note"),
                 recorded_by=by.username,
             )
-            tx.session.add(effect_row)
-            await tx.session.flush()
-            tx.audit(
+            await tx.insert(effect_row)
+            tx.audit_session(
                 by.username,
                 AuditAction.SIDE_EFFECT,
-                "session",
-                row.id,
-                session_id=row.id,
+                row,
                 note=f"{effect_value.value} severity {severity}",
             )
             state = await self._loader.load(tx.session, row)
@@ -331,19 +317,8 @@ class Sessions:
                 raise NotAllowed("only a clinician waives the close-of-session check")
             if check.state in (CheckState.SATISFIED.value, CheckState.WAIVED.value):
                 raise Conflict(f"the check is {check.state} already")
-            check.waiver_reason = why
-            check.waived_by = by.username
-            check.waived_at = tx.now
-            tx.audit(
-                by.username,
-                AuditAction.WAIVED,
-                "check",
-                check.id,
-                session_id=row.id,
-                from_state=check.state,
-                to_state=CheckState.WAIVED.value,
-                note=why,
-            )
+            assert why is not None
+            _waive(tx, check, why, by)
             await reevaluate(tx, await tx.reloaded_state(row), self._stale_after, force_event=True)
             return check_view(check, row.chair_id)
 
@@ -359,10 +334,8 @@ class Sessions:
         needed (`CloseCheckMissing` otherwise); it is kept as the check's waiver."""
         why = text(reason, "reason")
         async with self._uow.transaction() as tx:
-            row = await get(tx.session, models.Session, session_id, "session")
-            if row.closed_at is not None:
-                raise Conflict("the session is closed already")
-            closing = tx.now if at is None else require_utc(at, "at")
+            row = await _open_session(tx, session_id, "the session is closed already")
+            closing = _when(tx, at, "at")
             if closing > tx.now or closing < row.started_at:
                 raise InvalidInput("the close time must be after the start and not in the future")
             state = await tx.reloaded_state(row)
@@ -376,28 +349,14 @@ class Sessions:
                     )
                 close_row = state.check_rows.get("close")
                 if close_row is not None:
-                    close_row.waiver_reason = why
-                    close_row.waived_by = by.username
-                    close_row.waived_at = tx.now
-                    tx.audit(
-                        by.username,
-                        AuditAction.WAIVED,
-                        "check",
-                        close_row.id,
-                        session_id=row.id,
-                        from_state=close_row.state,
-                        to_state=CheckState.WAIVED.value,
-                        note=why,
-                    )
+                    _waive(tx, close_row, why, by)
             row.closed_at = closing
             row.closed_by = by.username
             row.close_reason = why
-            tx.audit(
+            tx.audit_session(
                 by.username,
                 AuditAction.CLOSED,
-                "session",
-                row.id,
-                session_id=row.id,
+                row,
                 from_state=row.phase,
                 to_state=Phase.CLOSED.value,
                 note=why,
@@ -421,3 +380,33 @@ async def _open_alert_rows(tx: Tx, session_id: int) -> list[models.Alert]:
             .order_by(models.Alert.id)
         )
     )
+
+
+def _waive(tx: Tx, check: models.Check, reason: str, by: Actor) -> None:
+    """A user waives a check, with a reason the schedule keeps (`SessionFacts.waivers`)."""
+    check.waiver_reason = reason
+    check.waived_by = by.username
+    check.waived_at = tx.now
+    tx.audit(
+        by.username,
+        AuditAction.WAIVED,
+        "check",
+        check.id,
+        session_id=check.session_id,
+        from_state=check.state,
+        to_state=CheckState.WAIVED.value,
+        note=reason,
+    )
+
+
+async def _open_session(tx: Tx, session_id: int, closed: str) -> models.Session:
+    """The session's row; `Conflict(closed)` if it is closed."""
+    row: models.Session = await get(tx.session, models.Session, session_id, "session")
+    if row.closed_at is not None:
+        raise Conflict(closed)
+    return row
+
+
+def _when(tx: Tx, moment: datetime | None, name: str) -> datetime:
+    """When a user says something happened: now, unless given (in UTC)."""
+    return tx.now if moment is None else require_utc(moment, name)

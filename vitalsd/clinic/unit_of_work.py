@@ -113,6 +113,33 @@ class Tx:
             )
         )
 
+    def audit_session(
+        self,
+        actor: str,
+        action: AuditAction,
+        row: models.Session,
+        *,
+        from_state: str | None = None,
+        to_state: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Audit what was done to a session (the entity and the session are the same)."""
+        self.audit(
+            actor,
+            action,
+            "session",
+            row.id,
+            session_id=row.id,
+            from_state=from_state,
+            to_state=to_state,
+            note=note,
+        )
+
+    async def insert(self, row: object) -> None:
+        """Add a new row and flush it now: it gets its id (for its audit and view)."""
+        self.session.add(row)
+        await self.session.flush()
+
     async def state_for(self, session_id: int) -> SessionState:
         """The session's state, attached to this transaction (see `WriterMemory`)."""
         return await self._memory.state_for(self.session, self.attached, session_id)
