@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
+from tests.clock import RunningClock
 from tests.storage.conftest import CLINICIAN, CUFF, NURSE, T0, FakeClock, Ward
 from tests.storage.cuff import measurement
 from vitalsd.clinic import Clinic
@@ -16,21 +16,6 @@ from vitalsd.cuff_readings import cuff_reading
 from vitalsd.store.events import EventType, Subscription
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class RunningClock:
-    """Real time passing from a settable point, for the one test that needs a deadline
-    to arrive by itself."""
-
-    def __init__(self, start: datetime) -> None:
-        self.base = start
-        self.started = time.monotonic()
-
-    def __call__(self) -> datetime:
-        return self.base + timedelta(seconds=time.monotonic() - self.started)
-
-    def set(self, moment: datetime) -> None:
-        self.base, self.started = moment, time.monotonic()
 
 
 @pytest.fixture
