@@ -277,6 +277,19 @@ class Ingest:
             {"device_address": address.upper(), "pressure_mmhg": pressure_mmhg},
         )
 
+    async def _store(
+        self, tx: CachedTx, reading: models.Reading, state: SessionState | None, event: EventType
+    ) -> bool:
+        """INSERT the reading and announce it; the writer's state of its session (if
+        kept) includes it. False: it was stored before (nothing done)."""
+        reading.id = await self._insert_once(tx, reading)  # type: ignore[assignment]
+        if reading.id is None:
+            return False
+        tx.emit(event, reading_view(reading).as_dict())
+        if state is not None:
+            state.add_reading(reading)
+        return True
+
     async def _insert_once(self, tx: CachedTx, reading: models.Reading) -> int | None:
         """INSERT the reading unless a unique key matches a stored one (then None): the
         duplicate check is the unique indexes themselves, in one statement."""
@@ -337,12 +350,9 @@ class Ingest:
             raw=raw,
             recorded_by=recorded_by,
         )
-        reading.id = await self._insert_once(tx, reading)  # type: ignore[assignment]
-        if reading.id is None:
+        if not await self._store(tx, reading, state, EventType.READING):
             return None
-        tx.emit(EventType.READING, reading_view(reading).as_dict())
         if state is not None:
-            state.add_reading(reading)
             # Also for a closed session: a record the cuff delivers late may satisfy a
             # check (no new alert is raised for a closed session).
             await reevaluate(tx, state, self._stale_after, trigger=reading)
@@ -378,13 +388,8 @@ class Ingest:
             failure_reason=reason,
             raw=raw,
         )
-        reading.id = await self._insert_once(tx, reading)  # type: ignore[assignment]
-        if reading.id is None:
-            return None
-        tx.emit(EventType.MEASUREMENT_FAILED, reading_view(reading).as_dict())
-        if state is not None:
-            state.add_reading(reading)
-        return reading
+        stored = await self._store(tx, reading, state, EventType.MEASUREMENT_FAILED)
+        return reading if stored else None
 
     async def _touch_device(self, tx: CachedTx, address: str) -> None:
         """A cuff delivered a record: its device row exists (a cuff first seen by its
