@@ -27,7 +27,7 @@ from vitalsd.errors import InvalidInput
 from vitalsd.exports.csv_export import readings_csv
 from vitalsd.exports.fhir import DEFAULT_SITE, session_bundle
 from vitalsd.exports.pdf import session_report_pdf
-from vitalsd.exports.query import load_readings_between, load_session_record, read_snapshot
+from vitalsd.exports.query import load_readings_between, load_session_record
 from vitalsd.exports.record import SessionRecord
 from vitalsd.exports.rems import FormBloodPressure, NotARemsSession, Timing, rems_form
 from vitalsd.exports.report import session_report_html
@@ -74,7 +74,7 @@ TimeZoneQuery = Annotated[
 
 
 async def _record(clinic: ClinicDep, session_id: int) -> SessionRecord:
-    async with read_snapshot(clinic.engine) as db:
+    async with clinic.read_snapshot() as db:
         return await load_session_record(db, session_id)
 
 
@@ -139,7 +139,7 @@ async def readings_csv_between(
     """Readings of every session (and unattached cuff readings) in a date range."""
     if until - since > MAX_CSV_RANGE:
         raise InvalidInput(f"the range may span at most {MAX_CSV_RANGE.days} days")
-    async with read_snapshot(clinic.engine) as db:
+    async with clinic.read_snapshot() as db:
         readings = await load_readings_between(
             db, since, until, patient_id=patient_id, chair_id=chair_id
         )

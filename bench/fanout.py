@@ -47,6 +47,7 @@ from bench.ingest import cuff_address, measurement_of, populate
 from bench.ws_clients import ClientFleet, Received
 from vitalsd.auth import TokenIssuer
 from vitalsd.clinic import Clinic, utc_now
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.daemon import WS_SERVER_OPTIONS
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
@@ -133,7 +134,9 @@ async def our_server(cuffs: int) -> AsyncIterator[OurServer]:
             await asyncio.sleep(0.01)
         for cuff in range(cuffs):
             m = measurement_of(100, cuff)
-            await clinic.ingest_cuff_measurement(cuff_address(cuff), m, utc_now(), bytes(m))
+            await clinic.ingest_cuff_measurement(
+                cuff_address(cuff), cuff_reading(m), utc_now(), bytes(m)
+            )
         readings = [
             e.data for _, events in bus.groups for e in events if e.type is EventType.READING
         ]

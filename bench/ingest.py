@@ -38,6 +38,7 @@ from bench.harness import header, profiled, ratio, verdict
 from devices.bps import BloodPressureMeasurement, PressureUnit
 from tests.postgres_cluster import PostgresCluster
 from vitalsd.clinic import Actor, Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.domain import Drug, Role, Route
 from vitalsd.store import models
 from vitalsd.store.engine import create_engine, migrate
@@ -98,7 +99,7 @@ async def populate(url: str, cuffs: int, start: datetime = T0) -> None:
             session = await clinic.start_session(patient.id, chair.id, by=CLINICIAN)
             baseline = measurement_of(1, 1)
             await clinic.ingest_cuff_measurement(
-                cuff_address(i), baseline, clock.tick(), bytes(baseline)
+                cuff_address(i), cuff_reading(baseline), clock.tick(), bytes(baseline)
             )
             await clinic.record_dose(
                 session.id,
@@ -155,7 +156,9 @@ async def run_ours(url: str, cuffs: int, readings: int, count: bool = False) -> 
             counter.__enter__()
         try:
             for address, m in frames:
-                result = await clinic.ingest_cuff_measurement(address, m, clock.tick(), bytes(m))
+                result = await clinic.ingest_cuff_measurement(
+                    address, cuff_reading(m), clock.tick(), bytes(m)
+                )
                 out.reading_ids.append(result.reading.id)
                 # The subscriber takes every published event (what /ws would get).
                 events = []

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from vitalsd.domain import AlertKind, AlertState, Priority, Role
+from vitalsd.domain import AlertKind, AlertState, AuditAction, Priority, Role
 from vitalsd.errors import InvalidInput, InvalidTransition
 from vitalsd.thresholds import Finding
 
@@ -48,7 +48,7 @@ CLINICIAN_KINDS = frozenset({AlertKind.DOSING_HOLD, AlertKind.CONSIDER_DEFERRING
 class AuditEntry:
     """One stored line of the alert's history (append-only)."""
 
-    action: str
+    action: AuditAction
     at: datetime
     by: str
     from_state: AlertState | None
@@ -100,7 +100,7 @@ class Alert:
         return self.is_open and self.condition_cleared_at is not None
 
     def _audit(
-        self, action: str, at: datetime, by: str, after: Alert, note: str | None = None
+        self, action: AuditAction, at: datetime, by: str, after: Alert, note: str | None = None
     ) -> AuditEntry:
         return AuditEntry(action, at, by, self.state, after.state, after.priority, note)
 
@@ -134,7 +134,7 @@ class Alert:
             notified_systolic=finding.systolic,
             notified_diastolic=finding.diastolic,
         )
-        return alert, AuditEntry("raised", at, SYSTEM, None, alert.state, alert.priority)
+        return alert, AuditEntry(AuditAction.RAISED, at, SYSTEM, None, alert.state, alert.priority)
 
     def _require(self, action: str, *states: AlertState) -> None:
         if self.state not in states:
@@ -152,7 +152,7 @@ class Alert:
             acknowledged_by=by,
             snoozed_until=None,
         )
-        return after, self._audit("acknowledged", at, by, after)
+        return after, self._audit(AuditAction.ACKNOWLEDGED, at, by, after)
 
     def snooze(
         self,
@@ -184,14 +184,14 @@ class Alert:
                     f"{cap.total_seconds() / 60:g} minutes in all; {left:g} left"
                 )
         after = replace(self, state=AlertState.SNOOZED, snoozed_until=until, snoozed_total=total)
-        return after, self._audit("snoozed", at, by, after, f"for {minutes:g} min")
+        return after, self._audit(AuditAction.SNOOZED, at, by, after, f"for {minutes:g} min")
 
     def expire_snooze(self, at: datetime) -> tuple[Alert, AuditEntry]:
         self._require("end the snooze of", AlertState.SNOOZED)
         if self.snoozed_until is None or at < self.snoozed_until:
             raise InvalidTransition("the snooze has not run out yet")
         after = replace(self, state=AlertState.ACTIVE, snoozed_until=None, notified_at=at)
-        return after, self._audit("snooze_expired", at, SYSTEM, after)
+        return after, self._audit(AuditAction.SNOOZE_EXPIRED, at, SYSTEM, after)
 
     def clear_condition(
         self, at: datetime, policy: AlarmPolicy | None, note: str
@@ -208,7 +208,9 @@ class Alert:
         if self.condition_cleared_at is not None:
             return None
         after = replace(self, condition_cleared_at=at)
-        return after, self._audit("condition_cleared", at, SYSTEM, after, f"latched: {note}")
+        return after, self._audit(
+            AuditAction.CONDITION_CLEARED, at, SYSTEM, after, f"latched: {note}"
+        )
 
     def settle(self, at: datetime) -> tuple[Alert, AuditEntry] | None:
         """An acknowledged alert whose condition had cleared while it latched is done."""
@@ -230,7 +232,7 @@ class Alert:
     def renotify(self, at: datetime) -> tuple[Alert, AuditEntry]:
         self._require("re-notify", AlertState.ACTIVE)
         after = replace(self, notified_at=at)
-        return after, self._audit("renotified", at, SYSTEM, after, "not yet acknowledged")
+        return after, self._audit(AuditAction.RENOTIFIED, at, SYSTEM, after, "not yet acknowledged")
 
     def _worse_than_notified(self, finding: Finding, policy: AlarmPolicy) -> bool:
         if finding.priority.rank > self.priority.rank:
@@ -263,7 +265,9 @@ class Alert:
         if self.priority is not Priority.HIGH or self.escalated_at is not None:
             raise InvalidTransition("only an unescalated high-priority alert escalates")
         after = replace(self, escalated_at=at, notified_at=at, addressed_to=Role.CLINICIAN)
-        return after, self._audit("escalated", at, SYSTEM, after, "addressed to clinician")
+        return after, self._audit(
+            AuditAction.ESCALATED, at, SYSTEM, after, "addressed to clinician"
+        )
 
     def resolve(self, by: str, at: datetime, note: str) -> tuple[Alert, AuditEntry]:
         """Resolved by a user (with a note) or by the system when the condition cleared."""
@@ -278,7 +282,7 @@ class Alert:
             resolution_note=note,
             snoozed_until=None,
         )
-        return after, self._audit("resolved", at, by, after, note)
+        return after, self._audit(AuditAction.RESOLVED, at, by, after, note)
 
     def observe(
         self,
@@ -308,7 +312,7 @@ class Alert:
                 escalated_at=None,
             )
             note = f"{self.priority.value} -> {finding.priority.value}"
-            return after, self._audit("priority_raised", at, SYSTEM, after, note)
+            return after, self._audit(AuditAction.PRIORITY_RAISED, at, SYSTEM, after, note)
         if self.unverified and not finding.unverified:
             after = replace(
                 self,
@@ -316,7 +320,9 @@ class Alert:
                 unverified=False,
                 reading_id=reading_id if reading_id is not None else self.reading_id,
             )
-            return after, self._audit("verified", at, SYSTEM, after, "confirmed by a reading")
+            return after, self._audit(
+                AuditAction.VERIFIED, at, SYSTEM, after, "confirmed by a reading"
+            )
         return None
 
     def _observe_with(
@@ -349,15 +355,19 @@ class Alert:
                 acknowledged_by=None,
             )
             note = f"worse: {finding.message}"
-            return after, self._audit("worsened", at, SYSTEM, after, note)
+            return after, self._audit(AuditAction.WORSENED, at, SYSTEM, after, note)
         if followed == self:
             return None
         if self.condition_cleared_at is not None:
-            return followed, self._audit("condition_returned", at, SYSTEM, followed)
+            return followed, self._audit(AuditAction.CONDITION_RETURNED, at, SYSTEM, followed)
         if self.unverified and not followed.unverified:
             after = replace(followed, message=finding.message, reading_id=latest)
-            return after, self._audit("verified", at, SYSTEM, after, "confirmed by a reading")
-        return followed, self._audit("latest_value", at, SYSTEM, followed, finding.message)
+            return after, self._audit(
+                AuditAction.VERIFIED, at, SYSTEM, after, "confirmed by a reading"
+            )
+        return followed, self._audit(
+            AuditAction.LATEST_VALUE, at, SYSTEM, followed, finding.message
+        )
 
     def next_deadline(
         self, escalation_delay: timedelta, policy: AlarmPolicy | None = None

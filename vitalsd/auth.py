@@ -20,8 +20,24 @@ from pwdlib import PasswordHash
 from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from vitalsd.alerts import SYSTEM
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something: the signed-in user (the API passes it) or the system."""
+
+    username: str
+    role: Role
+
+    @property
+    def is_clinician(self) -> bool:
+        return self.role is Role.CLINICIAN
+
+
+SYSTEM_ACTOR = Actor(SYSTEM, Role.ADMIN)
 
 
 class Permission(enum.StrEnum):

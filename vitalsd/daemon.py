@@ -56,6 +56,7 @@ from devices.transport import (
 )
 from vitalsd.auth import PasswordHasher, token_issuer_for
 from vitalsd.clinic import Clinic, utc_now
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.errors import DomainError
 from vitalsd.settings import Settings
 
@@ -151,7 +152,7 @@ class CuffEventSink:
                 await self._note_identity(event.cuff, event.received_at)
                 await clinic.ingest_cuff_measurement(
                     event.cuff.address,
-                    event.measurement,
+                    cuff_reading(event.measurement),
                     event.measured_at,
                     event.raw,
                     cuff_key=event.cuff_key,

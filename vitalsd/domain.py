@@ -81,6 +81,49 @@ class DoseFlag(StrEnum):
     NO_RECENT_BP = "no_recent_bp"
 
 
+class AuditAction(StrEnum):
+    """What an audit record says was done (stored verbatim in `audit.action`)."""
+
+    CREATED = "created"
+    CUFF_ASSIGNED = "cuff_assigned"
+    CUFF_UNASSIGNED = "cuff_unassigned"
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    STARTED = "started"
+    DOSE_RECORDED = "dose_recorded"
+    INFUSION_STOPPED = "infusion_stopped"
+    SIDE_EFFECT = "side_effect"
+    WAIVED = "waived"
+    CLOSED = "closed"
+    PHASE = "phase"
+    # The alert state machine's transitions (`vitalsd.alerts`).
+    RAISED = "raised"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    SNOOZE_EXPIRED = "snooze_expired"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    PRIORITY_RAISED = "priority_raised"
+    VERIFIED = "verified"
+    # Alarm behaviour (DESIGN.md "Safety rules"): latching, worsening, re-notification.
+    CONDITION_CLEARED = "condition_cleared"
+    CONDITION_RETURNED = "condition_returned"
+    WORSENED = "worsened"
+    RENOTIFIED = "renotified"
+    LATEST_VALUE = "latest_value"
+
+
+class ConnectionState(StrEnum):
+    """A cuff's Bluetooth link as the devices list shows it."""
+
+    UNKNOWN = "unknown"
+    ADVERTISING = "advertising"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    UNREACHABLE = "unreachable"
+
+
 class SideEffect(StrEnum):
     """Side effects named in clinical guidance (DESIGN.md "Clinical protocol")."""
 
@@ -204,6 +247,25 @@ class Reading:
     @property
     def known_at(self) -> datetime:
         return self.received_at if self.received_at is not None else self.measured_at
+
+
+@dataclass(frozen=True)
+class CuffReading:
+    """A cuff's record as the clinic ingests it: pressures in mmHg, pulse /min, its status
+    bits as flags. The Bluetooth side converts its codec's measurement into this once
+    (`vitalsd.cuff_readings`), so the clinic never sees the GATT codec. The values are
+    as the cuff sent them (NaN or out of range included): the clinic judges validity.
+
+    `error_frame`: the record itself says the measurement failed (all pressures NaN and
+    no status bits, as real cuffs report it)."""
+
+    systolic: float
+    diastolic: float
+    mean_arterial_pressure: float
+    pulse_rate: float | None = None
+    user_id: int | None = None
+    flags: frozenset[ReadingFlag] = frozenset()
+    error_frame: bool = False
 
 
 def mean_arterial_pressure(systolic: float, diastolic: float) -> float:

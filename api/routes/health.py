@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 )
 async def health(context: Context) -> JSONResponse:
     clinic = context.clinic
-    dialect = clinic.engine.dialect.name
+    dialect = clinic.database_dialect
     try:
         database = DatabaseHealth(ok=True, dialect=dialect, last_seq=await clinic.bus.last_seq())
     except Exception as error:  # the point of a health check: report, never raise

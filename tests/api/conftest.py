@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
+from tests.clock import FakeClock
 from vitalsd.auth import PasswordHasher, TokenIssuer
 from vitalsd.clinic import Actor, Clinic
 from vitalsd.domain import Role
@@ -31,20 +32,6 @@ CUFF = "C0:FF:EE:00:00:01"
 ADMIN = Actor("admin", Role.ADMIN)
 
 
-class StepClock:
-    """The clinic's and the tokens' clock in REST tests: moves only when told."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
 @pytest.fixture(scope="session")
 def passwords() -> PasswordHasher:
     return PasswordHasher()
@@ -56,8 +43,8 @@ def password_hash(passwords: PasswordHasher) -> str:
 
 
 @pytest.fixture
-def clock() -> StepClock:
-    return StepClock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
@@ -72,7 +59,7 @@ def sqlite_url(path: Path) -> str:
 async def _build_template(path: Path, password_hash: str) -> None:
     engine = create_engine(sqlite_url(path))
     await migrate(engine)
-    clinic = Clinic(engine, clock=StepClock(T0 - timedelta(days=1)))
+    clinic = Clinic(engine, clock=FakeClock(T0 - timedelta(days=1)))
     for role in Role:
         await clinic.create_user(role.value, password_hash, role)
     await clinic.close()  # the last connection checkpoints the WAL into the file
@@ -95,7 +82,7 @@ async def open_clinic(database_template: Path, tmp_path: Path, **kwargs: object)
 
 @pytest.fixture
 async def clinic(
-    database_template: Path, tmp_path: Path, clock: StepClock
+    database_template: Path, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[Clinic]:
     service = await open_clinic(database_template, tmp_path, clock=clock)
     try:
@@ -108,7 +95,7 @@ async def clinic(
 def app(
     clinic: Clinic,
     tmp_path: Path,
-    clock: StepClock,
+    clock: FakeClock,
     tokens: TokenIssuer,
     passwords: PasswordHasher,
 ) -> FastAPI:
@@ -125,7 +112,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def auth(tokens: TokenIssuer, clock: StepClock) -> dict[Role, dict[str, str]]:
+def auth(tokens: TokenIssuer, clock: FakeClock) -> dict[Role, dict[str, str]]:
     """`Authorization` headers, one per role (user names are the role names)."""
     return {
         role: {"Authorization": f"Bearer {tokens.issue(role.value, role, clock())}"}

@@ -14,7 +14,7 @@ import pytest_asyncio
 from fastapi.routing import APIRoute
 
 from api.app import REST_ROUTERS, create_app
-from tests.api.conftest import SECRET, StepClock, open_clinic
+from tests.api.conftest import SECRET, T0, FakeClock, open_clinic
 from vitalsd.auth import PasswordHasher, Permission, TokenIssuer, role_may
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
@@ -82,7 +82,7 @@ async def shared(
     passwords: PasswordHasher,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, dict[Role, dict[str, str]]]]:
     directory = tmp_path_factory.mktemp("access")
-    clock = StepClock()
+    clock = FakeClock(T0)
     tokens = TokenIssuer(SECRET)
     clinic = await open_clinic(database_template, directory, clock=clock)
     app = create_app(

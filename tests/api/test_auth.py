@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from api.deps import TOKEN_COOKIE
-from tests.api.conftest import PASSWORD, StepClock
+from tests.api.conftest import PASSWORD, FakeClock
 from vitalsd.clinic import Clinic
 from vitalsd.domain import Role
 
@@ -70,7 +70,7 @@ async def test_logout_clears_the_cookie(client: httpx.AsyncClient) -> None:
 
 
 async def test_token_is_refused_after_it_expires(
-    client: httpx.AsyncClient, auth: dict[Role, dict[str, str]], clock: StepClock
+    client: httpx.AsyncClient, auth: dict[Role, dict[str, str]], clock: FakeClock
 ) -> None:
     clock.advance(hours=8)
     response = await client.get("/api/patients", headers=auth[Role.NURSE])

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from tests.api.conftest import ADMIN, StepClock
+from tests.api.conftest import ADMIN, FakeClock
 from vitalsd.auth import PasswordHasher, TokenIssuer
 from vitalsd.clinic import Clinic
 from vitalsd.domain import Role
@@ -23,7 +23,7 @@ from vitalsd.store.engine import create_engine, migrate
 async def pg_client(
     fresh_postgres_url: str,
     tmp_path: Path,
-    clock: StepClock,
+    clock: FakeClock,
     tokens: TokenIssuer,
     passwords: PasswordHasher,
     password_hash: str,

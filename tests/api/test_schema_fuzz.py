@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from tests.api.conftest import ADMIN, CUFF, StepClock, open_clinic
+from tests.api.conftest import ADMIN, CUFF, T0, FakeClock, open_clinic
 from tests.api.test_access import ANY_ROLE, REQUIRED
 from vitalsd.auth import PasswordHasher, Permission, TokenIssuer, role_may
 from vitalsd.clinic import Actor, Clinic
@@ -59,7 +59,7 @@ class LiveApi(threading.Thread):
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
-        clock = StepClock()
+        clock = FakeClock(T0)
         clinic = await open_clinic(self.template, self.directory, clock=clock)
         patient = await clinic.create_patient("MRN-1", "Alex Doe", date(1980, 6, 1), by=ADMIN)
         chair = await clinic.create_chair("Chair 1", by=ADMIN)
@@ -132,7 +132,7 @@ def test_generated_requests_get_documented_answers_and_never_a_500(
     case: schemathesis.Case[Any], live_api: LiveApi
 ) -> None:
     role = permitted_role(case.method, case.path)
-    token = live_api.tokens.issue(role.value, role, StepClock()())
+    token = live_api.tokens.issue(role.value, role, FakeClock(T0)())
     case.call_and_validate(
         base_url=live_api.url, headers={"Authorization": f"Bearer {token}"}, checks=CHECKS
     )

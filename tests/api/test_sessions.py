@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import T0, StepClock, Ward
+from tests.api.conftest import T0, FakeClock, Ward
 from vitalsd.domain import Role
 
 Auth = dict[Role, dict[str, str]]
@@ -317,7 +317,7 @@ async def test_sessions_list_filters_open_ones(
 
 
 async def test_readings_page_through_a_patients_history_in_a_time_range(
-    client: httpx.AsyncClient, auth: Auth, ward: Ward, clock: StepClock
+    client: httpx.AsyncClient, auth: Auth, ward: Ward, clock: FakeClock
 ) -> None:
     session = await start(client, auth, ward)
     for systolic in (120, 122, 124):

@@ -20,9 +20,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from api.app import create_app
 from api.deps import TOKEN_COOKIE
 from devices.bps import BloodPressureMeasurement, PressureUnit
-from tests.api.conftest import ADMIN, CUFF, SECRET, StepClock, Ward, open_clinic, serving
+from tests.api.conftest import ADMIN, CUFF, SECRET, FakeClock, Ward, open_clinic, serving
 from vitalsd.auth import PasswordHasher, TokenIssuer
 from vitalsd.clinic import Clinic
+from vitalsd.cuff_readings import cuff_reading as domain_reading
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
 
@@ -36,7 +37,7 @@ async def server(app: FastAPI) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def token(tokens: TokenIssuer, clock: StepClock) -> str:
+def token(tokens: TokenIssuer, clock: FakeClock) -> str:
     return tokens.issue("nurse", Role.NURSE, clock())
 
 
@@ -58,7 +59,7 @@ async def start_session(clinic: Clinic, ward: Ward) -> int:
     return session.id
 
 
-async def cuff_reading(clinic: Clinic, clock: StepClock, systolic: float, diastolic: float) -> None:
+async def cuff_reading(clinic: Clinic, clock: FakeClock, systolic: float, diastolic: float) -> None:
     """A cuff's Blood Pressure Measurement as the supervisor hands it to the clinic."""
     measurement = BloodPressureMeasurement(
         unit=PressureUnit.MMHG,
@@ -67,7 +68,9 @@ async def cuff_reading(clinic: Clinic, clock: StepClock, systolic: float, diasto
         mean_arterial_pressure=round(diastolic + (systolic - diastolic) / 3),
         pulse_rate=70,
     )
-    await clinic.ingest_cuff_measurement(CUFF, measurement, clock(), bytes(measurement))
+    await clinic.ingest_cuff_measurement(
+        CUFF, domain_reading(measurement), clock(), bytes(measurement)
+    )
 
 
 async def test_first_message_is_the_snapshot_of_the_clinic(
@@ -92,7 +95,7 @@ async def test_first_message_is_the_snapshot_of_the_clinic(
 
 
 async def test_cuff_reading_reaches_the_stream_live(
-    server: str, token: str, clinic: Clinic, ward: Ward, clock: StepClock
+    server: str, token: str, clinic: Clinic, ward: Ward, clock: FakeClock
 ) -> None:
     session_id = await start_session(clinic, ward)
     async with connect(f"ws://{server}/ws?token={token}") as websocket:
@@ -115,7 +118,7 @@ async def test_cuff_reading_reaches_the_stream_live(
 
 
 async def test_since_replays_what_was_missed_then_continues_live(
-    server: str, token: str, clinic: Clinic, ward: Ward, clock: StepClock
+    server: str, token: str, clinic: Clinic, ward: Ward, clock: FakeClock
 ) -> None:
     await start_session(clinic, ward)
     async with connect(f"ws://{server}/ws?token={token}") as websocket:
@@ -139,7 +142,7 @@ async def test_since_replays_what_was_missed_then_continues_live(
 
 
 async def test_types_filter_sends_only_those_types(
-    server: str, token: str, clinic: Clinic, ward: Ward, clock: StepClock
+    server: str, token: str, clinic: Clinic, ward: Ward, clock: FakeClock
 ) -> None:
     await start_session(clinic, ward)
     async with connect(f"ws://{server}/ws?token={token}&types=alert,alert_updated") as websocket:
@@ -203,7 +206,7 @@ async def test_slow_consumer_is_cut_off_with_1013_without_delaying_a_fast_one(
     database_template: Path,
     tokens: TokenIssuer,
     passwords: PasswordHasher,
-    clock: StepClock,
+    clock: FakeClock,
 ) -> None:
     clinic = await open_clinic(database_template, tmp_path, clock=clock)
     app = create_app(
@@ -259,7 +262,7 @@ async def test_slow_consumer_is_cut_off_with_1013_without_delaying_a_fast_one(
 
 
 async def test_stream_closes_with_1008_when_the_token_expires(
-    server: str, clock: StepClock
+    server: str, clock: FakeClock
 ) -> None:
     short = TokenIssuer(SECRET, lifetime=timedelta(seconds=1)).issue("nurse", Role.NURSE, clock())
     async with connect(f"ws://{server}/ws?token={short}") as websocket:

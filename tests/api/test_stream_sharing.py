@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from api.app import create_app
 from api.handshake import HandshakeLimits
-from tests.api.conftest import ADMIN, StepClock, Ward, open_clinic, serving
+from tests.api.conftest import ADMIN, FakeClock, Ward, open_clinic, serving
 from tests.api.test_stream import cuff_reading, start_session
 from vitalsd.auth import PasswordHasher, TokenIssuer
 from vitalsd.clinic import Clinic
@@ -53,12 +53,12 @@ async def server(app: FastAPI) -> AsyncIterator[str]:
         yield address
 
 
-def token_for(tokens: TokenIssuer, clock: StepClock, role: Role) -> str:
+def token_for(tokens: TokenIssuer, clock: FakeClock, role: Role) -> str:
     return tokens.issue(role.value, role, clock())
 
 
 async def test_a_pager_client_gets_no_readings_and_the_others_identical_frames(
-    server: str, tokens: TokenIssuer, clock: StepClock, clinic: Clinic, ward: Ward
+    server: str, tokens: TokenIssuer, clock: FakeClock, clinic: Clinic, ward: Ward
 ) -> None:
     await start_session(clinic, ward)
     url = f"ws://{server}/ws?token={token_for(tokens, clock, Role.NURSE)}"
@@ -80,7 +80,7 @@ async def test_a_pager_client_gets_no_readings_and_the_others_identical_frames(
 
 
 async def test_subscribers_share_one_event_object_and_its_encoded_text(
-    clinic: Clinic, ward: Ward, clock: StepClock
+    clinic: Clinic, ward: Ward, clock: FakeClock
 ) -> None:
     await start_session(clinic, ward)
     async with clinic.bus.subscribe() as first, clinic.bus.subscribe() as second:
@@ -91,7 +91,7 @@ async def test_subscribers_share_one_event_object_and_its_encoded_text(
 
 
 async def test_a_subscription_filtered_by_type_queues_nothing_else(
-    clinic: Clinic, ward: Ward, clock: StepClock
+    clinic: Clinic, ward: Ward, clock: FakeClock
 ) -> None:
     await start_session(clinic, ward)
     async with clinic.bus.subscribe(types={EventType.ALERT}) as pager:
@@ -102,7 +102,7 @@ async def test_a_subscription_filtered_by_type_queues_nothing_else(
 
 
 async def test_resuming_from_a_recent_seq_replays_from_memory_in_order(
-    clinic: Clinic, ward: Ward, clock: StepClock
+    clinic: Clinic, ward: Ward, clock: FakeClock
 ) -> None:
     await start_session(clinic, ward)
     first = await clinic.bus.last_seq()
@@ -117,7 +117,7 @@ async def test_resuming_from_a_recent_seq_replays_from_memory_in_order(
     assert [e.seq for e in recent] == list(range(first + 1, last + 1))
 
 
-async def storm(server: str, tokens: TokenIssuer, clock: StepClock) -> list[dict[str, Any]]:
+async def storm(server: str, tokens: TokenIssuer, clock: FakeClock) -> list[dict[str, Any]]:
     """`STORM_PER_ROLE` clients per role connecting at once; each one's first message."""
 
     async def one(role: Role) -> dict[str, Any]:
@@ -136,7 +136,7 @@ async def storm_app(
     database_template: Path,
     tokens: TokenIssuer,
     passwords: PasswordHasher,
-    clock: StepClock,
+    clock: FakeClock,
 ) -> AsyncIterator[FastAPI]:
     clinic = await open_clinic(database_template, tmp_path, clock=clock)
     try:
@@ -153,7 +153,7 @@ async def storm_app(
 
 
 async def test_a_connect_storm_computes_one_snapshot(
-    storm_app: FastAPI, tokens: TokenIssuer, clock: StepClock
+    storm_app: FastAPI, tokens: TokenIssuer, clock: FakeClock
 ) -> None:
     async with serving(storm_app) as address:
         firsts = await storm(address, tokens, clock)
@@ -162,7 +162,7 @@ async def test_a_connect_storm_computes_one_snapshot(
 
 
 async def test_a_connect_storm_looks_each_user_up_once(
-    storm_app: FastAPI, tokens: TokenIssuer, clock: StepClock
+    storm_app: FastAPI, tokens: TokenIssuer, clock: FakeClock
 ) -> None:
     async with serving(storm_app) as address:
         await storm(address, tokens, clock)
@@ -170,7 +170,7 @@ async def test_a_connect_storm_looks_each_user_up_once(
 
 
 async def test_a_connect_storm_holds_at_most_the_bound_of_database_connections(
-    storm_app: FastAPI, tokens: TokenIssuer, clock: StepClock
+    storm_app: FastAPI, tokens: TokenIssuer, clock: FakeClock
 ) -> None:
     engine = storm_app.state.context.clinic.engine.sync_engine
     held = {"now": 0, "most": 0}
@@ -195,7 +195,7 @@ async def test_a_connect_storm_holds_at_most_the_bound_of_database_connections(
 
 
 async def test_disabling_a_user_closes_their_open_stream_with_1008(
-    app: FastAPI, tokens: TokenIssuer, clock: StepClock
+    app: FastAPI, tokens: TokenIssuer, clock: FakeClock
 ) -> None:
     nurse = token_for(tokens, clock, Role.NURSE)
     admin = {"Authorization": f"Bearer {token_for(tokens, clock, Role.ADMIN)}"}
@@ -213,7 +213,7 @@ async def test_disabling_a_user_closes_their_open_stream_with_1008(
 
 
 async def test_a_disabled_user_is_refused_a_stream_at_once_though_looked_up_before(
-    app: FastAPI, tokens: TokenIssuer, clock: StepClock
+    app: FastAPI, tokens: TokenIssuer, clock: FakeClock
 ) -> None:
     nurse = token_for(tokens, clock, Role.NURSE)
     admin = {"Authorization": f"Bearer {token_for(tokens, clock, Role.ADMIN)}"}
@@ -234,7 +234,7 @@ async def test_a_user_disabled_outside_this_api_loses_the_stream_at_the_recheck(
     database_template: Path,
     tokens: TokenIssuer,
     passwords: PasswordHasher,
-    clock: StepClock,
+    clock: FakeClock,
 ) -> None:
     """As the CLI or another daemon would: straight through the clinic, not our route."""
     clinic = await open_clinic(database_template, tmp_path, clock=clock)
@@ -266,7 +266,7 @@ async def test_a_client_resuming_after_a_restart_is_replayed_from_the_log(
     database_template: Path,
     tokens: TokenIssuer,
     passwords: PasswordHasher,
-    clock: StepClock,
+    clock: FakeClock,
     ward: Ward,
     clinic: Clinic,
 ) -> None:

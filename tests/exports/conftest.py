@@ -7,7 +7,7 @@ import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,10 @@ import pytest
 
 from api.app import create_app
 from devices.bps import BloodPressureMeasurement, MeasurementStatus, PressureUnit
+from tests.clock import FakeClock
 from vitalsd.auth import TokenIssuer
 from vitalsd.clinic import Actor, Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
 from vitalsd.store.engine import create_engine, migrate
@@ -28,20 +30,6 @@ SECRET = b"exports-test-secret-of-32-bytes!"
 NURSE = Actor("nurse.kim", Role.NURSE)
 CLINICIAN = Actor("dr.lee", Role.CLINICIAN)
 ADMIN = Actor("admin.ops", Role.ADMIN)
-
-
-class Clock:
-    """The clinic's and the app's clock: moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, minutes: float) -> datetime:
-        self.now += timedelta(minutes=minutes)
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -65,7 +53,7 @@ def kpa_measurement(
     return BloodPressureMeasurement.from_bytes(raw), raw
 
 
-async def record_esketamine_session(clinic: Clinic, clock: Clock) -> EsketamineSession:
+async def record_esketamine_session(clinic: Clinic, clock: FakeClock) -> EsketamineSession:
     patient = await clinic.create_patient("MRN-0042", "Ana Example", date(1980, 5, 17), by=NURSE)
     chair = await clinic.create_chair("Chair 3", by=NURSE)
     await clinic.assign_cuff(chair.id, CUFF, by=NURSE)
@@ -78,7 +66,7 @@ async def record_esketamine_session(clinic: Clinic, clock: Clock) -> EsketamineS
     )
     # Baseline: 16.0/10.6 kPa = 120.0/79.5 mmHg.
     measurement, raw = kpa_measurement(16.0, 10.6, 12.4, pulse_rate=72.0)
-    await clinic.ingest_cuff_measurement(CUFF, measurement, clock.advance(5), raw)
+    await clinic.ingest_cuff_measurement(CUFF, cuff_reading(measurement), clock.advance(5), raw)
     await clinic.record_dose(
         started.id, drug="esketamine", amount_mg=56, route="intranasal", by=CLINICIAN,
         given_at=clock.advance(5),
@@ -86,7 +74,7 @@ async def record_esketamine_session(clinic: Clinic, clock: Clock) -> EsketamineS
     measurement, raw = kpa_measurement(
         17.3, 11.3, 13.3, pulse_rate=80.0, status=MeasurementStatus.BODY_MOVEMENT_DETECTED
     )
-    await clinic.ingest_cuff_measurement(CUFF, measurement, clock.advance(40), raw)
+    await clinic.ingest_cuff_measurement(CUFF, cuff_reading(measurement), clock.advance(40), raw)
     await clinic.record_side_effect(
         started.id, effect="dissociation", severity=2, by=NURSE, observed_at=clock.advance(5)
     )
@@ -99,7 +87,7 @@ async def record_esketamine_session(clinic: Clinic, clock: Clock) -> EsketamineS
     return EsketamineSession(started.id, patient.id, chair.id)
 
 
-async def open_clinic(url: str, clock: Clock, *, fresh: bool) -> Clinic:
+async def open_clinic(url: str, clock: FakeClock, *, fresh: bool) -> Clinic:
     engine = create_engine(url)
     if fresh:
         await migrate(engine)
@@ -123,7 +111,7 @@ class Template:
 @pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     path = tmp_path_factory.mktemp("exports") / "template.sqlite3"
-    clock = Clock()
+    clock = FakeClock(T0)
 
     async def build() -> EsketamineSession:
         clinic = await open_clinic(f"sqlite+aiosqlite:///{path}", clock, fresh=True)
@@ -137,14 +125,14 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 
 
 @pytest.fixture
-def clock(template: Template) -> Clock:
-    clock = Clock()
+def clock(template: Template) -> FakeClock:
+    clock = FakeClock(T0)
     clock.now = template.ends_at
     return clock
 
 
 @pytest.fixture
-async def clinic(template: Template, clock: Clock, tmp_path: Path) -> AsyncIterator[Clinic]:
+async def clinic(template: Template, clock: FakeClock, tmp_path: Path) -> AsyncIterator[Clinic]:
     copy = tmp_path / "vitalsd.sqlite3"
     for suffix in ("", "-wal"):
         source = template.path.with_name(template.path.name + suffix)
@@ -163,7 +151,9 @@ def esketamine_session(template: Template) -> EsketamineSession:
 
 
 @pytest.fixture
-async def client(clinic: Clinic, clock: Clock, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    clinic: Clinic, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         clinic,
         Settings(data_dir=tmp_path),
@@ -176,6 +166,6 @@ async def client(clinic: Clinic, clock: Clock, tmp_path: Path) -> AsyncIterator[
         yield http
 
 
-def bearer(actor: Actor, clock: Clock) -> dict[str, str]:
+def bearer(actor: Actor, clock: FakeClock) -> dict[str, str]:
     token = TokenIssuer(SECRET).issue(actor.username, actor.role, clock())
     return {"Authorization": f"Bearer {token}"}

@@ -12,14 +12,14 @@ import pytest
 from tests.exports.conftest import (
     CUFF,
     T0,
-    Clock,
     EsketamineSession,
+    FakeClock,
     open_clinic,
     record_esketamine_session,
 )
 from vitalsd.clinic import Clinic
 from vitalsd.errors import InvalidInput, NotFound
-from vitalsd.exports.query import load_readings_between, load_session_record, read_snapshot
+from vitalsd.exports.query import load_readings_between, load_session_record
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,7 +30,7 @@ async def recorded(
         url = f"sqlite+aiosqlite:///{tmp_path / 'vitalsd.sqlite3'}"
     else:
         url = str(request.getfixturevalue("fresh_postgres_url"))
-    clock = Clock()
+    clock = FakeClock(T0)
     clinic = await open_clinic(url, clock, fresh=True)
     try:
         yield clinic, await record_esketamine_session(clinic, clock)
@@ -42,7 +42,7 @@ async def test_session_record_holds_what_the_clinic_stored(
     recorded: tuple[Clinic, EsketamineSession],
 ) -> None:
     clinic, stored = recorded
-    async with read_snapshot(clinic.engine) as db:
+    async with clinic.read_snapshot() as db:
         record = await load_session_record(db, stored.id)
     assert record.patient.identifier == "MRN-0042"
     assert record.chair_name == "Chair 3"
@@ -58,7 +58,7 @@ async def test_session_record_holds_what_the_clinic_stored(
 
 async def test_unknown_session_is_not_found(recorded: tuple[Clinic, EsketamineSession]) -> None:
     clinic, _ = recorded
-    async with read_snapshot(clinic.engine) as db:
+    async with clinic.read_snapshot() as db:
         with pytest.raises(NotFound, match="no session with id 999"):
             await load_session_record(db, 999)
 
@@ -68,7 +68,7 @@ async def test_range_includes_its_start_and_excludes_its_end(
 ) -> None:
     clinic, _ = recorded
     baseline, post_dose = T0 + timedelta(minutes=5), T0 + timedelta(minutes=50)
-    async with read_snapshot(clinic.engine) as db:
+    async with clinic.read_snapshot() as db:
         readings = await load_readings_between(db, baseline, post_dose)
     assert [r.measured_at for r in readings] == [baseline]
 
@@ -77,6 +77,6 @@ async def test_range_ending_before_it_starts_is_refused(
     recorded: tuple[Clinic, EsketamineSession],
 ) -> None:
     clinic, _ = recorded
-    async with read_snapshot(clinic.engine) as db:
+    async with clinic.read_snapshot() as db:
         with pytest.raises(InvalidInput, match="must be later than start"):
             await load_readings_between(db, T0, T0 - timedelta(minutes=1))

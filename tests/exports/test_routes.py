@@ -16,8 +16,8 @@ from tests.exports.conftest import (
     CLINICIAN,
     NURSE,
     T0,
-    Clock,
     EsketamineSession,
+    FakeClock,
     bearer,
 )
 from vitalsd.clinic import Actor, Clinic
@@ -63,7 +63,7 @@ async def test_every_export_without_a_token_is_refused(
 
 
 async def test_admin_may_not_export_clinical_records(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     statuses = await _statuses(client, esketamine_session.id, bearer(ADMIN, clock))
     assert statuses == dict.fromkeys(ROUTES, 403)
@@ -71,14 +71,14 @@ async def test_admin_may_not_export_clinical_records(
 
 @pytest.mark.parametrize("actor", [NURSE, CLINICIAN], ids=["nurse", "clinician"])
 async def test_nurses_and_clinicians_may_export(
-    actor: Actor, client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    actor: Actor, client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     statuses = await _statuses(client, esketamine_session.id, bearer(actor, clock))
     assert statuses == dict.fromkeys(ROUTES, 200)
 
 
 async def test_export_of_an_unknown_session_is_not_found(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     assert await _statuses(client, 999, bearer(NURSE, clock)) == dict.fromkeys(ROUTES, 404)
 
@@ -87,7 +87,7 @@ async def test_fhir_bundle_validates_and_carries_the_stored_readings(
     client: httpx.AsyncClient,
     esketamine_session: EsketamineSession,
     clinic: Clinic,
-    clock: Clock,
+    clock: FakeClock,
 ) -> None:
     response = await client.get(
         f"/api/sessions/{esketamine_session.id}/fhir", headers=bearer(CLINICIAN, clock)
@@ -103,7 +103,7 @@ async def test_fhir_bundle_validates_and_carries_the_stored_readings(
 
 
 async def test_kpa_cuff_reading_is_exported_in_mmhg(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     response = await client.get(
         f"/api/sessions/{esketamine_session.id}/fhir", headers=bearer(NURSE, clock)
@@ -116,7 +116,7 @@ async def test_kpa_cuff_reading_is_exported_in_mmhg(
 
 
 async def test_fhir_device_carries_the_cuffs_device_information(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     response = await client.get(
         f"/api/sessions/{esketamine_session.id}/fhir", headers=bearer(NURSE, clock)
@@ -135,7 +135,7 @@ async def test_session_csv_has_a_row_per_reading(
     client: httpx.AsyncClient,
     esketamine_session: EsketamineSession,
     clinic: Clinic,
-    clock: Clock,
+    clock: FakeClock,
 ) -> None:
     response = await client.get(
         f"/api/sessions/{esketamine_session.id}/readings.csv", headers=bearer(NURSE, clock)
@@ -149,7 +149,7 @@ async def test_session_csv_has_a_row_per_reading(
 
 
 async def test_range_csv_holds_only_readings_in_the_range(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     # Readings at T0+5 (baseline), T0+50 (post-dose), T0+135 (manual).
     response = await client.get(
@@ -162,7 +162,7 @@ async def test_range_csv_holds_only_readings_in_the_range(
 
 
 async def test_range_csv_filters_by_patient(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     response = await client.get(
         "/api/exports/readings.csv",
@@ -186,7 +186,7 @@ async def test_range_csv_filters_by_patient(
     ids=["until-before-since", "over-a-year", "no-offset"],
 )
 async def test_range_csv_refuses_a_bad_range(
-    since: str, until: str, client: httpx.AsyncClient, clock: Clock
+    since: str, until: str, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     response = await client.get(
         "/api/exports/readings.csv",
@@ -197,7 +197,7 @@ async def test_range_csv_refuses_a_bad_range(
 
 
 async def test_report_is_html_in_the_requested_time_zone(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     response = await client.get(
         f"/api/sessions/{esketamine_session.id}/report",
@@ -210,7 +210,7 @@ async def test_report_is_html_in_the_requested_time_zone(
 
 
 async def test_report_as_pdf_is_an_attachment_with_the_readings(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     response = await client.get(
         f"/api/sessions/{esketamine_session.id}/report.pdf",
@@ -224,7 +224,7 @@ async def test_report_as_pdf_is_an_attachment_with_the_readings(
 
 
 async def test_report_with_an_unknown_time_zone_is_refused(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     response = await client.get(
         f"/api/sessions/{esketamine_session.id}/report",
@@ -236,7 +236,7 @@ async def test_report_with_an_unknown_time_zone_is_refused(
 
 
 async def test_rems_form_of_the_stored_session(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     response = await client.get(
         f"/api/sessions/{esketamine_session.id}/rems", headers=bearer(CLINICIAN, clock)
@@ -255,7 +255,7 @@ async def test_rems_form_of_the_stored_session(
 
 
 async def test_rems_form_of_a_ketamine_session_is_a_conflict(
-    client: httpx.AsyncClient, clinic: Clinic, clock: Clock
+    client: httpx.AsyncClient, clinic: Clinic, clock: FakeClock
 ) -> None:
     from datetime import date
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from tests.clock import FakeClock
 from tests.postgres_cluster import PostgresCluster
 from vitalsd.clinic import Actor, Clinic
 from vitalsd.domain import Role
@@ -21,20 +22,6 @@ T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 NURSE = Actor("nurse.kim", Role.NURSE)
 CLINICIAN = Actor("dr.lee", Role.CLINICIAN)
 CUFF = "AA:BB:CC:00:00:01"
-
-
-class FakeClock:
-    """The clinic's clock in tests: moves only when told."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, minutes: float) -> datetime:
-        self.now += timedelta(minutes=minutes)
-        return self.now
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +63,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

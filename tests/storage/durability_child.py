@@ -15,21 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from devices.bps import BloodPressureMeasurement, MeasurementStatus, PressureUnit
+from tests.clock import FakeClock
 from vitalsd.clinic import Actor, Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.domain import Role
 from vitalsd.store.engine import create_engine, migrate
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 CUFF = "AA:BB:CC:00:00:01"
 NURSE = Actor("nurse.kim", Role.NURSE)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def time_of(index: int) -> datetime:
@@ -59,28 +53,28 @@ def measurement_of(index: int) -> BloodPressureMeasurement:
     )
 
 
-async def open_clinic(path: str, clock: Clock) -> Clinic:
+async def open_clinic(path: str, clock: FakeClock) -> Clinic:
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     await migrate(engine)
     return Clinic(engine, clock=clock)
 
 
-async def setup(clinic: Clinic, clock: Clock) -> None:
+async def setup(clinic: Clinic, clock: FakeClock) -> None:
     patient = await clinic.create_patient("MRN-001", "J. D.", date(1980, 6, 1), by=NURSE)
     chair = await clinic.create_chair("Chair 1", by=NURSE)
     await clinic.assign_cuff(chair.id, CUFF, by=NURSE)
     session = await clinic.start_session(patient.id, chair.id, by=NURSE, course_session=1)
     first = measurement_of(0)
     clock.now = T0 + timedelta(minutes=1)
-    await clinic.ingest_cuff_measurement(CUFF, first, clock.now, bytes(first))
+    await clinic.ingest_cuff_measurement(CUFF, cuff_reading(first), clock.now, bytes(first))
     clock.now = T0 + timedelta(minutes=2)
     await clinic.record_dose(session.id, drug="ketamine", amount_mg=50, route="IM", by=NURSE)
 
 
-async def ingest(clinic: Clinic, clock: Clock, index: int) -> int:
+async def ingest(clinic: Clinic, clock: FakeClock, index: int) -> int:
     clock.now = time_of(index)
     m = measurement_of(index)
-    result = await clinic.ingest_cuff_measurement(CUFF, m, clock.now, bytes(m))
+    result = await clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
     return result.reading.id
 
 
@@ -96,7 +90,7 @@ async def state(clinic: Clinic) -> dict[str, Any]:
 
 async def main(argv: list[str]) -> None:
     mode, path = argv[0], argv[1]
-    clock = Clock()
+    clock = FakeClock(T0)
     clinic = await open_clinic(path, clock)
     try:
         if mode == "burst":

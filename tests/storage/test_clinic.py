@@ -10,6 +10,7 @@ from devices.bps import BloodPressureMeasurement, MeasurementStatus
 from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward
 from tests.storage.cuff import error_frame, measurement
 from vitalsd.clinic import Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.errors import (
     CloseCheckMissing,
     Conflict,
@@ -29,7 +30,7 @@ async def ingest(
     address: str = CUFF,
 ) -> IngestResult:
     m = m or measurement()
-    return await clinic.ingest_cuff_measurement(address, m, clock.now, bytes(m))
+    return await clinic.ingest_cuff_measurement(address, cuff_reading(m), clock.now, bytes(m))
 
 
 async def start(ward: Ward, protocol: str | None = None, **kwargs: object) -> SessionView:
@@ -521,7 +522,7 @@ async def test_late_record_of_a_closed_session_satisfies_its_check_and_raises_no
     clock.advance(5)
     late = measurement(190, 115)
     taken = clock.now - timedelta(minutes=6)
-    result = await ward.clinic.ingest_cuff_measurement(CUFF, late, taken, bytes(late))
+    result = await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(late), taken, bytes(late))
     (close,) = [c for c in await ward.clinic.list_checks(session.id) if c.kind == "close"]
     assert (result.reading.session_id, close.state) == (session.id, "satisfied")
     assert await ward.clinic.list_alerts(session_id=session.id, open_only=True) == []

@@ -56,7 +56,7 @@ def restarted_state(path: Path) -> dict[str, Any]:
 
 async def expected_state(path: Path, ingests: int) -> dict[str, Any]:
     """The same setup and the same first `ingests` readings, in one uninterrupted run."""
-    clock = child.Clock()
+    clock = child.FakeClock(child.T0)
     clinic = await child.open_clinic(str(path), clock)
     try:
         await child.setup(clinic, clock)
@@ -68,7 +68,7 @@ async def expected_state(path: Path, ingests: int) -> dict[str, Any]:
 
 
 async def stored_reading_ids(path: Path) -> set[int]:
-    clinic = await child.open_clinic(str(path), child.Clock())
+    clinic = await child.open_clinic(str(path), child.FakeClock(child.T0))
     try:
         return {r.id for r in await clinic.list_readings(limit=100_000)}
     finally:
@@ -80,7 +80,7 @@ async def test_sigkill_during_ingest_burst_loses_no_acknowledged_reading(
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "clinic.sqlite3"
-    clock = child.Clock()
+    clock = child.FakeClock(child.T0)
     clinic = await child.open_clinic(str(database), clock)
     await child.setup(clinic, clock)
     await clinic.close()

@@ -10,8 +10,9 @@ import pytest
 from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward, emptied
 from tests.storage.cuff import measurement
 from vitalsd.clinic import Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.errors import DosingHoldActive
-from vitalsd.store.engine import create_engine
+from vitalsd.store.engine import create_engine, session_factory
 from vitalsd.store.events import Event, EventBus, EventType, SubscriberOverflow
 
 
@@ -26,7 +27,7 @@ async def test_refused_change_stores_no_event_and_leaves_no_gap(
 ) -> None:
     session = await ward.clinic.start_session(ward.patient_id, ward.chair_id, by=CLINICIAN)
     m = measurement(170, 104)
-    await ward.clinic.ingest_cuff_measurement(CUFF, m, clock.now, bytes(m))
+    await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
     before = await ward.clinic.bus.last_seq()
     with pytest.raises(DosingHoldActive):
         await ward.clinic.record_dose(
@@ -40,7 +41,7 @@ async def test_refused_change_stores_no_event_and_leaves_no_gap(
 async def test_reading_event_carries_the_interface_fields(ward: Ward, clock: FakeClock) -> None:
     await ward.clinic.start_session(ward.patient_id, ward.chair_id, by=CLINICIAN)
     m = measurement(128, 82)
-    await ward.clinic.ingest_cuff_measurement(CUFF, m, clock.now, bytes(m))
+    await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
     (event,) = [e for e in await ward.clinic.bus.stored_after(0) if e.type is EventType.READING]
     assert {
         "id",
@@ -62,7 +63,7 @@ async def test_reading_event_carries_the_interface_fields(ward: Ward, clock: Fak
 async def test_alert_event_carries_the_interface_fields(ward: Ward, clock: FakeClock) -> None:
     await ward.clinic.start_session(ward.patient_id, ward.chair_id, by=CLINICIAN)
     m = measurement(186, 100)
-    await ward.clinic.ingest_cuff_measurement(CUFF, m, clock.now, bytes(m))
+    await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
     alerts = [e for e in await ward.clinic.bus.stored_after(0) if e.type is EventType.ALERT]
     assert alerts and all(
         {
@@ -131,7 +132,7 @@ async def test_a_commits_events_reach_one_subscriber_together_before_the_next(
     for _ in range(3):
         await asyncio.sleep(0)  # both readers wait with nothing queued
     severe = measurement(systolic=190, diastolic=112)
-    await ward.clinic.ingest_cuff_measurement(CUFF, severe, clock.now, bytes(severe))
+    await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(severe), clock.now, bytes(severe))
     for future in waiting:
         future.cancel()
     for subscription in subscriptions:
@@ -155,7 +156,7 @@ async def test_cuff_pressure_is_published_live_without_storage_or_seq(clinic: Cl
 async def test_slow_subscriber_is_told_it_overflowed_and_where_to_resume(
     clinic: Clinic,
 ) -> None:
-    small = EventBus(clinic._sessions, queue_size=2)
+    small = EventBus(session_factory(clinic.engine), queue_size=2)
     clinic.bus = small
     subscription = small.subscribe()
     for level in (50, 51, 52, 53):

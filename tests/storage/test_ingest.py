@@ -18,6 +18,7 @@ from devices.bps import BloodPressureMeasurement
 from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward, emptied
 from tests.storage.cuff import error_frame, measurement
 from vitalsd.clinic import Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.errors import InvalidInput
 from vitalsd.settings import Settings
 from vitalsd.store.engine import create_engine, migrate
@@ -35,7 +36,9 @@ async def ingest(
     cuff_key: str | None = None,
 ) -> IngestResult:
     m = m or measurement()
-    return await clinic.ingest_cuff_measurement(address, m, clock.now, bytes(m), cuff_key=cuff_key)
+    return await clinic.ingest_cuff_measurement(
+        address, cuff_reading(m), clock.now, bytes(m), cuff_key=cuff_key
+    )
 
 
 async def start(ward: Ward, chair_id: int | None = None) -> SessionView:
@@ -333,14 +336,14 @@ async def add_chairs_in_session(clinic: Clinic, clock: FakeClock, first: int, co
         await clinic.assign_cuff(chair.id, cuff, by=NURSE)
         session = await clinic.start_session(patient.id, chair.id, by=CLINICIAN)
         m = measurement(124, 80)
-        await clinic.ingest_cuff_measurement(cuff, m, clock.now, bytes(m))
+        await clinic.ingest_cuff_measurement(cuff, cuff_reading(m), clock.now, bytes(m))
         clock.advance(1)
         await clinic.record_dose(
             session.id, drug="ketamine", amount_mg=35, route="IM", by=CLINICIAN
         )
         clock.advance(1)
         m = measurement(186, 112)
-        await clinic.ingest_cuff_measurement(cuff, m, clock.now, bytes(m))
+        await clinic.ingest_cuff_measurement(cuff, cuff_reading(m), clock.now, bytes(m))
 
 
 async def test_snapshot_queries_do_not_grow_with_the_number_of_chairs(

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from tests.storage.conftest import CLINICIAN, CUFF, FakeClock, Ward
 from tests.storage.cuff import measurement
 from vitalsd.clinic import Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.store.engine import create_engine, migrate
 from vitalsd.store.models import Base
 
@@ -59,7 +60,7 @@ async def test_append_only_tables_refuse_changes(
 ) -> None:
     await ward.clinic.start_session(ward.patient_id, ward.chair_id, by=CLINICIAN)
     m = measurement()
-    await ward.clinic.ingest_cuff_measurement(CUFF, m, clock.now, bytes(m))
+    await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
     with pytest.raises(DBAPIError, match="append-only"):
         async with ward.clinic.engine.begin() as connection:
             await connection.execute(text(statement))

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
+from tests.clock import RunningClock
 from tests.storage.conftest import CLINICIAN, CUFF, NURSE, T0, FakeClock, Ward
 from tests.storage.cuff import measurement
 from vitalsd.clinic import Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.store.events import EventType, Subscription
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class RunningClock:
-    """Real time passing from a settable point, for the one test that needs a deadline
-    to arrive by itself."""
-
-    def __init__(self, start: datetime) -> None:
-        self.base = start
-        self.started = time.monotonic()
-
-    def __call__(self) -> datetime:
-        return self.base + timedelta(seconds=time.monotonic() - self.started)
-
-    def set(self, moment: datetime) -> None:
-        self.base, self.started = moment, time.monotonic()
 
 
 @pytest.fixture
@@ -53,7 +39,7 @@ async def dosed_session(ward: Ward) -> int:
         ward.patient_id, ward.chair_id, by=CLINICIAN, course_session=1
     )
     m = measurement()
-    await ward.clinic.ingest_cuff_measurement(CUFF, m, ward.clinic.now(), bytes(m))
+    await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), ward.clinic.now(), bytes(m))
     await ward.clinic.record_dose(session.id, drug="ketamine", amount_mg=50, route="IM", by=NURSE)
     return session.id
 
@@ -71,7 +57,7 @@ async def test_woken_timer_loop_applies_what_the_clock_made_due(
 
 async def test_timer_loop_wakes_by_itself_at_the_next_window_edge(ward: Ward) -> None:
     running = RunningClock(T0)
-    ward.clinic._clock = running
+    ward.clinic.clock = running
     await dosed_session(ward)
     opens = await ward.clinic.next_deadline()
     assert opens is not None
@@ -92,7 +78,7 @@ async def test_escalation_reaches_subscribers_through_the_timer_loop(
 ) -> None:
     session = await ward.clinic.start_session(ward.patient_id, ward.chair_id, by=CLINICIAN)
     m = measurement(188, 112)
-    await ward.clinic.ingest_cuff_measurement(CUFF, m, clock.now, bytes(m))
+    await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
     async with ward.clinic.bus.subscribe() as subscription:
         clock.advance(2)
         ward.clinic.wake()

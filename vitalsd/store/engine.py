@@ -79,7 +79,8 @@ def writer_engine_for(readers: AsyncEngine) -> AsyncEngine:
         pool_size=WRITER_POOL_SIZE,
         max_overflow=0,
         # Every write transaction ends in its own commit or rollback (the session's
-        # `begin()` block in `Clinic._transaction`, also when it fails or is cancelled):
+        # `begin()` block in `vitalsd.clinic.unit_of_work`, also when it fails or is
+        # cancelled):
         # the pool's ROLLBACK on return would be one more round trip (a thread hop on
         # aiosqlite) per write, for nothing.
         pool_reset_on_return=None,

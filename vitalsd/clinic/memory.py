@@ -1,0 +1,265 @@
+"""The writer's identity map: what it remembers of the database between its
+transactions (each open session's state; cuff -> chair -> sessions; devices), and the
+rules that keep it true.
+
+It is valid while `known_seq` is the event counter's value (no other process wrote since
+the writer's last commit). The unit of work drops all of it when the counter moved, when
+a transaction fails, and at the start of every transaction not declared cached; a
+transaction reaches it only through its `Tx` (session states, loaded afresh in an
+uncached one) or `CachedTx` (all of it), so only a cached transaction, which keeps what
+it changes up to date, can rely on what an earlier one left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vitalsd.store import models
+
+from .lookups import get
+from .session_state import SessionLoader, SessionState
+
+
+@dataclass(frozen=True)
+class SessionSpan:
+    id: int
+    started_at: datetime
+    closed_at: datetime | None
+
+    def covers(self, at: datetime) -> bool:
+        return self.started_at <= at and (self.closed_at is None or self.closed_at >= at)
+
+
+@dataclass(frozen=True)
+class ChairSessions:
+    """A chair's open session and every session of the chair started at or after it
+    (closed ones only when a session was charted with a start in the past): enough to
+    find the session of any reading measured after the open session's start."""
+
+    open_started_at: datetime
+    spans: tuple[SessionSpan, ...]
+
+    def session_at(self, at: datetime) -> int | None:
+        """The latest-started session covering `at`, as `session_for_cuff`'s query
+        picks it; only for `at` at or after the open session's start."""
+        covering = [s for s in self.spans if s.covers(at)]
+        return max(covering, key=lambda s: s.started_at).id if covering else None
+
+
+@dataclass
+class KnownDevice:
+    id: int
+    last_seen_at: datetime | None
+
+
+class WriterMemory:
+    """What the writer remembers; every method that takes a database session works in
+    the caller's write transaction, whose `attached` set it keeps."""
+
+    def __init__(self, loader: SessionLoader) -> None:
+        self.loader = loader
+        self.known_seq: int | None = None
+        self._states: dict[int, SessionState] = {}
+        self._chair_of_cuff: dict[str, int | None] = {}
+        self._chair_sessions: dict[int, ChairSessions | None] = {}
+        self._devices: dict[str, KnownDevice] = {}
+        # True once all of it was loaded at once (`remember_clinic`): what is not
+        # remembered then does not exist (a cuff without a chair, a chair without an
+        # open session, a cuff never seen).
+        self.remembers_clinic = False
+
+    def forget_all(self) -> None:
+        self.remembers_clinic = False
+        self._states.clear()
+        self._chair_of_cuff.clear()
+        self._chair_sessions.clear()
+        self._devices.clear()
+
+    # -- session states ------------------------------------------------------------------
+
+    async def state_for(
+        self, session: AsyncSession, attached: set[int], session_id: int
+    ) -> SessionState:
+        """The writer's state of a session, attached to the transaction: kept from an
+        earlier one, or loaded (and kept). Call it before any other query in the
+        transaction that could load the session's rows, so that they are the kept ones."""
+        state = self._states.get(session_id)
+        if state is None:
+            row = await get(session, models.Session, session_id, "session")
+            state = await self.loader.load(session, row, with_alerts=True)
+            self._states[session_id] = state
+        elif session_id not in attached:
+            session.add(state.row)
+            session.add_all(state.check_rows.values())
+            session.add_all(state.alert_rows.values())
+        attached.add(session_id)
+        return state
+
+    async def reloaded_state(
+        self, session: AsyncSession, attached: set[int], row: models.Session
+    ) -> SessionState:
+        """The state of `row` read again, after a change the kept state does not follow
+        (a dose, a waiver, a close): rows already in the transaction are the same objects."""
+        self._states.pop(row.id, None)
+        return await self.state_for(session, attached, row.id)
+
+    async def cached_state(
+        self, session: AsyncSession, attached: set[int], session_id: int | None
+    ) -> SessionState | None:
+        """The writer's state of the session if it keeps one (attached)."""
+        if session_id is None or session_id not in self._states:
+            return None
+        return await self.state_for(session, attached, session_id)
+
+    def session_with_alert(self, alert_id: int) -> int | None:
+        """The remembered session whose open alerts include `alert_id`."""
+        return next(
+            (
+                session_id
+                for session_id, state in self._states.items()
+                if any(a.id == alert_id for a in state.alert_rows.values())
+            ),
+            None,
+        )
+
+    def forget_closed_sessions(self) -> None:
+        for session_id in [i for i, s in self._states.items() if s.row.closed_at]:
+            del self._states[session_id]
+
+    # -- the whole clinic ----------------------------------------------------------------
+
+    async def remember_clinic(self, session: AsyncSession, attached: set[int]) -> None:
+        """Load at once what the writer needs of the whole clinic, in a fixed number of
+        queries (not a few per session on each one's first reading): every cuff's chair,
+        every open session's state and its chair's sessions, every device."""
+        for session_id in list(self._states):
+            await self.state_for(session, attached, session_id)  # attached first
+        chairs = await session.execute(
+            select(models.Chair.cuff_address, models.Chair.id).where(
+                models.Chair.cuff_address.is_not(None)
+            )
+        )
+        for cuff, chair_id in chairs:
+            if cuff is not None:
+                self._chair_of_cuff.setdefault(cuff, chair_id)
+        open_rows = list(
+            await session.scalars(
+                select(models.Session).where(
+                    models.Session.closed_at.is_(None), models.Session.id.not_in(self._states)
+                )
+            )
+        )
+        for state in await self.loader.load_many(session, open_rows, with_alerts=True):
+            self._states[state.row.id] = state
+            attached.add(state.row.id)
+        opened = {s.row.chair_id: s.row for s in self._states.values() if s.row.closed_at is None}
+        later: dict[int, list[SessionSpan]] = {chair_id: [] for chair_id in opened}
+        if opened:
+            closed = await session.execute(
+                select(
+                    models.Session.chair_id,
+                    models.Session.id,
+                    models.Session.started_at,
+                    models.Session.closed_at,
+                ).where(
+                    models.Session.chair_id.in_(opened),
+                    models.Session.closed_at.is_not(None),
+                    models.Session.started_at >= min(r.started_at for r in opened.values()),
+                )
+            )
+            for chair_id, session_id, started_at, closed_at in closed:
+                if started_at >= opened[chair_id].started_at:
+                    later[chair_id].append(SessionSpan(session_id, started_at, closed_at))
+        for chair_id, row in opened.items():
+            spans = (SessionSpan(row.id, row.started_at, None), *later[chair_id])
+            self._chair_sessions[chair_id] = ChairSessions(row.started_at, spans)
+        devices = await session.execute(
+            select(models.Device.address, models.Device.id, models.Device.last_seen_at)
+        )
+        for address, device_id, last_seen_at in devices:
+            self._devices.setdefault(address, KnownDevice(device_id, last_seen_at))
+        self.remembers_clinic = True
+
+    # -- cuffs and devices ---------------------------------------------------------------
+
+    def writes_first(self, cuff: str, measured: datetime) -> bool:
+        """Whether the writer knows all it needs to ingest a reading of `cuff` without a
+        read before its INSERT (an optimistic transaction)."""
+        known_device = self._devices.get(cuff)
+        if self.known_seq is None or known_device is None or known_device.last_seen_at is None:
+            return False
+        if cuff not in self._chair_of_cuff and not self.remembers_clinic:
+            return False
+        chair_id = self._chair_of_cuff.get(cuff)
+        if chair_id is None:
+            return True
+        sessions = self._chair_sessions.get(chair_id)
+        if sessions is None or measured < sessions.open_started_at:
+            return False
+        session_id = sessions.session_at(measured)
+        return session_id is None or session_id in self._states
+
+    async def session_for_cuff(
+        self, session: AsyncSession, cuff: str, measured: datetime
+    ) -> int | None:
+        """The id of the session a reading of `cuff` measured at `measured` belongs to:
+        the latest-started session of the cuff's chair covering that time. Remembered
+        per cuff and chair (every write that assigns a cuff or starts or closes a
+        session is an uncached transaction, which drops that memory)."""
+        if cuff in self._chair_of_cuff or self.remembers_clinic:
+            chair_id = self._chair_of_cuff.get(cuff)
+        else:
+            chair_id = await session.scalar(
+                select(models.Chair.id).where(models.Chair.cuff_address == cuff)
+            )
+            self._chair_of_cuff[cuff] = chair_id
+        if chair_id is None:
+            return None
+        known: ChairSessions | None
+        if chair_id in self._chair_sessions or self.remembers_clinic:
+            known = self._chair_sessions.get(chair_id)
+        else:
+            known = await _load_chair_sessions(session, chair_id)
+            self._chair_sessions[chair_id] = known
+        if known is not None and measured >= known.open_started_at:
+            return known.session_at(measured)
+        # Before the open session (a late record), or no session open: ask the database.
+        row = models.Session
+        return await session.scalar(
+            select(row.id)
+            .where(
+                row.chair_id == chair_id,
+                row.started_at <= measured,
+                or_(row.closed_at.is_(None), row.closed_at >= measured),
+            )
+            .order_by(row.started_at.desc())
+            .limit(1)
+        )
+
+    def device(self, address: str) -> KnownDevice | None:
+        return self._devices.get(address)
+
+    def remember_device(self, address: str, device_id: int, last_seen_at: datetime | None) -> None:
+        self._devices[address] = KnownDevice(device_id, last_seen_at)
+
+
+async def _load_chair_sessions(session: AsyncSession, chair_id: int) -> ChairSessions | None:
+    opened = (
+        await session.execute(
+            select(models.Session.started_at).where(
+                models.Session.chair_id == chair_id, models.Session.closed_at.is_(None)
+            )
+        )
+    ).first()
+    if opened is None:
+        return None
+    spans = await session.execute(
+        select(models.Session.id, models.Session.started_at, models.Session.closed_at).where(
+            models.Session.chair_id == chair_id, models.Session.started_at >= opened[0]
+        )
+    )
+    return ChairSessions(opened[0], tuple(SessionSpan(*span) for span in spans))

@@ -1,0 +1,312 @@
+"""Reads: the read side on the readers' pool (never the writer's connection): lists
+and lookups for the API, the snapshot a new stream client starts from, and one
+consistent read transaction for the exports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from vitalsd import views
+from vitalsd.domain import AlertKind, AlertState, CheckState, require_utc
+from vitalsd.errors import InvalidInput, NotFound
+from vitalsd.exports.query import read_snapshot
+from vitalsd.store import models
+from vitalsd.store.engine import is_sqlite
+
+from .lookups import get
+from .rows import (
+    alert_view,
+    audit_view,
+    check_view,
+    device_view,
+    dose_view,
+    patient_view,
+    reading_view,
+    side_effect_view,
+    user_view,
+)
+from .session_state import SessionLoader
+
+
+class Reads:
+    """What the API, the stream and the exports read; no writes."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        reads: async_sessionmaker[AsyncSession],
+        loader: SessionLoader,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._engine = engine
+        self._reads = reads
+        self._loader = loader
+        self._now = now
+
+    @asynccontextmanager
+    async def read_snapshot(self) -> AsyncIterator[AsyncSession]:
+        """One read-only transaction on the readers' pool that sees one consistent
+        state (`vitalsd.exports.query.read_snapshot`): what the exports read."""
+        async with read_snapshot(self._engine) as db:
+            yield db
+
+    async def get_patient(self, patient_id: int) -> views.PatientView:
+        async with self._reads() as session:
+            return patient_view(await get(session, models.Patient, patient_id, "patient"))
+
+    async def list_patients(self) -> list[views.PatientView]:
+        async with self._reads() as session:
+            rows = await session.scalars(select(models.Patient).order_by(models.Patient.id))
+            return [patient_view(r) for r in rows]
+
+    async def list_chairs(self) -> list[views.ChairView]:
+        async with self._reads() as session:
+            chairs = list(await session.scalars(select(models.Chair).order_by(models.Chair.id)))
+            open_sessions = {
+                s.chair_id: s.id
+                for s in await session.scalars(
+                    select(models.Session).where(models.Session.closed_at.is_(None))
+                )
+            }
+            return [
+                views.ChairView(c.id, c.name, c.cuff_address, open_sessions.get(c.id))
+                for c in chairs
+            ]
+
+    async def get_user(self, username: str) -> views.UserView:
+        async with self._reads() as session:
+            row = await session.scalar(select(models.User).where(models.User.username == username))
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            return user_view(row)
+
+    async def list_users(self) -> list[views.UserView]:
+        async with self._reads() as session:
+            return [
+                user_view(r)
+                for r in await session.scalars(select(models.User).order_by(models.User.id))
+            ]
+
+    async def get_session(self, session_id: int) -> views.SessionView:
+        async with self._reads() as session:
+            row = await get(session, models.Session, session_id, "session")
+            state = await self._loader.load(session, row)
+            return state.view(self._now())
+
+    async def list_sessions(
+        self,
+        *,
+        open_only: bool = False,
+        patient_id: int | None = None,
+        chair_id: int | None = None,
+        limit: int = 200,
+    ) -> list[views.SessionView]:
+        async with self._reads() as session:
+            query = select(models.Session).order_by(models.Session.id.desc()).limit(limit)
+            if open_only:
+                query = query.where(models.Session.closed_at.is_(None))
+            if patient_id is not None:
+                query = query.where(models.Session.patient_id == patient_id)
+            if chair_id is not None:
+                query = query.where(models.Session.chair_id == chair_id)
+            now = self._now()
+            rows = list(await session.scalars(query))
+            return [s.view(now) for s in await self._loader.load_many(session, rows)]
+
+    async def list_doses(self, session_id: int) -> list[views.DoseView]:
+        async with self._reads() as session:
+            await get(session, models.Session, session_id, "session")
+            rows = await session.scalars(
+                select(models.Dose)
+                .where(models.Dose.session_id == session_id)
+                .order_by(models.Dose.given_at)
+            )
+            return [dose_view(r) for r in rows]
+
+    async def list_side_effects(self, session_id: int) -> list[views.SideEffectView]:
+        async with self._reads() as session:
+            rows = await session.scalars(
+                select(models.SideEffect)
+                .where(models.SideEffect.session_id == session_id)
+                .order_by(models.SideEffect.observed_at)
+            )
+            return [side_effect_view(r) for r in rows]
+
+    async def list_readings(
+        self,
+        *,
+        session_id: int | None = None,
+        device_address: str | None = None,
+        unattached: bool = False,
+        since: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[views.ReadingView]:
+        async with self._reads() as session:
+            query = select(models.Reading).order_by(models.Reading.measured_at, models.Reading.id)
+            if session_id is not None:
+                await get(session, models.Session, session_id, "session")
+                query = query.where(models.Reading.session_id == session_id)
+            if device_address is not None:
+                query = query.where(models.Reading.device_address == device_address.upper())
+            if unattached:
+                query = query.where(models.Reading.session_id.is_(None))
+            if since is not None:
+                query = query.where(models.Reading.measured_at >= require_utc(since, "since"))
+            rows = await session.scalars(query.limit(limit))
+            return [reading_view(r) for r in rows]
+
+    async def get_reading(self, reading_id: int) -> views.ReadingView:
+        async with self._reads() as session:
+            return reading_view(await get(session, models.Reading, reading_id, "reading"))
+
+    async def list_devices(self) -> list[views.DeviceView]:
+        async with self._reads() as session:
+            chairs = {
+                c.cuff_address: c.id
+                for c in await session.scalars(select(models.Chair))
+                if c.cuff_address
+            }
+            rows = await session.scalars(select(models.Device).order_by(models.Device.id))
+            return [device_view(d, chairs.get(d.address)) for d in rows]
+
+    async def get_alert(self, alert_id: int) -> views.AlertView:
+        async with self._reads() as session:
+            return alert_view(await get(session, models.Alert, alert_id, "alert"))
+
+    async def list_alerts(
+        self,
+        *,
+        session_id: int | None = None,
+        state: AlertState | str | Sequence[AlertState | str] | None = None,
+        kind: AlertKind | str | None = None,
+        open_only: bool = False,
+        limit: int = 500,
+    ) -> list[views.AlertView]:
+        async with self._reads() as session:
+            query = select(models.Alert).order_by(models.Alert.id.desc()).limit(limit)
+            if session_id is not None:
+                query = query.where(models.Alert.session_id == session_id)
+            if state is not None:
+                states = [state] if isinstance(state, str) else list(state)
+                try:
+                    values = [AlertState(s).value for s in states]
+                except ValueError as error:
+                    raise InvalidInput(str(error)) from None
+                query = query.where(models.Alert.state.in_(values))
+            if open_only:
+                query = query.where(models.Alert.state != AlertState.RESOLVED.value)
+            if kind is not None:
+                try:
+                    query = query.where(models.Alert.kind == AlertKind(kind).value)
+                except ValueError as error:
+                    raise InvalidInput(str(error)) from None
+            return [alert_view(r) for r in await session.scalars(query)]
+
+    async def list_audit(
+        self,
+        *,
+        entity: str | None = None,
+        entity_id: int | None = None,
+        session_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[views.AuditView]:
+        async with self._reads() as session:
+            query = select(models.AuditRecord).order_by(models.AuditRecord.id).limit(limit)
+            if entity is not None:
+                query = query.where(models.AuditRecord.entity == entity)
+            if entity_id is not None:
+                query = query.where(models.AuditRecord.entity_id == entity_id)
+            if session_id is not None:
+                query = query.where(models.AuditRecord.session_id == session_id)
+            return [audit_view(r) for r in await session.scalars(query)]
+
+    async def list_checks(
+        self, session_id: int, *, include_dropped: bool = False
+    ) -> list[views.CheckView]:
+        async with self._reads() as session:
+            row = await get(session, models.Session, session_id, "session")
+            query = select(models.Check).where(models.Check.session_id == session_id)
+            if not include_dropped:
+                query = query.where(models.Check.required.is_(True))
+            checks = await session.scalars(
+                query.order_by(models.Check.window_start.is_(None), models.Check.window_start)
+            )
+            return [check_view(c, row.chair_id) for c in checks]
+
+    async def snapshot(self) -> views.Snapshot:
+        """Chairs, open sessions, latest readings, open alerts, due and overdue checks: what
+        a new WebSocket client shows first, consistent with the events up to `seq`."""
+        async with self._reads() as session:
+            if not is_sqlite(self._engine):
+                # One consistent view across the queries (SQLite's read transaction is).
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            seq = await session.scalar(
+                select(models.EventCounter.last_seq).where(models.EventCounter.id == 1)
+            )
+            chairs = list(await session.scalars(select(models.Chair).order_by(models.Chair.id)))
+            open_rows = list(
+                await session.scalars(
+                    select(models.Session).where(models.Session.closed_at.is_(None))
+                )
+            )
+            now = self._now()
+            by_chair = {s.chair_id: s.id for s in open_rows}
+            # A fixed number of queries, however many chairs (no query per session).
+            states = await self._loader.load_many(session, open_rows)
+            sessions = [state.view(now) for state in states]
+            latest_ids = [
+                max(valid, key=lambda r: (r.measured_at, r.id or 0)).id
+                for state in states
+                if (valid := [r for r in state.facts.readings if r.valid])
+            ]
+            latest = [
+                reading_view(r)
+                for r in await session.scalars(
+                    select(models.Reading)
+                    .where(models.Reading.id.in_(latest_ids or [-1]))
+                    .order_by(models.Reading.session_id)
+                )
+            ]
+            alerts = [
+                alert_view(a)
+                for a in await session.scalars(
+                    select(models.Alert)
+                    .where(models.Alert.state != AlertState.RESOLVED.value)
+                    .order_by(models.Alert.id)
+                )
+            ]
+            chair_of = {s.id: s.chair_id for s in open_rows}
+            due = [
+                check_view(c, chair_of.get(c.session_id))
+                for c in await session.scalars(
+                    select(models.Check)
+                    .where(
+                        models.Check.session_id.in_(list(chair_of) or [-1]),
+                        models.Check.required.is_(True),
+                        models.Check.state.in_([CheckState.DUE.value, CheckState.OVERDUE.value]),
+                    )
+                    .order_by(models.Check.window_start)
+                )
+            ]
+            cuffs = {c.cuff_address: c.id for c in chairs if c.cuff_address}
+            devices = [
+                device_view(d, cuffs.get(d.address))
+                for d in await session.scalars(select(models.Device).order_by(models.Device.id))
+            ]
+            return views.Snapshot(
+                seq=int(seq or 0),
+                chairs=tuple(
+                    views.ChairView(c.id, c.name, c.cuff_address, by_chair.get(c.id))
+                    for c in chairs
+                ),
+                sessions=tuple(sessions),
+                latest_readings=tuple(latest),
+                active_alerts=tuple(alerts),
+                due_checks=tuple(due),
+                devices=tuple(devices),
+            )

@@ -1,0 +1,145 @@
+"""Registry: patients, chairs and their cuffs, users: who and what the clinic knows."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+
+from vitalsd import views
+from vitalsd.auth import SYSTEM_ACTOR, Actor
+from vitalsd.domain import AuditAction, Role
+from vitalsd.errors import Conflict, InvalidInput, NotFound
+from vitalsd.store import models
+from vitalsd.store.events import EventType
+
+from .lookups import ensure_device, get, open_session_of_chair
+from .rows import device_view, patient_view, text, user_view
+from .unit_of_work import UnitOfWork
+
+
+class Registry:
+    """Writes of the clinic's registry, each one transaction with its audit."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def create_patient(
+        self, identifier: str, display_name: str, date_of_birth: date, *, by: Actor
+    ) -> views.PatientView:
+        ident = text(identifier, "identifier", required=True)
+        name = text(display_name, "display_name", required=True)
+        async with self._uow.transaction() as tx:
+            if date_of_birth > tx.now.date():
+                raise InvalidInput("date_of_birth is in the future")
+            exists = await tx.session.scalar(
+                select(models.Patient.id).where(models.Patient.identifier == ident)
+            )
+            if exists is not None:
+                raise Conflict(f"a patient with identifier {ident!r} exists (id {exists})")
+            row = models.Patient(
+                identifier=ident, display_name=name, date_of_birth=date_of_birth, created_at=tx.now
+            )
+            await tx.insert(row)
+            tx.audit(by.username, AuditAction.CREATED, "patient", row.id)
+            return patient_view(row)
+
+    async def create_chair(self, name: str, *, by: Actor) -> views.ChairView:
+        label = text(name, "name", required=True)
+        async with self._uow.transaction() as tx:
+            exists = await tx.session.scalar(
+                select(models.Chair.id).where(models.Chair.name == label)
+            )
+            if exists is not None:
+                raise Conflict(f"a chair named {label!r} exists (id {exists})")
+            row = models.Chair(name=label, cuff_address=None, created_at=tx.now)
+            await tx.insert(row)
+            tx.audit(by.username, AuditAction.CREATED, "chair", row.id)
+            return views.ChairView(row.id, row.name, None, None)
+
+    async def assign_cuff(
+        self, chair_id: int, address: str | None, *, by: Actor
+    ) -> views.ChairView:
+        """Bind a cuff to a chair (None unbinds). A chair has at most one cuff and a cuff
+        one chair: a cuff moves from its old chair unless that chair is in a session."""
+        cuff = None if address is None else text(address, "address", required=True)
+        async with self._uow.transaction() as tx:
+            chair = await get(tx.session, models.Chair, chair_id, "chair")
+            if cuff is not None:
+                cuff = cuff.upper()
+                holder = await tx.session.scalar(
+                    select(models.Chair).where(
+                        models.Chair.cuff_address == cuff, models.Chair.id != chair_id
+                    )
+                )
+                if holder is not None:
+                    if await open_session_of_chair(tx.session, holder.id) is not None:
+                        raise Conflict(
+                            f"cuff {cuff} is in use on chair {holder.name!r}, which has an "
+                            "open session: close it or unassign the cuff there first"
+                        )
+                    holder.cuff_address = None
+                    await tx.session.flush()
+                    tx.audit(
+                        by.username, AuditAction.CUFF_UNASSIGNED, "chair", holder.id, note=cuff
+                    )
+                device = await ensure_device(tx.session, cuff, tx.now)
+            previous = chair.cuff_address
+            chair.cuff_address = cuff
+            await tx.session.flush()
+            tx.audit(
+                by.username,
+                AuditAction.CUFF_ASSIGNED if cuff else AuditAction.CUFF_UNASSIGNED,
+                "chair",
+                chair.id,
+                from_state=previous,
+                to_state=cuff,
+            )
+            open_session = await open_session_of_chair(tx.session, chair.id)
+            if cuff is not None:
+                tx.emit(EventType.DEVICE_STATUS, device_view(device, chair.id).as_dict())
+            return views.ChairView(
+                chair.id,
+                chair.name,
+                chair.cuff_address,
+                open_session.id if open_session else None,
+            )
+
+    async def create_user(
+        self, username: str, password_hash: str, role: Role, *, by: Actor = SYSTEM_ACTOR
+    ) -> views.UserView:
+        name = text(username, "username", required=True)
+        async with self._uow.transaction(wake=False) as tx:
+            exists = await tx.session.scalar(
+                select(models.User.id).where(models.User.username == name)
+            )
+            if exists is not None:
+                raise Conflict(f"user {name!r} exists")
+            row = models.User(
+                username=name,
+                password_hash=password_hash,
+                role=Role(role).value,
+                disabled=False,
+                created_at=tx.now,
+            )
+            await tx.insert(row)
+            tx.audit(by.username, AuditAction.CREATED, "user", row.id, to_state=row.role)
+            return user_view(row)
+
+    async def set_user_disabled(
+        self, username: str, disabled: bool, *, by: Actor
+    ) -> views.UserView:
+        async with self._uow.transaction(wake=False) as tx:
+            row = await tx.session.scalar(
+                select(models.User).where(models.User.username == username)
+            )
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            row.disabled = disabled
+            tx.audit(
+                by.username,
+                AuditAction.DISABLED if disabled else AuditAction.ENABLED,
+                "user",
+                row.id,
+            )
+            return user_view(row)

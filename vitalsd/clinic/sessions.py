@@ -1,0 +1,412 @@
+"""Sessions: check-in, doses and infusion stops, side effects, waived checks, close;
+each a transaction that the pure evaluation (`vitalsd.evaluation`) then settles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vitalsd import views
+from vitalsd.auth import Actor
+from vitalsd.domain import (
+    AlertKind,
+    AlertState,
+    AuditAction,
+    CheckKind,
+    CheckState,
+    DoseFlag,
+    Drug,
+    Phase,
+    Route,
+    SideEffect,
+    require_utc,
+)
+from vitalsd.errors import (
+    CloseCheckMissing,
+    Conflict,
+    DosingHoldActive,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+)
+from vitalsd.evaluation import (
+    close_check_missing,
+    dose_flags,
+    ended_with_session,
+    hold_overrides,
+    infusion_running,
+)
+from vitalsd.protocol import Protocol
+from vitalsd.schedule import derive_dose_increase
+from vitalsd.store import models
+from vitalsd.store.events import EventType
+
+from .lookups import get, open_session_of_chair
+from .rows import alert_of, check_view, dose_view, side_effect_view, text
+from .rules import apply_alert_changes, reevaluate, reevaluated_view
+from .session_state import SessionLoader
+from .unit_of_work import Tx, UnitOfWork
+
+
+class Sessions:
+    """The writes of a dosing session's course, each one transaction with its audit."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        loader: SessionLoader,
+        protocols: Mapping[str, Protocol],
+        default_protocol: str,
+        stale_after: timedelta,
+    ) -> None:
+        self._uow = uow
+        self._loader = loader
+        self._protocols = protocols
+        self._default_protocol = default_protocol
+        self._stale_after = stale_after
+
+    async def start_session(
+        self,
+        patient_id: int,
+        chair_id: int,
+        *,
+        by: Actor,
+        protocol: str | None = None,
+        started_at: datetime | None = None,
+        course_session: int | None = None,
+    ) -> views.SessionView:
+        """Check a patient in on a chair. `started_at` in the past charts a session begun
+        before it was entered; `course_session` (1 = first) defaults to the count of the
+        patient's sessions so far plus one."""
+        name = protocol or self._default_protocol
+        chosen = self._protocols.get(name)
+        if chosen is None:
+            raise InvalidInput(f"unknown protocol {name!r} (one of {', '.join(self._protocols)})")
+        if course_session is not None and course_session < 1:
+            raise InvalidInput("course_session counts from 1")
+        async with self._uow.transaction() as tx:
+            start = _when(tx, started_at, "started_at")
+            if start > tx.now:
+                raise InvalidInput("started_at is in the future")
+            patient = await get(tx.session, models.Patient, patient_id, "patient")
+            chair = await get(tx.session, models.Chair, chair_id, "chair")
+            busy = await open_session_of_chair(tx.session, chair.id)
+            if busy is not None:
+                raise Conflict(f"chair {chair.name!r} has an open session (id {busy.id})")
+            already = await tx.session.scalar(
+                select(models.Session.id).where(
+                    models.Session.patient_id == patient.id, models.Session.closed_at.is_(None)
+                )
+            )
+            if already is not None:
+                raise Conflict(f"the patient is in an open session (id {already})")
+            if course_session is None:
+                earlier = await tx.session.scalar(
+                    select(func.count(models.Session.id)).where(
+                        models.Session.patient_id == patient.id
+                    )
+                )
+                course_session = int(earlier or 0) + 1
+            row = models.Session(
+                patient_id=patient.id,
+                chair_id=chair.id,
+                protocol=chosen.name,
+                protocol_toml=chosen.source_text,
+                phase=Phase.CHECKED_IN.value,
+                course_session=course_session,
+                started_at=start,
+                started_by=by.username,
+            )
+            await tx.insert(row)
+            tx.audit_session(by.username, AuditAction.STARTED, row, to_state=row.phase)
+            return await reevaluated_view(tx, row, self._stale_after)
+
+    async def record_dose(
+        self,
+        session_id: int,
+        *,
+        drug: Drug | str,
+        amount_mg: float,
+        route: Route | str,
+        by: Actor,
+        given_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        increase: bool | None = None,
+        override_reason: str | None = None,
+    ) -> views.DoseView:
+        """Record a dose. Refused (`DosingHoldActive`) while a dosing hold stands, unless
+        a clinician overrides it with a reason; accepted but flagged `no_baseline` without
+        a baseline reading. `increase` None: derived from the previous session."""
+        try:
+            drug_value, route_value = Drug(drug), Route(route)
+        except ValueError as error:
+            raise InvalidInput(str(error)) from None
+        if not (isinstance(amount_mg, int | float) and math.isfinite(amount_mg) and amount_mg > 0):
+            raise InvalidInput(f"amount_mg must be a positive number, got {amount_mg!r}")
+        reason = text(override_reason, "override_reason")
+        async with self._uow.transaction() as tx:
+            row = await _open_session(tx, session_id, "the session is closed")
+            given = _when(tx, given_at, "given_at")
+            if given > tx.now:
+                raise InvalidInput("given_at is in the future")
+            if given < row.started_at:
+                raise InvalidInput("given_at is before the session started")
+            ended = None if ended_at is None else require_utc(ended_at, "ended_at")
+            if ended is not None and (ended < given or ended > tx.now):
+                raise InvalidInput("ended_at must be after given_at and not in the future")
+            holds = list(
+                await tx.session.scalars(
+                    select(models.Alert).where(
+                        models.Alert.session_id == row.id,
+                        models.Alert.kind == AlertKind.DOSING_HOLD.value,
+                        models.Alert.state.in_([AlertState.ACTIVE.value, AlertState.SNOOZED.value]),
+                    )
+                )
+            )
+            overridden = bool(holds)
+            if overridden:
+                if reason is None or not by.is_clinician:
+                    raise DosingHoldActive(
+                        "a dosing hold stands (baseline at or above the hold threshold): a "
+                        "clinician acknowledges it, or overrides it with a reason"
+                    )
+                assert reason is not None
+                await apply_alert_changes(
+                    tx,
+                    hold_overrides([alert_of(h) for h in holds], by.username, reason, tx.now),
+                    {hold.condition: hold for hold in holds},
+                )
+            state = await tx.reloaded_state(row)
+            flags = dose_flags(
+                state.protocol, state.schedule, state.facts, given, hold_overridden=overridden
+            )
+            stated = increase is not None
+            if increase is None:
+                increase = await self._derive_increase(tx.session, row, drug_value, amount_mg)
+            dose = models.Dose(
+                session_id=row.id,
+                drug=drug_value.value,
+                amount_mg=float(amount_mg),
+                route=route_value.value,
+                given_at=given,
+                ended_at=ended,
+                increase=increase,
+                increase_stated=stated,
+                flags=[f.value for f in flags],
+                override_reason=reason if holds else None,
+                recorded_by=by.username,
+                recorded_at=tx.now,
+            )
+            await tx.insert(dose)
+            tx.audit(
+                by.username,
+                AuditAction.DOSE_RECORDED,
+                "dose",
+                dose.id,
+                session_id=row.id,
+                note=f"{drug_value.value} {amount_mg:g} mg {route_value.value}"
+                + (f"; hold overridden: {reason}" if holds else "")
+                + ("; no baseline" if DoseFlag.NO_BASELINE in flags else ""),
+            )
+            await reevaluate(tx, await tx.reloaded_state(row), self._stale_after, force_event=True)
+            return dose_view(dose)
+
+    async def _derive_increase(
+        self, session: AsyncSession, row: models.Session, drug: Drug, amount_mg: float
+    ) -> bool:
+        so_far = await session.scalar(
+            select(func.coalesce(func.sum(models.Dose.amount_mg), 0.0)).where(
+                models.Dose.session_id == row.id, models.Dose.drug == drug.value
+            )
+        )
+        previous = await session.scalar(
+            select(models.Session.id)
+            .join(models.Dose, models.Dose.session_id == models.Session.id)
+            .where(
+                models.Session.patient_id == row.patient_id,
+                models.Session.id != row.id,
+                models.Session.started_at < row.started_at,
+                models.Dose.drug == drug.value,
+            )
+            .order_by(models.Session.started_at.desc())
+            .limit(1)
+        )
+        previous_total = None
+        if previous is not None:
+            previous_total = await session.scalar(
+                select(func.sum(models.Dose.amount_mg)).where(
+                    models.Dose.session_id == previous, models.Dose.drug == drug.value
+                )
+            )
+        return derive_dose_increase(
+            None if previous_total is None else float(previous_total),
+            float(so_far or 0.0),
+            float(amount_mg),
+        )
+
+    async def stop_infusion(
+        self, session_id: int, dose_id: int, *, by: Actor, at: datetime | None = None
+    ) -> views.DoseView:
+        async with self._uow.transaction() as tx:
+            row = await get(tx.session, models.Session, session_id, "session")
+            dose = await get(tx.session, models.Dose, dose_id, "dose")
+            if dose.session_id != row.id:
+                raise NotFound(f"dose {dose_id} is not in session {session_id}")
+            if dose.ended_at is not None:
+                raise Conflict("the infusion was stopped already")
+            stop = _when(tx, at, "at")
+            if stop < dose.given_at or stop > tx.now:
+                raise InvalidInput("the stop must be after the start and not in the future")
+            dose.ended_at = stop
+            tx.audit(by.username, AuditAction.INFUSION_STOPPED, "dose", dose.id, session_id=row.id)
+            await reevaluate(tx, await tx.reloaded_state(row), self._stale_after, force_event=True)
+            return dose_view(dose)
+
+    async def record_side_effect(
+        self,
+        session_id: int,
+        *,
+        effect: SideEffect | str,
+        severity: int,
+        by: Actor,
+        observed_at: datetime | None = None,
+        note: str | None = None,
+    ) -> views.SideEffectView:
+        try:
+            effect_value = SideEffect(effect)
+        except ValueError:
+            allowed = ", ".join(e.value for e in SideEffect)
+            raise InvalidInput(f"unknown side effect {effect!r} (one of {allowed})") from None
+        if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= 3:
+            raise InvalidInput(f"severity is 0 (none) to 3 (severe), got {severity!r}")
+        async with self._uow.transaction() as tx:
+            row = await get(tx.session, models.Session, session_id, "session")
+            seen = _when(tx, observed_at, "observed_at")
+            if seen > tx.now:
+                raise InvalidInput("observed_at is in the future")
+            effect_row = models.SideEffect(
+                session_id=row.id,
+                effect=effect_value.value,
+                severity=severity,
+                observed_at=seen,
+                note=text(note, "note"),
+                recorded_by=by.username,
+            )
+            await tx.insert(effect_row)
+            tx.audit_session(
+                by.username,
+                AuditAction.SIDE_EFFECT,
+                row,
+                note=f"{effect_value.value} severity {severity}",
+            )
+            state = await self._loader.load(tx.session, row)
+            tx.emit(EventType.SESSION_UPDATED, state.view(tx.now).as_dict())
+            return side_effect_view(effect_row)
+
+    async def waive_check(self, check_id: int, reason: str, *, by: Actor) -> views.CheckView:
+        """Waive a check with a reason. The close-of-session check is the clinician's."""
+        why = text(reason, "reason", required=True)
+        async with self._uow.transaction() as tx:
+            check = await get(tx.session, models.Check, check_id, "check")
+            row = await get(tx.session, models.Session, check.session_id, "session")
+            if check.kind == CheckKind.CLOSE.value and not by.is_clinician:
+                raise NotAllowed("only a clinician waives the close-of-session check")
+            if check.state in (CheckState.SATISFIED.value, CheckState.WAIVED.value):
+                raise Conflict(f"the check is {check.state} already")
+            assert why is not None
+            _waive(tx, check, why, by)
+            await reevaluate(tx, await tx.reloaded_state(row), self._stale_after, force_event=True)
+            return check_view(check, row.chair_id)
+
+    async def close_session(
+        self,
+        session_id: int,
+        *,
+        by: Actor,
+        reason: str | None = None,
+        at: datetime | None = None,
+    ) -> views.SessionView:
+        """Close a session. Without the close-of-session check a clinician's reason is
+        needed (`CloseCheckMissing` otherwise); it is kept as the check's waiver."""
+        why = text(reason, "reason")
+        async with self._uow.transaction() as tx:
+            row = await _open_session(tx, session_id, "the session is closed already")
+            closing = _when(tx, at, "at")
+            if closing > tx.now or closing < row.started_at:
+                raise InvalidInput("the close time must be after the start and not in the future")
+            state = await tx.reloaded_state(row)
+            if infusion_running(state.schedule, state.facts):
+                raise Conflict("an infusion is still running: stop it first")
+            if close_check_missing(state.schedule, state.facts, closing):
+                if why is None or not by.is_clinician:
+                    raise CloseCheckMissing(
+                        "no close-of-session reading: take one, or a clinician closes the "
+                        "session with a reason"
+                    )
+                close_row = state.check_rows.get("close")
+                if close_row is not None:
+                    _waive(tx, close_row, why, by)
+            row.closed_at = closing
+            row.closed_by = by.username
+            row.close_reason = why
+            tx.audit_session(
+                by.username,
+                AuditAction.CLOSED,
+                row,
+                from_state=row.phase,
+                to_state=Phase.CLOSED.value,
+                note=why,
+            )
+            # Conditions that exist only while a session is open clear with it.
+            open_rows = {a.condition: a for a in await _open_alert_rows(tx, row.id)}
+            await apply_alert_changes(
+                tx, ended_with_session([alert_of(a) for a in open_rows.values()], tx.now), open_rows
+            )
+            return await reevaluated_view(tx, row, self._stale_after)
+
+
+async def _open_alert_rows(tx: Tx, session_id: int) -> list[models.Alert]:
+    return list(
+        await tx.session.scalars(
+            select(models.Alert)
+            .where(
+                models.Alert.session_id == session_id,
+                models.Alert.state != AlertState.RESOLVED.value,
+            )
+            .order_by(models.Alert.id)
+        )
+    )
+
+
+def _waive(tx: Tx, check: models.Check, reason: str, by: Actor) -> None:
+    """A user waives a check, with a reason the schedule keeps (`SessionFacts.waivers`)."""
+    check.waiver_reason = reason
+    check.waived_by = by.username
+    check.waived_at = tx.now
+    tx.audit(
+        by.username,
+        AuditAction.WAIVED,
+        "check",
+        check.id,
+        session_id=check.session_id,
+        from_state=check.state,
+        to_state=CheckState.WAIVED.value,
+        note=reason,
+    )
+
+
+async def _open_session(tx: Tx, session_id: int, closed: str) -> models.Session:
+    """The session's row; `Conflict(closed)` if it is closed."""
+    row: models.Session = await get(tx.session, models.Session, session_id, "session")
+    if row.closed_at is not None:
+        raise Conflict(closed)
+    return row
+
+
+def _when(tx: Tx, moment: datetime | None, name: str) -> datetime:
+    """When a user says something happened: now, unless given (in UTC)."""
+    return tx.now if moment is None else require_utc(moment, name)

@@ -1,0 +1,130 @@
+"""Timers: what time alone changes (checks falling due or overdue, phases, staleness,
+snooze ends, escalations), applied at each deadline by one sleeping loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vitalsd.domain import AlertState, AuditAction
+from vitalsd.evaluation import StaleWatch
+from vitalsd.store import models
+from vitalsd.store.events import EventType
+
+from .rows import alert_of, alert_view, write_alert
+from .rules import audit_alert, reevaluate
+from .session_state import SessionLoader
+from .unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# The timer wakes this much after a deadline, so the deadline has surely passed.
+TIMER_SLACK = timedelta(milliseconds=20)
+
+
+class Timers:
+    """Applies due transitions; knows the next deadline; sleeps until it."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        reads: async_sessionmaker[AsyncSession],
+        loader: SessionLoader,
+        now: Callable[[], datetime],
+        *,
+        stale_after: timedelta,
+        escalation_delay: timedelta,
+    ) -> None:
+        self._uow = uow
+        self._reads = reads
+        self._loader = loader
+        self._now = now
+        self._stale_after = stale_after
+        self._escalation_delay = escalation_delay
+
+    async def apply_time(self) -> None:
+        """Apply what time has made due: checks due or overdue, phases, staleness, snooze
+        ends and escalations. The timer loop calls it at each deadline."""
+        async with self._uow.cached_transaction(wake=False) as tx:
+            # The kept states of closed sessions go: their alerts are loaded below as
+            # rows of their own (only kept states are attached first).
+            tx.forget_closed_sessions()
+            open_ids = list(
+                await tx.session.scalars(
+                    select(models.Session.id).where(models.Session.closed_at.is_(None))
+                )
+            )
+            for session_id in open_ids:
+                await reevaluate(tx, await tx.state_for(session_id), self._stale_after)
+            open_rows = list(
+                await tx.session.scalars(
+                    select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
+                )
+            )
+            for alert_row in open_rows:
+                for after, audit in alert_of(alert_row).due_transitions(
+                    tx.now, self._escalation_delay
+                ):
+                    write_alert(alert_row, after)
+                    await tx.session.flush()
+                    audit_alert(tx, alert_row, audit)
+                    data = alert_view(alert_row).as_dict()
+                    if audit.action is AuditAction.ESCALATED:
+                        data["renotify"] = True
+                    tx.emit(EventType.ALERT_UPDATED, data)
+
+    async def next_deadline(self) -> datetime | None:
+        """The next moment time alone changes something: a window edge, a phase change,
+        a stale deadline, a snooze end or an escalation."""
+        now = self._now()
+        deadlines: list[datetime] = []
+        async with self._reads() as session:
+            open_rows = list(
+                await session.scalars(
+                    select(models.Session).where(models.Session.closed_at.is_(None))
+                )
+            )
+            for state in await self._loader.load_many(session, open_rows):
+                edge = state.schedule.next_change(state.facts, now)
+                if edge is not None:
+                    deadlines.append(edge)
+                stale = StaleWatch.of(state.facts, self._stale_after).deadline
+                if stale is not None and stale > now:
+                    deadlines.append(stale)
+            for alert_row in await session.scalars(
+                select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
+            ):
+                due = alert_of(alert_row).next_deadline(self._escalation_delay)
+                if due is not None:
+                    deadlines.append(due)
+        return min(deadlines, default=None)
+
+    def wake(self) -> None:
+        """Make the timer loop recompute its deadline now."""
+        self._uow.changed.set()
+
+    async def run_timers(self) -> None:
+        """Sleep until the next deadline (or a change), apply what is due, repeat. Not a
+        once-a-second poll: with nothing scheduled it sleeps until something changes."""
+        while True:
+            self._uow.changed.clear()
+            try:
+                await self.apply_time()
+                deadline = await self.next_deadline()
+            except Exception:
+                log.exception("timer loop: applying due transitions failed; retrying in 5 s")
+                deadline = self._now() + timedelta(seconds=5)
+            timeout = (
+                None
+                if deadline is None
+                else max(0.0, (deadline - self._now() + TIMER_SLACK).total_seconds())
+            )
+            try:
+                await asyncio.wait_for(self._uow.changed.wait(), timeout)
+            except TimeoutError:
+                pass

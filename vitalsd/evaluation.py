@@ -1,0 +1,330 @@
+"""Every clinical decision about one session at a moment, as data: what its checks are
+now, which alerts rise, change or clear, which phase it is in, how a dose is flagged,
+what a close needs and ends. Pure: it takes the facts and `now` and returns decisions;
+the clinic's shell (`vitalsd.clinic`) only persists and announces what it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from vitalsd.alerts import SYSTEM, Alert, AlertChange, reconcile
+from vitalsd.domain import (
+    AlertKind,
+    AlertState,
+    CheckState,
+    DoseFlag,
+    Phase,
+    Priority,
+    Reading,
+    SessionFacts,
+)
+from vitalsd.protocol import Protocol
+from vitalsd.schedule import Check, CheckSchedule
+from vitalsd.thresholds import BASELINE_KINDS, Finding
+
+DEFAULT_STALE_AFTER = timedelta(minutes=30)
+NO_LONGER_REQUIRED = "no longer required by the protocol"
+SESSION_CLOSED_NOTE = "session closed"
+# Conditions that exist only while a session is open: they clear when it closes.
+ENDS_WITH_SESSION = frozenset({*BASELINE_KINDS, AlertKind.STALE})
+SETTLED = CheckState.SATISFIED, CheckState.WAIVED
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    """A check as it is stored: what the new state of it is compared with."""
+
+    key: str
+    state: CheckState | None
+    required: bool
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class StaleWatch:
+    """When an open session turns stale: `after` past its last valid reading (or its
+    start). `deadline` is None for a closed session; it is computed once, here."""
+
+    deadline: datetime | None
+    after: timedelta
+
+    @classmethod
+    def of(cls, facts: SessionFacts, after: timedelta) -> StaleWatch:
+        if facts.closed_at is not None:
+            return cls(None, after)
+        last = max((r.measured_at for r in facts.readings if r.valid), default=facts.started_at)
+        return cls(max(last, facts.started_at) + after, after)
+
+    def is_due(self, now: datetime) -> bool:
+        """Whether the shell must say if a stale alert was raised since the deadline."""
+        return self.deadline is not None and now >= self.deadline
+
+
+@dataclass(frozen=True)
+class CheckUpdate:
+    """A check as it is now; `changed`: its state differs from the stored one (or it is
+    new), so it is announced (due or overdue)."""
+
+    check: Check
+    changed: bool
+
+
+@dataclass(frozen=True)
+class DroppedCheck:
+    """A stored check the protocol no longer requires; `waived`: it was still open, so
+    it is waived as `NO_LONGER_REQUIRED`."""
+
+    key: str
+    waived: bool
+
+
+@dataclass(frozen=True)
+class AlertDecision:
+    """An alert change to store, in order. `check_key`: the alert is about that check,
+    whose stored id the shell writes into a newly raised alert (a check new in this
+    evaluation has an id only once stored)."""
+
+    change: AlertChange
+    check_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a session's facts and the time make of it, for the shell to store."""
+
+    checks: tuple[CheckUpdate, ...]
+    dropped: tuple[DroppedCheck, ...]
+    alerts: tuple[AlertDecision, ...]
+    phase: Phase
+    phase_changed: bool
+
+    @property
+    def session_changed(self) -> bool:
+        """Whether the session shows differently (a check's state, a dropped check, the
+        phase): a `session_updated` event."""
+        return self.phase_changed or bool(self.dropped) or any(c.changed for c in self.checks)
+
+
+class _OpenAlerts:
+    """The session's open alerts by condition while decisions pile up, as the shell's
+    rows will be once it stored them: each decision sees the ones before it."""
+
+    def __init__(self, alerts: Iterable[Alert], session_id: int | None, chair_id: int | None):
+        self._by_condition = {a.condition: a for a in alerts if a.is_open}
+        self._session_id = session_id
+        self._chair_id = chair_id
+        self.decisions: list[AlertDecision] = []
+
+    def __contains__(self, condition: str) -> bool:
+        return condition in self._by_condition
+
+    def reconcile(
+        self,
+        findings: Iterable[Finding],
+        clears: Iterable[str],
+        now: datetime,
+        *,
+        reading_id: int | None = None,
+        check: StoredCheck | None = None,
+        check_key: str | None = None,
+        clear_note: str = "condition cleared",
+    ) -> None:
+        changes = reconcile(
+            list(self._by_condition.values()),
+            findings,
+            clears,
+            now,
+            session_id=self._session_id,
+            chair_id=self._chair_id,
+            reading_id=reading_id,
+            check_id=None if check is None else check.id,
+            clear_note=clear_note,
+        )
+        for change in changes:
+            self.decisions.append(AlertDecision(change, check_key))
+            if change.after.state is AlertState.RESOLVED:
+                self._by_condition.pop(change.after.condition, None)
+            else:
+                self._by_condition[change.after.condition] = change.after
+
+
+def evaluate(
+    facts: SessionFacts,
+    schedule: CheckSchedule,
+    protocol: Protocol,
+    open_alerts: Sequence[Alert],
+    stored_checks: Mapping[str, StoredCheck],
+    now: datetime,
+    trigger: Reading | None = None,
+    *,
+    phase: Phase,
+    stale: StaleWatch,
+    stale_raised_since_deadline: bool = False,
+    session_id: int | None = None,
+    chair_id: int | None = None,
+) -> Evaluation:
+    """Bring a session's checks, alerts and phase up to date with its facts and `now`.
+
+    `trigger`: the reading just stored (its id set), whose findings raise and clear
+    alerts; `phase`: the stored one. `stale_raised_since_deadline` (asked by the shell
+    only when `stale.is_due(now)`): a stale alert was raised at or after the deadline,
+    so none is raised again until a reading moves the deadline."""
+    is_open = facts.closed_at is None
+    alerts = _OpenAlerts(open_alerts, session_id, chair_id)
+
+    # 1. Checks: each with its state; settled ones clear their overdue alert.
+    computed = schedule.checks(facts, now)
+    updates: list[CheckUpdate] = []
+    settled: list[str] = []
+    for check in computed:
+        stored = stored_checks.get(check.key)
+        previous = None if stored is None else stored.state
+        updates.append(CheckUpdate(check, previous is not check.state))
+        if check.state in SETTLED:
+            settled.append(_overdue_condition(check.key))
+    keys = {c.key for c in computed}
+    dropped = tuple(
+        DroppedCheck(key, stored.state in (CheckState.PENDING, CheckState.DUE))
+        for key, stored in stored_checks.items()
+        if key not in keys and stored.required
+    )
+    settled.extend(_overdue_condition(d.key) for d in dropped)
+
+    # 2. What a new reading shows (a closed session raises nothing new).
+    if trigger is not None and trigger.valid and is_open:
+        _assess_reading(facts, schedule, protocol, alerts, trigger, now)
+        # A reading taken after an overdue check's window settles its alert.
+        settled.extend(
+            _overdue_condition(check.key)
+            for check in computed
+            if check.state is CheckState.OVERDUE
+            and check.window_end is not None
+            and trigger.measured_at >= check.window_end
+        )
+
+    # 3. Checks that went overdue raise an alert each; settled ones clear.
+    if is_open:
+        for update in updates:
+            if update.changed and update.check.state is CheckState.OVERDUE:
+                check = update.check
+                finding = Finding(
+                    AlertKind.CHECK_OVERDUE,
+                    Priority.MEDIUM,
+                    f"{check.label}: overdue (no reading in its window)",
+                    subject=check.key,
+                )
+                alerts.reconcile(
+                    [finding], [], now, check=stored_checks.get(check.key), check_key=check.key
+                )
+    if settled:
+        alerts.reconcile([], settled, now, clear_note="check settled")
+
+    # 4. Staleness: an open session with no reading for `stale.after`.
+    if stale.deadline is not None:
+        if now >= stale.deadline:
+            if not stale_raised_since_deadline:
+                minutes = stale.after.total_seconds() / 60
+                finding = Finding(
+                    AlertKind.STALE, Priority.LOW, f"No reading for {minutes:g} min: check the cuff"
+                )
+                alerts.reconcile([finding], [], now)
+        elif AlertKind.STALE.value in alerts:
+            alerts.reconcile([], [AlertKind.STALE.value], now, clear_note="a reading arrived")
+
+    # 5. Phase.
+    new_phase = schedule.phase(facts, now)
+    return Evaluation(
+        checks=tuple(updates),
+        dropped=dropped,
+        alerts=tuple(alerts.decisions),
+        phase=new_phase,
+        phase_changed=new_phase is not phase,
+    )
+
+
+def _overdue_condition(check_key: str) -> str:
+    return f"{AlertKind.CHECK_OVERDUE.value}:{check_key}"
+
+
+def _assess_reading(
+    facts: SessionFacts,
+    schedule: CheckSchedule,
+    protocol: Protocol,
+    alerts: _OpenAlerts,
+    reading: Reading,
+    now: datetime,
+) -> None:
+    """The reading's findings; only the latest valid reading clears what an earlier one
+    raised (a late record of an older reading clears nothing)."""
+    first_dose = facts.first_dose_at
+    post_dose = first_dose is not None and reading.measured_at > first_dose
+    baseline = schedule.baseline(facts)
+    assessment = schedule.thresholds.assess(reading, baseline, post_dose)
+    latest = all(r.measured_at <= reading.measured_at for r in facts.readings if r.valid)
+    clears = {k.value for k in assessment.clears} if latest else set()
+    alerts.reconcile(assessment.findings, clears, now, reading_id=reading.id)
+    if not post_dose:
+        age = schedule.age_at_start(facts)
+        found = schedule.thresholds.baseline_findings(
+            baseline, age, protocol.baseline.consider_deferring_when_elevated
+        )
+        gone = {k.value for k in BASELINE_KINDS} - {f.kind.value for f in found}
+        alerts.reconcile(found, gone, now, reading_id=reading.id)
+
+
+# -- doses and closing -------------------------------------------------------------------
+
+
+def dose_flags(
+    protocol: Protocol,
+    schedule: CheckSchedule,
+    facts: SessionFacts,
+    given_at: datetime,
+    *,
+    hold_overridden: bool,
+) -> tuple[DoseFlag, ...]:
+    """How a dose given at `given_at` is flagged: it overrode a standing dosing hold; it
+    was given without the baseline the protocol requires."""
+    flags: list[DoseFlag] = []
+    if hold_overridden:
+        flags.append(DoseFlag.HOLD_OVERRIDDEN)
+    if protocol.baseline.required and schedule.dose_lacks_baseline(facts, given_at):
+        flags.append(DoseFlag.NO_BASELINE)
+    return tuple(flags)
+
+
+def hold_overrides(
+    holds: Iterable[Alert], by: str, reason: str, now: datetime
+) -> list[AlertChange]:
+    """A clinician doses over standing dosing holds: each is acknowledged, noting why."""
+    changes = []
+    for hold in holds:
+        after, audit = hold.acknowledge(by, now)
+        changes.append(
+            AlertChange(hold, after, replace(audit, note=f"dosing hold overridden: {reason}"))
+        )
+    return changes
+
+
+def close_check_missing(schedule: CheckSchedule, facts: SessionFacts, closing: datetime) -> bool:
+    """Whether closing at `closing` lacks the close-of-session check (neither satisfied
+    nor waived): then only a clinician closes, with a reason."""
+    close = next((c for c in schedule.checks(facts, closing) if c.key == "close"), None)
+    return close is not None and close.state not in SETTLED
+
+
+def infusion_running(schedule: CheckSchedule, facts: SessionFacts) -> bool:
+    """Whether an infusion of the session is still running (a close must wait)."""
+    return schedule.doses_are_infusions and any(d.ended_at is None for d in facts.doses)
+
+
+def ended_with_session(open_alerts: Iterable[Alert], now: datetime) -> list[AlertChange]:
+    """The alerts a close resolves: conditions that exist only while a session is open."""
+    return [
+        AlertChange(alert, *alert.resolve(SYSTEM, now, SESSION_CLOSED_NOTE))
+        for alert in open_alerts
+        if alert.is_open and alert.kind in ENDS_WITH_SESSION
+    ]
