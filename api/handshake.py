@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from api.stream import RECHECK_S
+from vitalsd.accounts import Account
 from vitalsd.auth import Permission, role_may
 from vitalsd.clinic import Clinic
 from vitalsd.domain import Role
 from vitalsd.errors import NotFound
 from vitalsd.store.events import EventType, encode_json
-from vitalsd.views import UserView
 
 # Connects doing database work at once (snapshot, user lookup): under the pool's 5 steady
 # connections (SQLAlchemy's QueuePool default), so ingest and REST always find one.
@@ -123,7 +123,7 @@ class SnapshotCache:
 
 @dataclass(frozen=True, slots=True)
 class _Account:
-    user: UserView | None  # None: no such user
+    user: Account | None  # None: no such user
     fetched: float
 
 
@@ -148,7 +148,7 @@ class AccountCache:
         self._generation: dict[str, int] = {}
         self.lookups = 0
 
-    async def get(self, username: str) -> UserView:
+    async def get(self, username: str) -> Account:
         """The user as the database knew them at most `ttl_s` ago; NotFound if none."""
         account = self._accounts.get(username)
         if account is None or self._clock() - account.fetched >= self._ttl_s:
@@ -186,7 +186,7 @@ class AccountCache:
             async with self._gate:
                 self.lookups += 1
                 try:
-                    user: UserView | None = await self._clinic.get_user(username)
+                    user: Account | None = await self._clinic.get_account(username)
                 except NotFound:
                     user = None
             account = _Account(user, self._clock())

@@ -35,6 +35,7 @@ from sqlalchemy.sql.dml import Insert
 
 from devices.bps import BloodPressureMeasurement, PulseRateRange
 from vitalsd import views
+from vitalsd.accounts import Account, audited_name, refuse_last_admin  # #17
 from vitalsd.alerts import (
     DEFAULT_ESCALATION_DELAY,
     DEFAULT_MAX_SNOOZE,
@@ -71,7 +72,13 @@ from vitalsd.errors import (
     NotAllowed,
     NotFound,
 )
-from vitalsd.protocol import DEFAULT_PRESET, Protocol, load_protocol, parse_protocol
+from vitalsd.protocol import (
+    DEFAULT_PRESET,
+    DoseOutOfRange,  # #17
+    Protocol,
+    load_protocol,
+    parse_protocol,
+)
 from vitalsd.schedule import Check, CheckSchedule, derive_dose_increase, next_check
 from vitalsd.settings import Settings
 from vitalsd.store import models
@@ -92,6 +99,12 @@ from vitalsd.store.events import (
     PendingEvent,
 )
 from vitalsd.thresholds import BASELINE_KINDS, Finding, blood_pressure_category
+from vitalsd.timebounds import (  # #17
+    SessionSpan,  # #17
+    plausible_date_of_birth,  # #17
+    session_start,  # #17
+    within_session,  # #17
+)  # #17
 
 log = logging.getLogger(__name__)
 
@@ -961,8 +974,7 @@ class Clinic:
         ident = _text(identifier, "identifier", required=True)
         name = _text(display_name, "display_name", required=True)
         async with self._transaction() as tx:
-            if date_of_birth > tx.now.date():
-                raise InvalidInput("date_of_birth is in the future")
+            plausible_date_of_birth(date_of_birth, tx.now.date())  # #17
             exists = await tx.session.scalar(
                 select(models.Patient.id).where(models.Patient.identifier == ident)
             )
@@ -1075,10 +1087,12 @@ class Clinic:
         name = _text(username, "username", required=True)
         async with self._transaction(wake=False) as tx:
             exists = await tx.session.scalar(
-                select(models.User.id).where(models.User.username == name)
+                select(models.User.username).where(  # #17
+                    models.User.username_key == models.username_key(str(name))  # #17
+                )  # #17
             )
             if exists is not None:
-                raise Conflict(f"user {name!r} exists")
+                raise Conflict(f"user {exists!r} exists (usernames ignore case)")  # #17
             row = models.User(
                 username=name,
                 password_hash=password_hash,
@@ -1093,7 +1107,7 @@ class Clinic:
 
     async def get_user(self, username: str) -> views.UserView:
         async with self._sessions() as session:
-            row = await session.scalar(select(models.User).where(models.User.username == username))
+            row = await session.scalar(self._user_named(username))  # #17
             if row is None:
                 raise NotFound(f"no user {username!r}")
             return _user_view(row)
@@ -1109,11 +1123,12 @@ class Clinic:
         self, username: str, disabled: bool, *, by: Actor
     ) -> views.UserView:
         async with self._transaction(wake=False) as tx:
-            row = await tx.session.scalar(
-                select(models.User).where(models.User.username == username)
-            )
+            row = await tx.session.scalar(self._user_named(username))  # #17
             if row is None:
                 raise NotFound(f"no user {username!r}")
+            if disabled and not row.disabled:  # #17
+                await self._guard_last_admin(tx, row)  # #17
+                row.token_version += 1  # #17: its tokens end at once, and stay ended
             row.disabled = disabled
             tx.audit(by.username, "disabled" if disabled else "enabled", "user", row.id)
             return _user_view(row)
@@ -1140,9 +1155,7 @@ class Clinic:
         if course_session is not None and course_session < 1:
             raise InvalidInput("course_session counts from 1")
         async with self._transaction() as tx:
-            start = tx.now if started_at is None else require_utc(started_at, "started_at")
-            if start > tx.now:
-                raise InvalidInput("started_at is in the future")
+            start = session_start(started_at, tx.now)  # #17
             patient = await self._get(tx.session, models.Patient, patient_id, "patient")
             chair = await self._get(tx.session, models.Chair, chair_id, "chair")
             busy = await self._open_session_of_chair(tx.session, chair.id)
@@ -1232,11 +1245,8 @@ class Clinic:
             row = await self._get(tx.session, models.Session, session_id, "session")
             if row.closed_at is not None:
                 raise Conflict("the session is closed")
-            given = tx.now if given_at is None else require_utc(given_at, "given_at")
-            if given > tx.now:
-                raise InvalidInput("given_at is in the future")
-            if given < row.started_at:
-                raise InvalidInput("given_at is before the session started")
+            given = within_session(given_at, "given_at", SessionSpan(row.started_at), tx.now)  # #17
+            self._check_dose_amount(row, drug_value, route_value, float(amount_mg))  # #17
             ended = None if ended_at is None else require_utc(ended_at, "ended_at")
             if ended is not None and (ended < given or ended > tx.now):
                 raise InvalidInput("ended_at must be after given_at and not in the future")
@@ -1383,9 +1393,8 @@ class Clinic:
             raise InvalidInput(f"severity is 0 (none) to 3 (severe), got {severity!r}")
         async with self._transaction() as tx:
             row = await self._get(tx.session, models.Session, session_id, "session")
-            seen = tx.now if observed_at is None else require_utc(observed_at, "observed_at")
-            if seen > tx.now:
-                raise InvalidInput("observed_at is in the future")
+            span = SessionSpan(row.started_at, row.closed_at)  # #17
+            seen = within_session(observed_at, "observed_at", span, tx.now)  # #17
             effect_row = models.SideEffect(
                 session_id=row.id,
                 effect=effect_value.value,
@@ -1402,7 +1411,8 @@ class Clinic:
                 "session",
                 row.id,
                 session_id=row.id,
-                note=f"{effect_value.value} severity {severity}",
+                note=f"{effect_value.value} severity {severity}"  # #17
+                + f"; side effect {effect_row.id} observed {seen.isoformat()}",  # #17
             )
             state = await self._load_state(tx.session, row)
             tx.emit(EventType.SESSION_UPDATED, self._session_view(state, tx.now).as_dict())
@@ -1541,11 +1551,12 @@ class Clinic:
             row = state.row
             if row.closed_at is not None:
                 raise Conflict("the session is closed")
-            measured = tx.now if measured_at is None else require_utc(measured_at, "measured_at")
-            if measured > tx.now:
-                raise InvalidInput("measured_at is in the future")
-            if measured < row.started_at:
-                raise InvalidInput("measured_at is before the session started")
+            measured = within_session(  # #17
+                measured_at,  # #17
+                "measured_at",  # #17
+                SessionSpan(row.started_at),  # #17
+                tx.now,  # #17
+            )  # #17
             facts = ReadingFacts(
                 id=None,
                 measured_at=measured,
@@ -1574,6 +1585,14 @@ class Clinic:
             )
             if reading is None:  # no device address: the unique keys never match
                 raise Conflict("this reading was stored already")
+            tx.audit(  # #17
+                by.username,  # #17
+                "manual_reading",  # #17
+                "reading",  # #17
+                reading.id,  # #17
+                session_id=row.id,  # #17
+                note=f"{facts.systolic:g}/{facts.diastolic:g} at {measured.isoformat()}",  # #17
+            )  # #17
             return _reading_view(reading)
 
     async def ingest_cuff_measurement(
@@ -2206,9 +2225,12 @@ class Clinic:
         entity_id: int | None = None,
         session_id: int | None = None,
         limit: int = 1000,
+        after_id: int | None = None,  # #17: the cursor (the last id a page held)
     ) -> list[views.AuditView]:
         async with self._sessions() as session:
             query = select(models.AuditRecord).order_by(models.AuditRecord.id).limit(limit)
+            if after_id is not None:  # #17
+                query = query.where(models.AuditRecord.id > after_id)  # #17
             if entity is not None:
                 query = query.where(models.AuditRecord.entity == entity)
             if entity_id is not None:
@@ -2604,6 +2626,150 @@ class Clinic:
                 due_checks=tuple(due),
                 devices=tuple(devices),
             )
+
+    # --- security (#17) ---
+
+    def _check_dose_amount(
+        self, row: models.Session, drug: Drug, route: Route, amount_mg: float
+    ) -> None:
+        """The dose's amount and route within the session's protocol file's `[doses]`."""
+        try:
+            self._protocol_of(row).doses.check(drug.value, route.value, amount_mg)
+        except DoseOutOfRange as error:
+            raise InvalidInput(str(error)) from None
+
+    @staticmethod
+    def _user_named(username: str) -> Any:
+        """The user whose name is `username` up to case (names are case-insensitive)."""
+        return select(models.User).where(models.User.username_key == models.username_key(username))
+
+    @staticmethod
+    def _account_of(row: models.User) -> Account:
+        return Account(
+            id=row.id,
+            username=row.username,
+            role=row.role,
+            disabled=row.disabled,
+            token_version=row.token_version,
+            failed_logins=row.failed_logins,
+            locked_at=row.locked_at,
+        )
+
+    async def _user_row(self, tx: _Tx, username: str) -> models.User:
+        row = await tx.session.scalar(self._user_named(username))
+        if row is None:
+            raise NotFound(f"no user {username!r}")
+        return cast(models.User, row)
+
+    async def _guard_last_admin(self, tx: _Tx, row: models.User) -> None:
+        """Refuse to take `row` out of the active admins if it is the last one."""
+        if row.role != Role.ADMIN.value or row.disabled:
+            return
+        others = await tx.session.scalar(
+            select(func.count(models.User.id)).where(
+                models.User.role == Role.ADMIN.value,
+                models.User.disabled.is_(False),
+                models.User.id != row.id,
+            )
+        )
+        refuse_last_admin(int(others or 0))
+
+    async def get_account(self, username: str) -> Account:
+        """The account sign-in checks (any case of the name); NotFound if none."""
+        async with self._sessions() as session:
+            row = await session.scalar(self._user_named(username))
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            return self._account_of(row)
+
+    async def record_login(
+        self, username: str, *, address: str, succeeded: bool, lock_after: int
+    ) -> Account | None:
+        """Audit a login attempt from `address`. A failure counts against the account (if
+        it exists) and locks it at `lock_after` in a row; a success clears the count."""
+        async with self._transaction(wake=False) as tx:
+            row = await tx.session.scalar(self._user_named(username))
+            if row is None:
+                tx.audit(
+                    audited_name(username),
+                    "login_failed",
+                    "user",
+                    0,
+                    note=f"unknown user; from {address}",
+                )
+                return None
+            if succeeded:
+                row.failed_logins = 0
+                tx.audit(row.username, "login", "user", row.id, note=f"from {address}")
+                return self._account_of(row)
+            row.failed_logins += 1
+            tx.audit(
+                row.username,
+                "login_failed",
+                "user",
+                row.id,
+                note=f"failure {row.failed_logins} in a row; from {address}",
+            )
+            if row.locked_at is None and row.failed_logins >= lock_after:
+                row.locked_at = tx.now
+                tx.audit(
+                    SYSTEM,
+                    "locked",
+                    "user",
+                    row.id,
+                    note=f"{row.failed_logins} failed logins in a row; last from {address}",
+                )
+            return self._account_of(row)
+
+    async def record_logout(self, username: str, *, address: str) -> Account:
+        """End every token of the user (logout signs out every device) and audit it."""
+        async with self._transaction(wake=False) as tx:
+            row = await self._user_row(tx, username)
+            row.token_version += 1
+            tx.audit(row.username, "logout", "user", row.id, note=f"from {address}")
+            return self._account_of(row)
+
+    async def set_password(self, username: str, password_hash: str, *, by: Actor) -> Account:
+        """A new password (the user's own, or an admin's reset): every token of the user
+        ends, and a lockout is lifted."""
+        async with self._transaction(wake=False) as tx:
+            row = await self._user_row(tx, username)
+            row.password_hash = password_hash
+            row.token_version += 1
+            row.failed_logins = 0
+            row.locked_at = None
+            own = by.username.casefold() == row.username.casefold()
+            tx.audit(by.username, "password_changed" if own else "password_reset", "user", row.id)
+            return self._account_of(row)
+
+    async def set_user_role(self, username: str, role: Role, *, by: Actor) -> Account:
+        """Give a user another role; their tokens end (they carry the old role). The last
+        active admin keeps theirs."""
+        new_role = Role(role).value
+        async with self._transaction(wake=False) as tx:
+            row = await self._user_row(tx, username)
+            if row.role == new_role:
+                return self._account_of(row)
+            if row.role == Role.ADMIN.value:
+                await self._guard_last_admin(tx, row)
+            previous = row.role
+            row.role = new_role
+            row.token_version += 1
+            tx.audit(
+                by.username, "role_changed", "user", row.id, from_state=previous, to_state=new_role
+            )
+            return self._account_of(row)
+
+    async def unlock_user(self, username: str, *, by: Actor) -> Account:
+        """Lift a lockout after failed logins."""
+        async with self._transaction(wake=False) as tx:
+            row = await self._user_row(tx, username)
+            was_locked = row.locked_at is not None
+            row.locked_at = None
+            row.failed_logins = 0
+            if was_locked:
+                tx.audit(by.username, "unlocked", "user", row.id)
+            return self._account_of(row)
 
 
 def mean_arterial_pressure_of(reading: ReadingFacts) -> float | None:

@@ -90,14 +90,32 @@ class EventRow(Base):
     data: Mapped[dict[str, Any]]
 
 
+def username_key(username: str) -> str:
+    """What makes two usernames the same one: case does not (`Nurse` is `nurse`)."""
+    return username.casefold()
+
+
+def _username_key_default(context: Any) -> str:
+    return username_key(str(context.get_current_parameters()["username"]))
+
+
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (Index("uq_users_username_key", "username_key", unique=True),)
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(128), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # Migration 0003 (issue #17): the case-folded name, unique; every token carries the
+    # version it was issued under and stops working when it moves on (logout, disable,
+    # password or role change); failed logins in a row lock the account until an admin
+    # unlocks it.
+    username_key: Mapped[str] = mapped_column(String(128), default=_username_key_default)
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    locked_at: Mapped[datetime | None]
 
 
 class Patient(Base):
