@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import importlib.util
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,6 @@ from typing import Final
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
@@ -142,12 +142,12 @@ def create_app(
 
 
 def _methods_of(app: FastAPI, path: str) -> list[str]:
-    """The methods the API's own routes answer at `path` (the catch-all excluded)."""
+    """The methods the API documents at `path` (its OpenAPI document is what it serves)."""
     methods: set[str] = set()
-    for route in app.router.routes:
-        if isinstance(route, APIRoute) and route.path != "/api/{path:path}":
-            if route.path_regex.match(path):
-                methods |= route.methods or set()
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
     return sorted(methods)
 
 
