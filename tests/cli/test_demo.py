@@ -34,11 +34,14 @@ EXIT_PATIENCE_S = 30.0
 def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     environment = os.environ | {"VITALSD_DEMO_PASSWORD": PASSWORD}
     process = subprocess.Popen(
-        [BIN / "vitalsd", "demo", "--port", "0", "--speed", "60", "--data-dir", str(tmp_path)],
+        # `-m` from the checkout: the code under test, whichever the venv has installed.
+        [sys.executable, "-m", "vitalsd.cli", "demo", "--port", "0", "--speed", "60"]
+        + ["--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=environment,
+        cwd=Path(__file__).parents[2],
     )
     try:
         yield process, dashboard_url(process)
