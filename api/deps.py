@@ -7,6 +7,7 @@ the `ApiContext` hangs off the app that `create_app` built, so two apps in one p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +63,9 @@ class ApiContext:
     ble_status: BleStatus = field(default=ble_not_running)
     # Open or opening `/ws` streams per user (issue #17: a cap per user).
     stream_slots: dict[str, int] = field(default_factory=dict)
+    # Argon2 hashes at once (each takes its memory cost, 64 MiB by default): a burst of
+    # logins waits here instead of growing the daemon's memory (issue #17, finding 4).
+    password_work: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
 
 def client_address(connection: HTTPConnection) -> str:

@@ -83,7 +83,8 @@ async def log_in(
     except NotFound:
         stored, usable = None, False
     # Argon2 is deliberately slow: off the event loop, so readings keep flowing.
-    valid = await asyncio.to_thread(context.passwords.verify, form.password, stored)
+    async with context.password_work:
+        valid = await asyncio.to_thread(context.passwords.verify, form.password, stored)
     account = await context.clinic.record_login(
         form.username,
         address=address,
@@ -154,10 +155,15 @@ async def change_password(
 ) -> Response:
     """Change your own password. Every token of yours ends (sign in again everywhere)."""
     stored = (await context.clinic.get_user(user.username)).password_hash
-    if not await asyncio.to_thread(context.passwords.verify, body.current_password, stored):
+    async with context.password_work:
+        right = await asyncio.to_thread(context.passwords.verify, body.current_password, stored)
+    if not right:
         raise unauthorized("the current password is wrong")
     try:
-        new_hash = await asyncio.to_thread(context.passwords.hash, body.new_password, user.username)
+        async with context.password_work:
+            new_hash = await asyncio.to_thread(
+                context.passwords.hash, body.new_password, user.username
+            )
     except WeakPassword as error:
         raise InvalidInput(str(error)) from None
     account = await context.clinic.set_password(user.username, new_hash, by=user)

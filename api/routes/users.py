@@ -32,7 +32,8 @@ async def _out(context: ApiContext, user: UserView) -> UserOut:
 
 async def _hash(context: ApiContext, password: str, username: str) -> str:
     try:
-        return await asyncio.to_thread(context.passwords.hash, password, username)
+        async with context.password_work:
+            return await asyncio.to_thread(context.passwords.hash, password, username)
     except WeakPassword as error:
         raise InvalidInput(str(error)) from None
 
