@@ -9,6 +9,7 @@ shared tablet's cache) and HSTS when served over TLS.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from starlette.datastructures import MutableHeaders
@@ -26,6 +27,13 @@ DOCS_CONTENT_SECURITY_POLICY: Final = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 DOCS_PATHS: Final = frozenset({"/docs", "/docs/oauth2-redirect"})
+# The printable session report (issue #8) is one self-contained page: its stylesheet is
+# inline, it runs no script at all.
+REPORT_CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+REPORT_PATH: Final = re.compile(r"/api/sessions/[0-9]+/report")
 # One year (RFC 6797); no includeSubDomains: the clinic's other hosts are not ours.
 HSTS: Final = "max-age=31536000"
 COMMON: Final = (
@@ -53,16 +61,19 @@ class SecurityHeaders:
             return
         path: str = scope["path"]
         tls = scope.get("scheme") == "https"
-        docs = path in DOCS_PATHS
+        if path in DOCS_PATHS:
+            policy = DOCS_CONTENT_SECURITY_POLICY
+        elif REPORT_PATH.fullmatch(path):
+            policy = REPORT_CONTENT_SECURITY_POLICY
+        else:
+            policy = CONTENT_SECURITY_POLICY
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in COMMON:
                     headers.setdefault(name, value)
-                headers["content-security-policy"] = (
-                    DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY
-                )
+                headers["content-security-policy"] = policy
                 if _private(path):
                     headers["cache-control"] = "no-store"
                     headers["pragma"] = "no-cache"
