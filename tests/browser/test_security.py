@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from typing import Final
@@ -152,3 +153,28 @@ def test_an_admin_unlocks_a_locked_nurse_in_the_dashboard(
     row.get_by_role("button", name="Unlock").click()
     expect(row).to_contain_text("active")
     assert not clinic_server.call(clinic.get_account("nurse")).locked
+
+
+def test_a_session_backdated_to_year_1_still_draws_at_once(
+    tablets: TabletFactory, clinic_server: ClinicServer
+) -> None:
+    """Finding 1: stored before validation bounded it, a start in year 1 and a side effect
+    in 1900 once froze this view for over 90 s (a tick every 4 hours for 2,000 years).
+    The chart now spans the session's last 48 hours at most."""
+    session_id = clinic_server.sessions[5]
+    with sqlite3.connect(clinic_server.data_dir / "vitalsd.sqlite3", timeout=30) as database:
+        database.execute(
+            "UPDATE sessions SET started_at = '0001-01-02 00:00:00.000000' WHERE id = ?",
+            (session_id,),
+        )
+        database.execute(
+            "INSERT INTO side_effects (session_id, effect, severity, observed_at, recorded_by) "
+            "VALUES (?, 'nausea', 1, '1900-01-01 00:00:00.000000', 'nurse')",
+            (session_id,),
+        )
+    tablet = tablets("nurse")
+    tablet.open(f"#/session/{session_id}")
+    page = tablet.page
+    expect(page.locator(".timeline .reading").first).to_be_visible()
+    assert page.locator(".timeline .tick").count() <= 12
+    assert page.locator(".timeline .side-effect").count() == 0  # 1900 is off the axis
