@@ -97,7 +97,12 @@ def create_app(
         settings=settings,
         tokens=tokens,
         passwords=passwords or PasswordHasher(),
-        hub=StreamHub(queue_size=stream_queue_size, clock=clock, account_check=accounts.refusal),
+        hub=StreamHub(
+            queue_size=stream_queue_size,
+            clock=clock,
+            account_check=accounts.refusal,
+            recheck_s=handshake.recheck_s,
+        ),
         clock=clock,
         accounts=accounts,
         snapshots=SnapshotCache(clinic, handshakes, max_age_s=handshake.snapshot_max_age_s),

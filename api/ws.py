@@ -106,9 +106,11 @@ async def event_stream(websocket: WebSocket) -> None:
         return
     # Counted from here (not from `serve`), so connects in flight count too.
     slots[user.username] = slots.get(user.username, 0) + 1
+    context.accounts.stream_opened(user.username, claims.version)
     try:
         await _stream(websocket, context, user.username, claims.expires_at, since, wanted)
     finally:
+        context.accounts.stream_closed(user.username, claims.version)
         left = slots.get(user.username, 1) - 1
         if left > 0:
             slots[user.username] = left

@@ -15,13 +15,14 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from api.app import create_app
+from api.handshake import HandshakeLimits
 from api.logredact import redact
 from tests.api.conftest import PASSWORD, StepClock
 from vitalsd.auth import PasswordHasher, TokenIssuer
-from vitalsd.clinic import Clinic
+from vitalsd.clinic import Actor, Clinic
 from vitalsd.daemon import Daemon
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
@@ -189,3 +190,31 @@ async def test_without_a_trusted_proxy_forwarded_headers_are_ignored(
                 headers={"X-Forwarded-Proto": "https"},
             )
     assert all("Secure" not in c for c in response.headers.get_list("set-cookie"))
+
+
+async def test_a_password_reset_outside_the_api_ends_the_users_open_streams(
+    clinic: Clinic, tmp_path: Path, tokens: TokenIssuer, clock: StepClock
+) -> None:
+    """`vitalsd user passwd` (here: the clinic call it makes) moves the user's token
+    version on; the hub's recheck closes their streams (1008), though no API call of this
+    process changed anything."""
+    app = create_app(
+        clinic,
+        Settings(data_dir=tmp_path),
+        tokens=tokens,
+        passwords=PasswordHasher(),
+        clock=clock,
+        handshake=HandshakeLimits(account_ttl_s=0.05, recheck_s=0.1),
+    )
+    headers = {"Authorization": f"Bearer {tokens.issue('nurse', Role.NURSE, clock())}"}
+    async with live(app) as address:
+        async with connect(f"ws://{address}/ws", additional_headers=headers) as websocket:
+            await websocket.recv()
+            admin = Actor("cli:root", Role.ADMIN)
+            await clinic.set_password(
+                "nurse", PasswordHasher().hash("a reset passphrase"), by=admin
+            )
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(websocket.recv(), 30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
