@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import importlib.util
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +21,18 @@ from typing import Final
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import Request
 
 from api.deps import ApiContext, BleStatus, ble_not_running
 from api.errors import install_error_handlers
+from api.guards import RequestGuard
 from api.handshake import DEFAULT_HANDSHAKE, AccountCache, HandshakeLimits, SnapshotCache
+from api.headers import SecurityHeaders
+from api.logredact import install_redaction
 from api.routes import auth, equipment, health, patients, records, sessions, users
 from api.stream import DEFAULT_QUEUE_SIZE, RawSendMiddleware, StreamHub
+from api.throttle import LoginThrottle
+from api.tickets import TicketBook
 from api.ws import router as ws_router
 from vitalsd.auth import PasswordHasher, TokenIssuer
 from vitalsd.clinic import Clinic, utc_now
@@ -77,7 +84,11 @@ def create_app(
         summary="Blood pressure during ketamine and esketamine treatment sessions",
         version="0.1.0",
         max_body_size=MAX_BODY_BYTES,
+        # Swagger UI loads its script from a CDN: only when the clinic asks for it.
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url=None,
     )
+    install_redaction()
     # One bound for every connect's database work (user lookups and snapshots).
     handshakes = asyncio.Semaphore(handshake.db_work)
     accounts = AccountCache(clinic, handshakes, ttl_s=handshake.account_ttl_s)
@@ -86,24 +97,46 @@ def create_app(
         settings=settings,
         tokens=tokens,
         passwords=passwords or PasswordHasher(),
-        hub=StreamHub(queue_size=stream_queue_size, clock=clock, account_check=accounts.refusal),
+        hub=StreamHub(
+            queue_size=stream_queue_size,
+            clock=clock,
+            account_check=accounts.refusal,
+            recheck_s=handshake.recheck_s,
+        ),
         clock=clock,
         accounts=accounts,
         snapshots=SnapshotCache(clinic, handshakes, max_age_s=handshake.snapshot_max_age_s),
+        throttle=LoginThrottle(
+            settings.login_rate_per_address, settings.login_failure_rate_per_user
+        ),
+        tickets=TicketBook(clock),
         ble_status=ble_status,
     )
     install_error_handlers(app)
     app.add_middleware(RawSendMiddleware)  # lets /ws write frames without an await each
+    # Outermost last: headers go on every answer, the guard's refusals included.
+    app.add_middleware(
+        RequestGuard, csrf_key=tokens.secret, allowed_origins=settings.allowed_origins
+    )
+    app.add_middleware(SecurityHeaders)
     for router in (*REST_ROUTERS, ws_router, *_optional_routers()):
         app.include_router(router)
 
     @app.api_route(
         "/api/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         include_in_schema=False,
     )
-    async def no_such_route(path: str) -> JSONResponse:
-        """Unknown API paths get a JSON 404, not the dashboard's."""
+    async def no_such_route(path: str, request: Request) -> JSONResponse:
+        """Unknown API paths get a JSON 404, not the dashboard's; a known path asked
+        with another method a 405 naming the methods it has (RFC 9110 15.5.6)."""
+        allowed = _methods_of(app, request.url.path)
+        if allowed:
+            return JSONResponse(
+                {"detail": f"method {request.method} not allowed; {', '.join(allowed)} are"},
+                status_code=405,
+                headers={"Allow": ", ".join(allowed)},
+            )
         return JSONResponse({"detail": f"no route /api/{path}"}, status_code=404)
 
     if static_dir.is_dir():
@@ -111,6 +144,16 @@ def create_app(
     else:
         log.warning("no dashboard at %s: serving the API only", static_dir)
     return app
+
+
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    """The methods the API documents at `path` (its OpenAPI document is what it serves)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
 
 
 def _optional_routers() -> list[APIRouter]:

@@ -7,6 +7,7 @@ the `ApiContext` hangs off the app that `create_app` built, so two apps in one p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,8 +17,11 @@ from fastapi import Depends, HTTPException
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
+from api.guards import TOKEN_COOKIE
 from api.handshake import AccountCache, SnapshotCache
 from api.stream import StreamHub
+from api.throttle import LoginThrottle
+from api.tickets import TicketBook
 from vitalsd.auth import (
     InvalidToken,
     PasswordHasher,
@@ -32,8 +36,7 @@ from vitalsd.domain import Role
 from vitalsd.errors import NotFound
 from vitalsd.settings import Settings
 
-# The dashboard's HttpOnly cookie (issue #6: "the dashboard may use an HttpOnly cookie").
-TOKEN_COOKIE: Final = "vitalsd_token"
+__all__ = ["TOKEN_COOKIE"]  # the dashboard's HttpOnly cookie (issue #6), see api/guards.py
 TOKEN_URL: Final = "/api/auth/token"
 
 BleStatus = Callable[[], Mapping[str, object]]
@@ -55,7 +58,19 @@ class ApiContext:
     clock: Callable[[], datetime]
     accounts: AccountCache
     snapshots: SnapshotCache
+    throttle: LoginThrottle
+    tickets: TicketBook
     ble_status: BleStatus = field(default=ble_not_running)
+    # Open or opening `/ws` streams per user (issue #17: a cap per user).
+    stream_slots: dict[str, int] = field(default_factory=dict)
+    # Argon2 hashes at once (each takes its memory cost, 64 MiB by default): a burst of
+    # logins waits here instead of growing the daemon's memory (issue #17, finding 4).
+    password_work: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+
+
+def client_address(connection: HTTPConnection) -> str:
+    """The client's address as uvicorn saw it (through trusted proxies only)."""
+    return connection.client.host if connection.client is not None else "unknown"
 
 
 def get_context(connection: HTTPConnection) -> ApiContext:
@@ -87,13 +102,16 @@ def unauthorized(detail: str) -> HTTPException:
 
 def token_of(connection: HTTPConnection, *, allow_query: bool = False) -> str | None:
     """The token from `Authorization: Bearer`, the dashboard's cookie, or (WebSocket only,
-    where browsers cannot set headers) the `token` query parameter."""
+    where browsers cannot set headers) the `token` query parameter (where the
+    `ws_token_in_url` setting still allows it)."""
     header = connection.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     if allow_query and connection.query_params.get("token"):
-        return connection.query_params["token"]
+        if get_context(connection).settings.ws_token_in_url:
+            return connection.query_params["token"]
+        return None
     return connection.cookies.get(TOKEN_COOKIE) or None
 
 
@@ -116,11 +134,14 @@ async def authenticate(
         if cached:
             user = await context.accounts.get(claims.username)
         else:
-            user = await context.clinic.get_user(claims.username)
+            user = await context.clinic.get_account(claims.username)
     except NotFound:
         raise unauthorized("the token's user no longer exists") from None
     if user.disabled:
         raise unauthorized("this account is disabled")
+    if user.token_version != claims.version:
+        # Issue #17: logout, a disable, a password or role change end every token at once.
+        raise unauthorized("this token was revoked (signed out, or the password or role changed)")
     return Actor(user.username, Role(user.role)), claims
 
 

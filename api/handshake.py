@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from api.stream import RECHECK_S
+from vitalsd.accounts import Account
 from vitalsd.auth import Permission, role_may
 from vitalsd.clinic import Clinic
 from vitalsd.domain import Role
 from vitalsd.errors import NotFound
 from vitalsd.store.events import EventType, encode_json
-from vitalsd.views import UserView
 
 # Connects doing database work at once (snapshot, user lookup): under the pool's 5 steady
 # connections (SQLAlchemy's QueuePool default), so ingest and REST always find one.
@@ -123,7 +124,7 @@ class SnapshotCache:
 
 @dataclass(frozen=True, slots=True)
 class _Account:
-    user: UserView | None  # None: no such user
+    user: Account | None  # None: no such user
     fetched: float
 
 
@@ -147,8 +148,11 @@ class AccountCache:
         self._pending: dict[str, asyncio.Task[_Account]] = {}
         self._generation: dict[str, int] = {}
         self.lookups = 0
+        # The token versions of each user's open streams (issue #17): a version moved on
+        # elsewhere (`vitalsd user passwd`, another daemon) ends them at the next recheck.
+        self.stream_versions: dict[str, Counter[int]] = {}
 
-    async def get(self, username: str) -> UserView:
+    async def get(self, username: str) -> Account:
         """The user as the database knew them at most `ttl_s` ago; NotFound if none."""
         account = self._accounts.get(username)
         if account is None or self._clock() - account.fetched >= self._ttl_s:
@@ -178,7 +182,23 @@ class AccountCache:
             return "this account is disabled"
         if not role_may(Role(user.role), Permission.READ):
             return f"role {user.role} may not read"
+        open_versions = self.stream_versions.get(username)
+        if open_versions and min(open_versions) < user.token_version:
+            return "signed out: the password or role changed, or the user logged out"
         return None
+
+    def stream_opened(self, username: str, version: int) -> None:
+        self.stream_versions.setdefault(username, Counter())[version] += 1
+
+    def stream_closed(self, username: str, version: int) -> None:
+        versions = self.stream_versions.get(username)
+        if versions is None:
+            return
+        versions[version] -= 1
+        if versions[version] <= 0:
+            del versions[version]
+        if not versions:
+            del self.stream_versions[username]
 
     async def _fetch(self, username: str) -> _Account:
         generation = self._generation.get(username, 0)
@@ -186,7 +206,7 @@ class AccountCache:
             async with self._gate:
                 self.lookups += 1
                 try:
-                    user: UserView | None = await self._clinic.get_user(username)
+                    user: Account | None = await self._clinic.get_account(username)
                 except NotFound:
                     user = None
             account = _Account(user, self._clock())

@@ -8,6 +8,8 @@ length the database column holds and no NUL character.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -15,12 +17,14 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
 )
 
+from vitalsd.accounts import valid_username
 from vitalsd.domain import (
     AlertKind,
     AlertState,
@@ -34,6 +38,7 @@ from vitalsd.domain import (
     Route,
     SideEffect,
 )
+from vitalsd.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 
 def _utc(value: datetime) -> datetime:
@@ -49,12 +54,47 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _plain(value: str, *, allowed: str = "") -> str:
+    """Refuse control and format characters (Unicode Cc, Cf: NUL, escape sequences,
+    zero-width marks, and the bidirectional controls of UAX #9: U+202E in a name shows
+    "Alex" as "xelA", one name looking like another) but those in `allowed`."""
+    for char in value:
+        if char in allowed:
+            continue
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            raise ValueError(
+                f"text must not contain control or formatting characters (U+{ord(char):04X})"
+            )
+    return value
+
+
+def _plain_line(value: str) -> str:
+    return _plain(value)
+
+
+def _plain_note(value: str) -> str:
+    return _plain(value, allowed="\n\t\r")
+
+
+# An ISO 8601 time: a number (read as seconds since 1970 by pydantic) or digits of
+# another script are refused: `until=0.5` is a typing error, not 1970.
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.,]+([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)")
+
+
+def _iso_text(value: object) -> object:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_TIME.fullmatch(value.strip()):
+        raise ValueError("a time is ISO 8601 text with an offset, e.g. 2026-01-05T09:00:00+01:00")
+    return value.strip()
+
+
 def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
 # In: ISO 8601 with an offset (a naive time is refused: whose clock would it be?).
-TimeIn = Annotated[AwareDatetime, AfterValidator(_utc)]
+TimeIn = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_utc)]
 # Out: ISO 8601 with offset, the same text as in WebSocket events ("+00:00").
 TimeOut = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used="json")]
 
@@ -66,12 +106,12 @@ def _text(max_length: int) -> StringConstraints:
     )
 
 
-Identifier = Annotated[str, _text(64), AfterValidator(_no_nul)]
-PersonName = Annotated[str, _text(128), AfterValidator(_no_nul)]
-ChairName = Annotated[str, _text(64), AfterValidator(_no_nul)]
-Username = Annotated[str, _text(128), AfterValidator(_no_nul)]
-Note = Annotated[str, _text(2000), AfterValidator(_no_nul)]
-ProtocolName = Annotated[str, _text(64), AfterValidator(_no_nul)]
+Identifier = Annotated[str, _text(64), AfterValidator(_no_nul), AfterValidator(_plain_line)]
+PersonName = Annotated[str, _text(128), AfterValidator(_no_nul), AfterValidator(_plain_line)]
+ChairName = Annotated[str, _text(64), AfterValidator(_no_nul), AfterValidator(_plain_line)]
+Username = Annotated[str, _text(128), AfterValidator(_no_nul), AfterValidator(valid_username)]
+Note = Annotated[str, _text(2000), AfterValidator(_no_nul), AfterValidator(_plain_note)]
+ProtocolName = Annotated[str, _text(64), AfterValidator(_no_nul), AfterValidator(_plain_line)]
 CuffAddress = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\s\x00]+$"),
@@ -81,7 +121,13 @@ CuffAddress = Annotated[
 Pressure = Annotated[float, Field(gt=0, lt=400, allow_inf_nan=False, description="mmHg")]
 PulseRate = Annotated[float, Field(gt=0, lt=300, allow_inf_nan=False, description="/min")]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=256), AfterValidator(_no_nul)]
+# New passwords: the length here, the rest of the policy (vitalsd.passwords) in the route,
+# which knows the username.
+Password = Annotated[
+    str,
+    StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
+    AfterValidator(_no_nul),
+]
 
 
 class Body(BaseModel):
@@ -109,12 +155,38 @@ class UserOut(Out):
     role: Role
     disabled: bool
     created_at: TimeOut
+    locked: bool = False
 
 
 class UserIn(Body):
     username: Username
     password: Password
     role: Role
+
+
+class PasswordChangeIn(Body):
+    """Your own new password; the current one proves it is you (a tablet left signed in
+    must not be enough to take the account over)."""
+
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class PasswordResetIn(Body):
+    """An admin sets another user's password (they forgot theirs)."""
+
+    new_password: Password
+
+
+class RoleIn(Body):
+    role: Role
+
+
+class WsTicketOut(BaseModel):
+    """A one-time ticket for `/ws?ticket=`: short-lived, so a URL in a log is no secret."""
+
+    ticket: str
+    expires_at: TimeOut
 
 
 class Me(BaseModel):
@@ -406,7 +478,12 @@ class StreamHealth(BaseModel):
 
 
 class Health(BaseModel):
+    """`status` for anyone; the details for a signed-in admin only (issue #17: error
+    strings and versions tell an outsider what to attack)."""
+
     status: Literal["ok", "degraded"]
-    database: DatabaseHealth
-    ble: dict[str, Any]
-    streams: StreamHealth
+    # For any signed-in user: the last stored event (a tablet's resume point check).
+    last_seq: int | None = None
+    database: DatabaseHealth | None = None
+    ble: dict[str, Any] | None = None
+    streams: StreamHealth | None = None

@@ -1,13 +1,18 @@
 """`/ws`: the event stream (DESIGN.md "Interfaces": WebSocket `/ws`).
 
 Query parameters: `since=SEQ` (replay every stored event after SEQ, then live),
-`types=alert,alert_updated` (only these types; a nurse's pager view), `token=` (browsers
-cannot set headers on a WebSocket; a bearer header or the dashboard's cookie work too).
+`types=alert,alert_updated` (only these types; a nurse's pager view), `ticket=` (a
+one-time ticket from `POST /api/auth/ws-ticket`, for a client that can send neither a
+header nor the cookie), `token=` (deprecated, see the `ws_token_in_url` setting: a URL
+ends up in logs). A bearer header or the dashboard's cookie is the way to sign in.
+At most `max_streams_per_user` streams per user (429 beyond).
 The first message is always the `snapshot`; its `data.seq` is the last stored event it
 reflects, so a client that connected without `since` resumes from there.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
@@ -35,13 +40,10 @@ class StreamRequestError(ValueError):
 def parse_since(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    try:
-        since = int(raw)
-    except ValueError:
-        raise StreamRequestError(422, f"since must be a sequence number, got {raw!r}") from None
-    if since < 0:
-        raise StreamRequestError(422, "since must be 0 or more")
-    return since
+    # ASCII digits only: int() also reads "١٢" and "1_000", which no client means.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise StreamRequestError(422, f"since must be a sequence number, got {raw[:40]!r}")
+    return int(raw)
 
 
 def parse_types(raw: str | None) -> frozenset[str] | None:
@@ -77,15 +79,53 @@ async def event_stream(websocket: WebSocket) -> None:
     except StreamRequestError as error:
         await deny(websocket, error.status, error.detail)
         return
+    ticket = websocket.query_params.get("ticket")
+    if ticket:
+        token = context.tickets.redeem(ticket)
+        if token is None:
+            await deny(websocket, 401, "the ticket is unknown, used or expired: ask for another")
+            return
+    else:
+        token = token_of(websocket, allow_query=True)
     try:
-        user, claims = await authenticate(
-            context, token_of(websocket, allow_query=True), cached=True
-        )
+        user, claims = await authenticate(context, token, cached=True)
         if not role_may(user.role, Permission.READ):
             raise forbidden(user, Permission.READ)
     except HTTPException as error:
         await deny(websocket, error.status_code, str(error.detail))
         return
+    slots = context.stream_slots
+    cap = context.settings.max_streams_per_user
+    if slots.get(user.username, 0) >= cap:
+        await deny(
+            websocket,
+            429,
+            f"{user.username} has {cap} streams open already (max_streams_per_user): "
+            "close one first",
+        )
+        return
+    # Counted from here (not from `serve`), so connects in flight count too.
+    slots[user.username] = slots.get(user.username, 0) + 1
+    context.accounts.stream_opened(user.username, claims.version)
+    try:
+        await _stream(websocket, context, user.username, claims.expires_at, since, wanted)
+    finally:
+        context.accounts.stream_closed(user.username, claims.version)
+        left = slots.get(user.username, 1) - 1
+        if left > 0:
+            slots[user.username] = left
+        else:
+            slots.pop(user.username, None)
+
+
+async def _stream(
+    websocket: WebSocket,
+    context: ApiContext,
+    username: str,
+    expires_at: datetime,
+    since: int | None,
+    wanted: frozenset[str] | None,
+) -> None:
     # Shared by every client connecting while no newer event is published (api/handshake.py).
     snapshot = await context.snapshots.get(at_least=since or 0)
     if since is not None and since > snapshot.seq:
@@ -108,8 +148,8 @@ async def event_stream(websocket: WebSocket) -> None:
     stream = ClientStream(
         snapshot=Frame(resume_from, EventType.SNAPSHOT.value, snapshot.text),
         events=subscription,
-        username=user.username,
-        expires_at=claims.expires_at,
+        username=username,
+        expires_at=expires_at,
         writer=direct_writer(websocket.scope.get(RAW_SEND_KEY)),
     )
     try:

@@ -22,7 +22,10 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from vitalsd.alerts import SYSTEM
 from vitalsd.domain import Role
+from vitalsd.passwords import MIN_PASSWORD_LENGTH, WeakPassword, check_new_password
 from vitalsd.settings import Settings
+
+__all__ = ["MIN_PASSWORD_LENGTH", "WeakPassword"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,6 @@ def roles_with(permission: Permission) -> list[Role]:
 DEFAULT_TOKEN_LIFETIME: Final = timedelta(hours=12)
 TOKEN_ALGORITHM: Final = "HS256"
 TOKEN_ISSUER: Final = "vitalsd"
-MIN_PASSWORD_LENGTH: Final = 8
 # The shortest secret HS256 should be keyed with (RFC 7518 section 3.2: at least 256 bits).
 MIN_SECRET_BYTES: Final = 32
 
@@ -99,16 +101,15 @@ class InvalidToken(Exception):
     """A token that is malformed, badly signed, expired, or names no known role."""
 
 
-class WeakPassword(ValueError):
-    """A password too short to store."""
-
-
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     username: str
     role: Role
     issued_at: datetime
     expires_at: datetime
+    # The user's token version when it was issued (issue #17): logout, disable, password
+    # and role changes move the user's version on, and every older token stops working.
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ class TokenIssuer:
         if self.lifetime <= timedelta(0):
             raise ValueError("token lifetime must be positive")
 
-    def issue(self, username: str, role: Role, now: datetime) -> str:
+    def issue(self, username: str, role: Role, now: datetime, version: int = 0) -> str:
         _require_aware(now)
         claims = {
             "iss": TOKEN_ISSUER,
@@ -132,6 +133,7 @@ class TokenIssuer:
             "role": role.value,
             "iat": int(now.timestamp()),
             "exp": int((now + self.lifetime).timestamp()),
+            "ver": version,
         }
         return jwt.encode(claims, self.secret, algorithm=TOKEN_ALGORITHM)
 
@@ -157,11 +159,12 @@ class TokenIssuer:
             issued_at = datetime.fromtimestamp(int(claims["iat"]), UTC)
             expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
             username = str(claims["sub"])
+            version = int(claims.get("ver", 0))
         except (KeyError, ValueError, TypeError, OverflowError, OSError) as error:
             raise InvalidToken(f"invalid token claims: {error}") from error
         if now >= expires_at:
             raise InvalidToken("token expired; log in again")
-        return TokenClaims(username, role, issued_at, expires_at)
+        return TokenClaims(username, role, issued_at, expires_at, version)
 
 
 def new_token_secret() -> bytes:
@@ -177,9 +180,9 @@ class PasswordHasher:
         # as long as a wrong password and names cannot be found by timing the login.
         self._decoy = self._hash.hash(secrets.token_urlsafe(16))
 
-    def hash(self, password: str) -> str:
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise WeakPassword(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    def hash(self, password: str, username: str | None = None) -> str:
+        """The hash of a new password, which must pass `vitalsd.passwords`' policy."""
+        check_new_password(password, username)
         return self._hash.hash(password)
 
     def verify(self, password: str, password_hash: str | None) -> bool:

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
+from vitalsd.datadir import DataDirError
 from vitalsd.domain import Role
 
 EXIT_OK = 0
@@ -71,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     listing = user_commands.add_parser("list", help="list users")
     listing.add_argument("--config", type=Path, help="settings file (TOML)")
+    passwd = user_commands.add_parser(
+        "passwd",
+        help="set a user's password",
+        description="Set (reset) a user's password: every token of the user ends and a "
+        "lockout after failed logins is lifted. The password is asked twice on a terminal, "
+        "or read from the first line of standard input with --password-stdin.",
+    )
+    passwd.add_argument("name")
+    passwd.add_argument("--config", type=Path, help="settings file (TOML)")
+    passwd.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    unlock = user_commands.add_parser(
+        "unlock", help="let a user locked out after failed logins sign in again"
+    )
+    unlock.add_argument("name")
+    unlock.add_argument("--config", type=Path, help="settings file (TOML)")
     return parser
 
 
@@ -88,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _user_add(args, sys.stdin, sys.stdout)
         if args.command == "user" and args.user_command == "list":
             return _user_list(args, sys.stdout)
+        if args.command == "user" and args.user_command == "passwd":
+            return _user_passwd(args, sys.stdin, sys.stdout)
+        if args.command == "user" and args.user_command == "unlock":
+            return _user_unlock(args, sys.stdout)
+    except DataDirError as error:
+        print(f"vitalsd {args.command}: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except (ValidationError, FileNotFoundError, ValueError) as error:
         print(f"vitalsd {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -97,10 +120,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE  # not reached: parser.error exits
 
 
-def _settings(config: Path | None, **overrides: object):  # type: ignore[no-untyped-def]
+def _settings(config: Path | None, *, prepare: bool = True, **overrides: object):  # type: ignore[no-untyped-def]
+    """The settings, with the data directory made ready (0700, writable: else a
+    `DataDirError` naming the path and the cause, before any database is opened)."""
+    from vitalsd.datadir import prepare_data_dir
     from vitalsd.settings import load_settings
 
-    return load_settings(config, **overrides)
+    settings = load_settings(config, **overrides)
+    if prepare:
+        prepare_data_dir(settings)
+    return settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -130,7 +159,7 @@ def _scan(args: argparse.Namespace) -> int:
     from devices.scan import scan_cuffs
     from vitalsd.daemon import ble_spec
 
-    ble = ble_spec(args.ble if args.ble else _settings(args.config).ble)
+    ble = ble_spec(args.ble if args.ble else _settings(args.config, prepare=False).ble)
     try:
         cuffs = asyncio.run(scan_cuffs(ble, args.duration))
     except (BleakError, OSError) as error:
@@ -156,12 +185,19 @@ def read_password(stdin: TextIO, *, from_stdin: bool) -> str:
 
 
 def _user_add(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    from vitalsd.accounts import valid_username
     from vitalsd.auth import PasswordHasher, WeakPassword
+    from vitalsd.errors import InvalidInput
 
+    try:
+        valid_username(args.name)
+    except InvalidInput as error:
+        print(f"vitalsd user add: {error.reason}", file=sys.stderr)
+        return EXIT_USAGE
     settings = _settings(args.config)
     password = read_password(stdin, from_stdin=args.password_stdin)
     try:
-        password_hash = PasswordHasher().hash(password)
+        password_hash = PasswordHasher().hash(password, args.name)
     except WeakPassword as error:
         print(f"vitalsd user add: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -198,6 +234,60 @@ def _user_list(args: argparse.Namespace, stdout: TextIO) -> int:
         return EXIT_OK
 
     return asyncio.run(listing())
+
+
+def _user_passwd(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    """`vitalsd user passwd NAME`: the admin's reset, from the server's command line (also
+    the way back in when every admin forgot their password)."""
+    from vitalsd.auth import PasswordHasher, WeakPassword
+
+    settings = _settings(args.config)
+    password = read_password(stdin, from_stdin=args.password_stdin)
+    try:
+        password_hash = PasswordHasher().hash(password, args.name)
+    except WeakPassword as error:
+        print(f"vitalsd user passwd: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+    async def setting() -> int:
+        from vitalsd.clinic import SYSTEM_ACTOR, Actor, Clinic
+        from vitalsd.errors import DomainError
+
+        clinic = await Clinic.open(settings)
+        try:
+            by = Actor(f"cli:{getpass.getuser()}", SYSTEM_ACTOR.role)
+            account = await clinic.set_password(args.name, password_hash, by=by)
+        except DomainError as error:
+            print(f"vitalsd user passwd: {error.reason}", file=sys.stderr)
+            return EXIT_FAILED
+        finally:
+            await clinic.close()
+        print(f"password of {account.username!r} set; their tokens have ended", file=stdout)
+        return EXIT_OK
+
+    return asyncio.run(setting())
+
+
+def _user_unlock(args: argparse.Namespace, stdout: TextIO) -> int:
+    settings = _settings(args.config)
+
+    async def unlocking() -> int:
+        from vitalsd.clinic import SYSTEM_ACTOR, Actor, Clinic
+        from vitalsd.errors import DomainError
+
+        clinic = await Clinic.open(settings)
+        try:
+            by = Actor(f"cli:{getpass.getuser()}", SYSTEM_ACTOR.role)
+            account = await clinic.unlock_user(args.name, by=by)
+        except DomainError as error:
+            print(f"vitalsd user unlock: {error.reason}", file=sys.stderr)
+            return EXIT_FAILED
+        finally:
+            await clinic.close()
+        print(f"{account.username!r} may sign in again", file=stdout)
+        return EXIT_OK
+
+    return asyncio.run(unlocking())
 
 
 if __name__ == "__main__":

@@ -379,7 +379,10 @@ class Daemon:
             app,
             log_config=None,  # ours (configure_logging) applies
             lifespan="off",
-            proxy_headers=False,
+            # Issue #17: X-Forwarded-Proto/-For believed only from the configured proxies,
+            # so the cookie's Secure flag and the login throttle see the real client.
+            proxy_headers=settings.forwarded_allow_ips is not None,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             **WS_SERVER_OPTIONS,
             server_header=False,
             **tls,

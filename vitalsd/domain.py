@@ -96,6 +96,16 @@ class AuditAction(StrEnum):
     WAIVED = "waived"
     CLOSED = "closed"
     PHASE = "phase"
+    MANUAL_READING = "manual_reading"
+    # Accounts (issue #17): sign-in, tokens, passwords, roles, lockout.
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
+    LOCKED = "locked"
+    UNLOCKED = "unlocked"
+    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_RESET = "password_reset"
+    ROLE_CHANGED = "role_changed"
     # The alert state machine's transitions (`vitalsd.alerts`).
     RAISED = "raised"
     ACKNOWLEDGED = "acknowledged"

@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from vitalsd.domain import Drug, Route
+
 PRESETS = ("ketamine-psychotherapy", "esketamine-rems", "iv-infusion")
 DEFAULT_PRESET = "ketamine-psychotherapy"
 
@@ -98,6 +100,41 @@ class ThresholdLimits:
     pulse_high: float = 120
 
 
+# A drug the protocol file does not list may be given by any route in this range (mg):
+# wide, a plausibility check that refuses a typing error (1e-300, 50000), no dosing advice.
+DEFAULT_DOSE_RANGE_MG: tuple[float, float] = (0.01, 5000.0)
+
+
+class DoseOutOfRange(ValueError):
+    """A dose's amount or route is outside what the protocol file allows."""
+
+
+@dataclass(frozen=True)
+class DoseLimits:
+    """Plausible amounts of one dose, mg, per drug and route (the protocol's `[doses]`).
+    A listed drug is given only by its listed routes; an unlisted one by any route within
+    `DEFAULT_DOSE_RANGE_MG`."""
+
+    ranges: tuple[tuple[str, str, float, float], ...] = ()
+
+    def check(self, drug: str, route: str, amount_mg: float) -> None:
+        routes = {r: (low, high) for d, r, low, high in self.ranges if d == drug}
+        if not routes:
+            low, high = DEFAULT_DOSE_RANGE_MG
+        elif route not in routes:
+            raise DoseOutOfRange(
+                f"{drug} is not given {route} under this protocol "
+                f"(routes: {', '.join(sorted(routes))})"
+            )
+        else:
+            low, high = routes[route]
+        if not low <= amount_mg <= high:
+            raise DoseOutOfRange(
+                f"amount_mg {amount_mg:g} is outside {low:g}-{high:g} mg for {drug} {route} "
+                "(the protocol file's [doses])"
+            )
+
+
 @dataclass(frozen=True)
 class SafetyRule:
     """The numbers of DESIGN.md "Safety rules that hold in every preset"."""
@@ -139,6 +176,7 @@ class Protocol:
     # Keep what the esketamine REMS patient monitoring form asks for.
     rems_monitoring_form: bool = False
     source_text: str = ""
+    doses: DoseLimits = DoseLimits()
 
 
 class _Table:
@@ -343,6 +381,33 @@ def _safety(table: _Table | None) -> SafetyRule:
     return rule
 
 
+def _doses(table: _Table | None) -> DoseLimits:
+    if table is None:
+        return DoseLimits()
+    ranges: list[tuple[str, str, float, float]] = []
+    for drug in sorted(table.raw):
+        if drug not in {d.value for d in Drug}:
+            raise table.error(drug, f"is not a drug ({', '.join(d.value for d in Drug)})")
+        routes = table.table(drug)
+        assert routes is not None
+        for route in sorted(routes.raw):
+            value = routes.raw[route]
+            routes.used.add(route)
+            if route not in {r.value for r in Route}:
+                raise routes.error(route, f"is not a route ({', '.join(r.value for r in Route)})")
+            if (
+                not isinstance(value, list)
+                or len(value) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+                or not 0 < value[0] <= value[1]
+            ):
+                raise routes.error(
+                    route, f"must be [least, most] mg with 0 < least <= most, got {value!r}"
+                )
+            ranges.append((drug, route, float(value[0]), float(value[1])))
+    return DoseLimits(tuple(ranges))
+
+
 def parse_protocol(text: str, source: str = "protocol") -> Protocol:
     """Parse and validate a protocol file's text."""
     try:
@@ -364,6 +429,7 @@ def parse_protocol(text: str, source: str = "protocol") -> Protocol:
         safety=_safety(root.table("safety")),
         rems_monitoring_form=root.boolean("rems_monitoring_form", False),
         source_text=text,
+        doses=_doses(root.table("doses")),
     )
     root.finish()
     if protocol.post_infusion is not None and protocol.infusion is None:

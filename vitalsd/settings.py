@@ -10,6 +10,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from limits import parse as parse_rate
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -53,6 +54,28 @@ class Settings(BaseSettings):
     tls_key: Path | None = None
     token_secret: SecretStr | None = None
     token_lifetime_minutes: float = Field(default=480.0, gt=0)
+    # -- security (issue #17; SECURITY.md) --
+    # Proxies whose X-Forwarded-Proto / X-Forwarded-For are believed (uvicorn's
+    # `forwarded_allow_ips`: comma-separated addresses or networks, "*" for any). Unset:
+    # no proxy is trusted. Behind a TLS-terminating proxy, list it here, so the session
+    # cookie is `Secure` and logins are throttled per real client address.
+    forwarded_allow_ips: str | None = None
+    # Origins besides the dashboard's own allowed to make state-changing requests and to
+    # open `/ws` from a browser (e.g. "https://nurses.clinic.example").
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Swagger UI at /docs (it loads its script from a CDN): off unless asked for.
+    api_docs: bool = False
+    # Login throttling: attempts per client address, failed attempts per username (the
+    # `limits` library's notation), and failures in a row that lock an account until an
+    # admin unlocks it.
+    login_rate_per_address: str = "30/minute"
+    login_failure_rate_per_user: str = "5/minute"
+    login_lockout_failures: int = Field(default=10, ge=1)
+    # Open `/ws` streams one user may hold (shared tablets share a ward account).
+    max_streams_per_user: int = Field(default=64, ge=1)
+    # `/ws?token=` for clients that cannot send a header (deprecated: a URL is logged by
+    # proxies; browsers use the cookie or a one-time `?ticket=`; our own logs redact it).
+    ws_token_in_url: bool = True
 
     @field_validator("database_url")
     @classmethod
@@ -64,6 +87,23 @@ class Settings(BaseSettings):
                 "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return value
+
+    @field_validator("login_rate_per_address", "login_failure_rate_per_user")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse_rate(value)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a rate like '5/minute': {error}") from None
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+                raise ValueError(f"an origin is scheme://host[:port], got {origin!r}")
+        return [origin.lower() for origin in value]
 
     @classmethod
     def settings_customise_sources(

@@ -1,14 +1,19 @@
-"""`GET /healthz`: no auth; is the database answering, what is the radio doing."""
+"""`GET /healthz`: no auth; is the database answering, what is the radio doing (the
+details for a signed-in admin only)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
+from starlette.requests import Request
 
-from api.deps import Context
+from api.deps import ApiContext, Context, authenticate, token_of
 from api.schemas import DatabaseHealth, Health, StreamHealth
+from vitalsd.auth import Permission, role_may
+from vitalsd.domain import Role
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -19,7 +24,9 @@ log = logging.getLogger(__name__)
     response_model=Health,
     responses={503: {"model": Health, "description": "The database does not answer"}},
 )
-async def health(context: Context) -> JSONResponse:
+async def health(request: Request, context: Context) -> JSONResponse:
+    """`ok` or `degraded` for anyone (a load balancer, a monitor); what is wrong in
+    detail (database, radio, streams) only for a signed-in admin (issue #17)."""
     clinic = context.clinic
     dialect = clinic.database_dialect
     try:
@@ -31,10 +38,37 @@ async def health(context: Context) -> JSONResponse:
         ble = dict(context.ble_status())
     except Exception as error:
         ble = {"state": "unknown", "error": type(error).__name__}
-    body = Health(
-        status="ok" if database.ok else "degraded",
-        database=database,
-        ble=ble,
-        streams=StreamHealth(clients=context.hub.clients, cut_off=context.hub.cut_off),
+    status: Literal["ok", "degraded"] = "ok" if database.ok else "degraded"
+    body = Health(status=status)
+    role = await _role_of(request, context)
+    if role is not None:
+        # A signed-in dashboard compares the event log's head with its own `since`.
+        body = Health(status=status, last_seq=database.last_seq)
+    if role is not None and role_may(role, Permission.MANAGE_USERS):
+        body = Health(
+            status=status,
+            last_seq=database.last_seq,
+            database=database,
+            ble=ble,
+            streams=StreamHealth(clients=context.hub.clients, cut_off=context.hub.cut_off),
+        )
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True),
+        status_code=200 if database.ok else 503,
+        headers={"Cache-Control": "no-store"},
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if database.ok else 503)
+
+
+async def _role_of(request: Request, context: ApiContext) -> Role | None:
+    """The caller's role if signed in (None: anonymous, or the token does not hold)."""
+    token = token_of(request)
+    if token is None:
+        return None
+    try:
+        user, _claims = await authenticate(context, token)
+    except HTTPException:
+        return None
+    except Exception as error:  # the database may be what is down: no details then
+        log.warning("health check: could not check the caller: %s", error)
+        return None
+    return user.role

@@ -108,9 +108,17 @@ async def list_audit(
     entity_id: OptionalId = None,
     session_id: OptionalId = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    after_id: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=2**31 - 1,
+            description="Only entries after this id: pass the last id of a page for the next",
+        ),
+    ] = None,
 ) -> list[AuditOut]:
-    """Who did what, when, oldest first (admins)."""
+    """Who did what, when, oldest first (admins); page through with `after_id`."""
     found = await clinic.list_audit(
-        entity=entity, entity_id=entity_id, session_id=session_id, limit=limit
+        entity=entity, entity_id=entity_id, session_id=session_id, limit=limit, after_id=after_id
     )
     return [AuditOut.model_validate(a) for a in found]

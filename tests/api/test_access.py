@@ -26,10 +26,15 @@ ANY_ROLE = "any role"
 REQUIRED: dict[tuple[str, str], Permission | str] = {
     ("POST", "/api/auth/logout"): ANY_ROLE,
     ("GET", "/api/auth/me"): ANY_ROLE,
+    ("POST", "/api/auth/password"): ANY_ROLE,
+    ("POST", "/api/auth/ws-ticket"): ANY_ROLE,
     ("GET", "/api/users"): Permission.MANAGE_USERS,
     ("POST", "/api/users"): Permission.MANAGE_USERS,
     ("POST", "/api/users/{username}/disable"): Permission.MANAGE_USERS,
     ("POST", "/api/users/{username}/enable"): Permission.MANAGE_USERS,
+    ("POST", "/api/users/{username}/password"): Permission.MANAGE_USERS,
+    ("POST", "/api/users/{username}/role"): Permission.MANAGE_USERS,
+    ("POST", "/api/users/{username}/unlock"): Permission.MANAGE_USERS,
     ("POST", "/api/patients"): Permission.MANAGE_PATIENTS,
     ("GET", "/api/patients"): Permission.READ,
     ("GET", "/api/patients/{patient_id}"): Permission.READ,
@@ -146,9 +151,13 @@ async def test_route_refuses_a_role_without_the_permission_with_403(
     assert f"role {role.value} may not" in response.json()["detail"]
 
 
+# Logging out ends every token of the user, the shared ones here included: it has its
+# own tests (tests/api/test_sessions_revoked.py).
+ENDS_THE_TOKEN = {("POST", "/api/auth/logout")}
 ALLOWED = [
     (method, path, role)
     for (method, path), needed in sorted(REQUIRED.items())
+    if (method, path) not in ENDS_THE_TOKEN
     for role in Role
     if needed == ANY_ROLE or role_may(role, Permission(needed))
 ]

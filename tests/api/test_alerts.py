@@ -123,15 +123,30 @@ async def test_admin_reads_who_did_what_in_the_audit_log(
     assert ("nurse", "acknowledged") in [(a["actor"], a["action"]) for a in audit.json()]
 
 
-async def test_health_needs_no_token_and_reports_database_and_radio(
+async def test_health_needs_no_token_and_says_only_ok_to_anyone(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_health_reports_database_and_radio_to_a_signed_in_admin(
+    client: httpx.AsyncClient, auth: dict[Role, dict[str, str]]
+) -> None:
+    response = await client.get("/healthz", headers=auth[Role.ADMIN])
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
     assert body["database"]["ok"] is True
     assert body["ble"] == {"state": "not_running"}
+
+
+async def test_health_tells_a_nurse_the_event_log_head_but_not_the_details(
+    client: httpx.AsyncClient, auth: dict[Role, dict[str, str]]
+) -> None:
+    body = (await client.get("/healthz", headers=auth[Role.NURSE])).json()
+    assert set(body) == {"status", "last_seq"}
 
 
 async def test_unknown_api_path_is_a_json_404(client: httpx.AsyncClient) -> None:

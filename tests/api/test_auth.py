@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 
 from api.deps import TOKEN_COOKIE
+from api.guards import CSRF_COOKIE
+from api.routes.auth import BAD_LOGIN
 from tests.api.conftest import PASSWORD, FakeClock
 from vitalsd.clinic import Clinic
 from vitalsd.domain import Role
@@ -31,13 +33,13 @@ async def test_login_returns_a_bearer_token_that_opens_the_api(client: httpx.Asy
 async def test_login_with_a_wrong_password_is_401(client: httpx.AsyncClient) -> None:
     response = await log_in(client, "nurse", "not the password")
     assert response.status_code == 401
-    assert response.json() == {"detail": "incorrect username or password"}
+    assert response.json() == {"detail": BAD_LOGIN}
 
 
 async def test_login_of_an_unknown_user_is_the_same_401(client: httpx.AsyncClient) -> None:
     response = await log_in(client, "nobody")
     assert response.status_code == 401
-    assert response.json() == {"detail": "incorrect username or password"}
+    assert response.json() == {"detail": BAD_LOGIN}
 
 
 async def test_login_without_the_form_fields_is_422_naming_them(
@@ -65,7 +67,8 @@ async def test_logout_clears_the_cookie(client: httpx.AsyncClient) -> None:
     await client.post(
         "/api/auth/token?cookie=true", data={"username": "nurse", "password": PASSWORD}
     )
-    assert (await client.post("/api/auth/logout")).status_code == 204
+    csrf = {"X-CSRF-Token": client.cookies[CSRF_COOKIE]}
+    assert (await client.post("/api/auth/logout", headers=csrf)).status_code == 204
     assert (await client.get("/api/patients")).status_code == 401
 
 

@@ -1,6 +1,7 @@
 """schemathesis against the app's own OpenAPI document: for generated requests, valid
 and invalid, no 500 and no response outside the documented statuses, media types and
-schemas (issue #6, "Tests")."""
+schemas (issue #6, "Tests"); every operation with a nurse's, a clinician's and an
+admin's token, and methods a path does not have answered 405 with `Allow` (issue #17)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
+    ignored_auth,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from api.app import create_app
@@ -39,6 +43,9 @@ CHECKS = [
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    unsupported_method,
+    allow_header_conformance,
+    ignored_auth,
 ]
 
 
@@ -123,7 +130,13 @@ def permitted_role(method: str, path: str) -> Role:
 
 
 # The exports routes (issue #8) are another engineer's and have their own tests.
-schema = schemathesis.openapi.from_dict(openapi_document()).exclude(tag="exports")
+# Logging out ends every token of the user, so the rest of the run would only see 401s:
+# tests/api/test_security_accounts.py covers it.
+schema = (
+    schemathesis.openapi.from_dict(openapi_document())
+    .exclude(tag="exports")
+    .exclude(path="/api/auth/logout")
+)
 
 
 @schema.parametrize()
@@ -132,6 +145,20 @@ def test_generated_requests_get_documented_answers_and_never_a_500(
     case: schemathesis.Case[Any], live_api: LiveApi
 ) -> None:
     role = permitted_role(case.method, case.path)
+    token = live_api.tokens.issue(role.value, role, FakeClock(T0)())
+    case.call_and_validate(
+        base_url=live_api.url, headers={"Authorization": f"Bearer {token}"}, checks=CHECKS
+    )
+
+
+@pytest.mark.parametrize("role", list(Role))
+@schema.parametrize()
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_role_gets_documented_answers_from_every_operation(
+    case: schemathesis.Case[Any], live_api: LiveApi, role: Role
+) -> None:
+    """A nurse, a clinician and an admin each call every operation: allowed or 403,
+    never a 500 or an undocumented answer."""
     token = live_api.tokens.issue(role.value, role, FakeClock(T0)())
     case.call_and_validate(
         base_url=live_api.url, headers={"Authorization": f"Bearer {token}"}, checks=CHECKS

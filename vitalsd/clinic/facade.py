@@ -28,6 +28,7 @@ from vitalsd.store.engine import (
 )
 from vitalsd.store.events import EventBus
 
+from .accounts import Accounts
 from .alerting import Alerting
 from .equipment import Equipment
 from .ingest import Ingest
@@ -121,6 +122,7 @@ class Clinic:
             self.writer_engine, bus or EventBus(reads), WriterMemory(loader), self.now
         )
         self._registry = Registry(self._uow)
+        self._accounts = Accounts(self._uow)
         self._sessions = Sessions(self._uow, loader, known, default_protocol, stale_after)
         self._ingest = Ingest(self._uow, stale_after)
         self._equipment = Equipment(self._uow, self.now)
@@ -205,6 +207,12 @@ class Clinic:
     assign_cuff = _lend("_registry", Registry.assign_cuff)
     create_user = _lend("_registry", Registry.create_user)
     set_user_disabled = _lend("_registry", Registry.set_user_disabled)
+    # -- accounts: sign-in, tokens, passwords, roles, lockout (issue #17) ---------------
+    record_login = _lend("_accounts", Accounts.record_login)
+    record_logout = _lend("_accounts", Accounts.record_logout)
+    set_password = _lend("_accounts", Accounts.set_password)
+    set_user_role = _lend("_accounts", Accounts.set_user_role)
+    unlock_user = _lend("_accounts", Accounts.unlock_user)
     # -- sessions ----------------------------------------------------------------------
     start_session = _lend("_sessions", Sessions.start_session)
     record_dose = _lend("_sessions", Sessions.record_dose)
@@ -234,6 +242,7 @@ class Clinic:
     list_patients = _lend("_reads", Reads.list_patients)
     list_chairs = _lend("_reads", Reads.list_chairs)
     get_user = _lend("_reads", Reads.get_user)
+    get_account = _lend("_reads", Reads.get_account)
     list_users = _lend("_reads", Reads.list_users)
     get_session = _lend("_reads", Reads.get_session)
     list_sessions = _lend("_reads", Reads.list_sessions)

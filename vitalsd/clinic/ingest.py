@@ -16,12 +16,13 @@ from sqlalchemy.sql.dml import Insert
 
 from vitalsd import views
 from vitalsd.auth import Actor
-from vitalsd.domain import CuffReading, ReadingSource, require_utc
+from vitalsd.domain import AuditAction, CuffReading, ReadingSource, require_utc
 from vitalsd.domain import Reading as ReadingFacts
 from vitalsd.errors import Conflict, InvalidInput
 from vitalsd.store import models
 from vitalsd.store.events import Event, EventType
 from vitalsd.thresholds import blood_pressure_category
+from vitalsd.timebounds import SessionSpan, within_session
 
 from .lookups import ensure_device, get
 from .rows import cuff_key as checked_cuff_key
@@ -81,11 +82,9 @@ class Ingest:
             row = state.row
             if row.closed_at is not None:
                 raise Conflict("the session is closed")
-            measured = tx.now if measured_at is None else require_utc(measured_at, "measured_at")
-            if measured > tx.now:
-                raise InvalidInput("measured_at is in the future")
-            if measured < row.started_at:
-                raise InvalidInput("measured_at is before the session started")
+            measured = within_session(
+                measured_at, "measured_at", SessionSpan(row.started_at), tx.now
+            )
             facts = ReadingFacts(
                 id=None,
                 measured_at=measured,
@@ -114,6 +113,14 @@ class Ingest:
             )
             if reading is None:  # no device address: the unique keys never match
                 raise Conflict("this reading was stored already")
+            tx.audit(
+                by.username,
+                AuditAction.MANUAL_READING,
+                "reading",
+                reading.id,
+                session_id=row.id,
+                note=f"{facts.systolic:g}/{facts.diastolic:g} at {measured.isoformat()}",
+            )
             return reading_view(reading)
 
     async def ingest_cuff_measurement(

@@ -1,15 +1,16 @@
 """Row lookups every service shares: a row by id (or `NotFound`), a chair's open
-session, a cuff's device row (made on first sight)."""
+session, a cuff's device row (made on first sight), a user by name up to case."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vitalsd.domain import ConnectionState
+from vitalsd.accounts import refuse_last_admin
+from vitalsd.domain import ConnectionState, Role
 from vitalsd.errors import NotFound
 from vitalsd.store import models
 
@@ -40,3 +41,29 @@ async def ensure_device(session: AsyncSession, address: str, now: datetime) -> m
         session.add(device)
         await session.flush()
     return device
+
+
+def user_named(username: str) -> Select[Any]:
+    """The user whose name is `username` up to case (names are case-insensitive)."""
+    return select(models.User).where(models.User.username_key == models.username_key(username))
+
+
+async def user_row(session: AsyncSession, username: str) -> models.User:
+    row: models.User | None = await session.scalar(user_named(username))
+    if row is None:
+        raise NotFound(f"no user {username!r}")
+    return row
+
+
+async def guard_last_admin(session: AsyncSession, row: models.User) -> None:
+    """Refuse to take `row` out of the active admins if it is the last one."""
+    if row.role != Role.ADMIN.value or row.disabled:
+        return
+    others = await session.scalar(
+        select(func.count(models.User.id)).where(
+            models.User.role == Role.ADMIN.value,
+            models.User.disabled.is_(False),
+            models.User.id != row.id,
+        )
+    )
+    refuse_last_admin(int(others or 0))

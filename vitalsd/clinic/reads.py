@@ -12,14 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vitalsd import views
+from vitalsd.accounts import Account
 from vitalsd.domain import AlertKind, AlertState, CheckState, require_utc
-from vitalsd.errors import InvalidInput, NotFound
+from vitalsd.errors import InvalidInput
 from vitalsd.exports.query import read_snapshot
 from vitalsd.store import models
 from vitalsd.store.engine import is_sqlite
 
-from .lookups import get
+from .lookups import get, user_row
 from .rows import (
+    account_of,
     alert_view,
     audit_view,
     check_view,
@@ -80,10 +82,12 @@ class Reads:
 
     async def get_user(self, username: str) -> views.UserView:
         async with self._reads() as session:
-            row = await session.scalar(select(models.User).where(models.User.username == username))
-            if row is None:
-                raise NotFound(f"no user {username!r}")
-            return user_view(row)
+            return user_view(await user_row(session, username))
+
+    async def get_account(self, username: str) -> Account:
+        """The account sign-in checks (any case of the name); NotFound if none."""
+        async with self._reads() as session:
+            return account_of(await user_row(session, username))
 
     async def list_users(self) -> list[views.UserView]:
         async with self._reads() as session:
@@ -214,9 +218,13 @@ class Reads:
         entity_id: int | None = None,
         session_id: int | None = None,
         limit: int = 1000,
+        after_id: int | None = None,
     ) -> list[views.AuditView]:
+        """`after_id`: the cursor, the last id a page held."""
         async with self._reads() as session:
             query = select(models.AuditRecord).order_by(models.AuditRecord.id).limit(limit)
+            if after_id is not None:
+                query = query.where(models.AuditRecord.id > after_id)
             if entity is not None:
                 query = query.where(models.AuditRecord.entity == entity)
             if entity_id is not None:

@@ -9,11 +9,12 @@ from sqlalchemy import select
 from vitalsd import views
 from vitalsd.auth import SYSTEM_ACTOR, Actor
 from vitalsd.domain import AuditAction, Role
-from vitalsd.errors import Conflict, InvalidInput, NotFound
+from vitalsd.errors import Conflict
 from vitalsd.store import models
 from vitalsd.store.events import EventType
+from vitalsd.timebounds import plausible_date_of_birth
 
-from .lookups import ensure_device, get, open_session_of_chair
+from .lookups import ensure_device, get, guard_last_admin, open_session_of_chair, user_row
 from .rows import device_view, patient_view, text, user_view
 from .unit_of_work import UnitOfWork
 
@@ -30,8 +31,7 @@ class Registry:
         ident = text(identifier, "identifier", required=True)
         name = text(display_name, "display_name", required=True)
         async with self._uow.transaction() as tx:
-            if date_of_birth > tx.now.date():
-                raise InvalidInput("date_of_birth is in the future")
+            plausible_date_of_birth(date_of_birth, tx.now.date())
             exists = await tx.session.scalar(
                 select(models.Patient.id).where(models.Patient.identifier == ident)
             )
@@ -111,10 +111,12 @@ class Registry:
         name = text(username, "username", required=True)
         async with self._uow.transaction(wake=False) as tx:
             exists = await tx.session.scalar(
-                select(models.User.id).where(models.User.username == name)
+                select(models.User.username).where(
+                    models.User.username_key == models.username_key(str(name))
+                )
             )
             if exists is not None:
-                raise Conflict(f"user {name!r} exists")
+                raise Conflict(f"user {exists!r} exists (usernames ignore case)")
             row = models.User(
                 username=name,
                 password_hash=password_hash,
@@ -130,11 +132,10 @@ class Registry:
         self, username: str, disabled: bool, *, by: Actor
     ) -> views.UserView:
         async with self._uow.transaction(wake=False) as tx:
-            row = await tx.session.scalar(
-                select(models.User).where(models.User.username == username)
-            )
-            if row is None:
-                raise NotFound(f"no user {username!r}")
+            row = await user_row(tx.session, username)
+            if disabled and not row.disabled:
+                await guard_last_admin(tx.session, row)
+                row.token_version += 1  # its tokens end at once, and stay ended
             row.disabled = disabled
             tx.audit(
                 by.username,

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from vitalsd import views
+from vitalsd.accounts import Account
 from vitalsd.alerts import Alert
 from vitalsd.domain import (
     AlertKind,
     AlertState,
     CheckState,
+    DoseFlag,
     Drug,
     Priority,
     ReadingFlag,
@@ -58,11 +61,18 @@ def reading_facts(row: models.Reading) -> ReadingFacts:
 
 
 def dose_facts(row: models.Dose) -> DoseFacts:
-    return copied(DoseFacts, row, drug=Drug(row.drug), route=Route(row.route))
+    return copied(
+        DoseFacts,
+        row,
+        drug=Drug(row.drug),
+        route=Route(row.route),
+        flags=frozenset(DoseFlag(f) for f in row.flags),
+    )
 
 
-# What a stored alert row holds of the domain's `Alert` (its id is the row's own).
-ALERT_FIELDS = tuple(name for name in _field_names(Alert) if name != "id")
+# What a stored alert row holds of the domain's `Alert` (its id is the row's own; the
+# snoozing so far is stored in seconds).
+ALERT_FIELDS = tuple(name for name in _field_names(Alert) if name not in ("id", "snoozed_total"))
 
 
 def alert_of(row: models.Alert) -> Alert:
@@ -73,6 +83,7 @@ def alert_of(row: models.Alert) -> Alert:
         priority=Priority(row.priority),
         state=AlertState(row.state),
         addressed_to=Role(row.addressed_to),
+        snoozed_total=timedelta(seconds=row.snoozed_seconds or 0.0),
     )
 
 
@@ -80,6 +91,7 @@ def write_alert(row: models.Alert, alert: Alert) -> None:
     for name in ALERT_FIELDS:
         value = getattr(alert, name)
         setattr(row, name, value.value if hasattr(value, "value") else value)
+    row.snoozed_seconds = alert.snoozed_total.total_seconds()
 
 
 def alert_view(row: models.Alert) -> views.AlertView:
@@ -155,4 +167,17 @@ def stored_check(row: models.Check) -> StoredCheck:
         state=CheckState(row.state),
         required=bool(row.required),
         id=row.id,
+    )
+
+
+def account_of(row: models.User) -> Account:
+    """A user as sign-in sees them (`vitalsd.accounts`)."""
+    return Account(
+        id=row.id,
+        username=row.username,
+        role=row.role,
+        disabled=row.disabled,
+        token_version=row.token_version,
+        failed_logins=row.failed_logins,
+        locked_at=row.locked_at,
     )

@@ -40,10 +40,11 @@ from vitalsd.evaluation import (
     hold_overrides,
     infusion_running,
 )
-from vitalsd.protocol import Protocol
+from vitalsd.protocol import DoseOutOfRange, Protocol
 from vitalsd.schedule import derive_dose_increase
 from vitalsd.store import models
 from vitalsd.store.events import EventType
+from vitalsd.timebounds import SessionSpan, session_start, within_session
 
 from .lookups import get, open_session_of_chair
 from .rows import alert_of, check_view, dose_view, side_effect_view, text
@@ -89,9 +90,7 @@ class Sessions:
         if course_session is not None and course_session < 1:
             raise InvalidInput("course_session counts from 1")
         async with self._uow.transaction() as tx:
-            start = _when(tx, started_at, "started_at")
-            if start > tx.now:
-                raise InvalidInput("started_at is in the future")
+            start = session_start(started_at, tx.now)
             patient = await get(tx.session, models.Patient, patient_id, "patient")
             chair = await get(tx.session, models.Chair, chair_id, "chair")
             busy = await open_session_of_chair(tx.session, chair.id)
@@ -150,11 +149,8 @@ class Sessions:
         reason = text(override_reason, "override_reason")
         async with self._uow.transaction() as tx:
             row = await _open_session(tx, session_id, "the session is closed")
-            given = _when(tx, given_at, "given_at")
-            if given > tx.now:
-                raise InvalidInput("given_at is in the future")
-            if given < row.started_at:
-                raise InvalidInput("given_at is before the session started")
+            given = within_session(given_at, "given_at", SessionSpan(row.started_at), tx.now)
+            _check_dose_amount(self._loader.protocol_of(row), drug_value, route_value, amount_mg)
             ended = None if ended_at is None else require_utc(ended_at, "ended_at")
             if ended is not None and (ended < given or ended > tx.now):
                 raise InvalidInput("ended_at must be after given_at and not in the future")
@@ -285,9 +281,8 @@ class Sessions:
             raise InvalidInput(f"severity is 0 (none) to 3 (severe), got {severity!r}")
         async with self._uow.transaction() as tx:
             row = await get(tx.session, models.Session, session_id, "session")
-            seen = _when(tx, observed_at, "observed_at")
-            if seen > tx.now:
-                raise InvalidInput("observed_at is in the future")
+            span = SessionSpan(row.started_at, row.closed_at)
+            seen = within_session(observed_at, "observed_at", span, tx.now)
             effect_row = models.SideEffect(
                 session_id=row.id,
                 effect=effect_value.value,
@@ -301,7 +296,8 @@ class Sessions:
                 by.username,
                 AuditAction.SIDE_EFFECT,
                 row,
-                note=f"{effect_value.value} severity {severity}",
+                note=f"{effect_value.value} severity {severity}; side effect "
+                f"{effect_row.id} observed {seen.isoformat()}",
             )
             state = await self._loader.load(tx.session, row)
             tx.emit(EventType.SESSION_UPDATED, state.view(tx.now).as_dict())
@@ -410,3 +406,11 @@ async def _open_session(tx: Tx, session_id: int, closed: str) -> models.Session:
 def _when(tx: Tx, moment: datetime | None, name: str) -> datetime:
     """When a user says something happened: now, unless given (in UTC)."""
     return tx.now if moment is None else require_utc(moment, name)
+
+
+def _check_dose_amount(protocol: Protocol, drug: Drug, route: Route, amount_mg: float) -> None:
+    """The dose's amount and route within the session's protocol file's `[doses]`."""
+    try:
+        protocol.doses.check(drug.value, route.value, float(amount_mg))
+    except DoseOutOfRange as error:
+        raise InvalidInput(str(error)) from None

@@ -18,6 +18,7 @@ from typing import Final
 
 from vitalsd.exports.record import CheckRecord, SessionRecord
 from vitalsd.protocol import ThresholdLimits
+from vitalsd.timebounds import SessionSpan, chart_span
 
 WIDTH: Final = 960
 HEIGHT: Final = 380
@@ -60,23 +61,26 @@ class _Scale:
         fraction = (at - self.start).total_seconds() / span
         return round(LEFT + fraction * (WIDTH - LEFT - RIGHT), 1)
 
+    def shows(self, at: datetime) -> bool:
+        """Whether `at` falls on the axis (a time outside the session's span, from data
+        stored before validation bounded it, is listed in the report, not drawn)."""
+        return self.start <= at <= self.end
+
     def y(self, value: float) -> float:
         fraction = (value - self.low) / (self.high - self.low)
         return round(PLOT_BOTTOM - fraction * (PLOT_BOTTOM - TOP), 1)
 
 
 def _time_span(record: SessionRecord, now: datetime) -> tuple[datetime, datetime]:
-    moments = [record.started_at]
-    moments += [r.measured_at for r in record.readings]
+    """The session's span (issue #17: bounded whatever the data holds, so a year-1 time
+    cannot make the axis millennia long and the chart hundreds of thousands of ticks)."""
+    moments = [r.measured_at for r in record.readings]
     moments += [d.given_at for d in record.doses]
     moments += [d.ended_at for d in record.doses if d.ended_at is not None]
     moments += [s.observed_at for s in record.side_effects]
     moments += [a.raised_at for a in record.alerts]
-    start = min(moments)
-    end = max([*moments, record.closed_at or now])
-    if end - start < timedelta(minutes=30):
-        end = start + timedelta(minutes=30)
-    return start, end
+    span = SessionSpan(record.started_at, record.closed_at)
+    return chart_span(span, moments, now, minimum=timedelta(minutes=30))
 
 
 def _value_span(record: SessionRecord) -> tuple[float, float]:
@@ -212,10 +216,12 @@ def timeline_svg(
         tick += step
 
     for dose in record.doses:
+        if not scale.shows(dose.given_at):
+            continue
         x = scale.x(dose.given_at)
         label = f"{dose.amount_mg:g} mg {dose.drug} {dose.route}"
         if dose.ended_at is not None and dose.ended_at > dose.given_at:
-            x1 = scale.x(dose.ended_at)
+            x1 = scale.x(min(dose.ended_at, scale.end))
             parts.append(
                 f'<rect x="{x}" y="{TOP}" width="{round(x1 - x, 1)}" height="6" fill="#6a3d9a"/>'
             )
@@ -227,7 +233,12 @@ def timeline_svg(
         )
 
     valid = [
-        r for r in record.readings if r.valid and r.systolic is not None and r.diastolic is not None
+        r
+        for r in record.readings
+        if r.valid
+        and r.systolic is not None
+        and r.diastolic is not None
+        and scale.shows(r.measured_at)
     ]
     for series, colour, name in (
         ([(r.measured_at, r.systolic) for r in valid], SYSTOLIC_COLOUR, "systolic"),
@@ -266,7 +277,7 @@ def timeline_svg(
             )
         parts.append("</g>")
     for reading in record.readings:
-        if reading.valid:
+        if reading.valid or not scale.shows(reading.measured_at):
             continue
         x = scale.x(reading.measured_at)
         reason = reading.failure_reason or "failed measurement"
@@ -278,6 +289,8 @@ def timeline_svg(
         )
 
     for alert in record.alerts:
+        if not scale.shows(alert.raised_at):
+            continue
         x = scale.x(alert.raised_at)
         colour = PRIORITY_COLOURS.get(alert.priority, "#7f7f7f")
         who = f"; acknowledged by {alert.acknowledged_by}" if alert.acknowledged_by else ""
@@ -291,6 +304,8 @@ def timeline_svg(
     parts.append(f'<text x="4" y="{EFFECTS_ROW + 4}" font-size="11">side effects</text>')
     parts.append(_legend())
     for effect in record.side_effects:
+        if not scale.shows(effect.observed_at):
+            continue
         x = scale.x(effect.observed_at)
         label = f"{effect.effect.replace('_', ' ')} ({effect.severity})"
         parts.append(

@@ -90,14 +90,32 @@ class EventRow(Base):
     data: Mapped[dict[str, Any]]
 
 
+def username_key(username: str) -> str:
+    """What makes two usernames the same one: case does not (`Nurse` is `nurse`)."""
+    return username.casefold()
+
+
+def _username_key_default(context: Any) -> str:
+    return username_key(str(context.get_current_parameters()["username"]))
+
+
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (Index("uq_users_username_key", "username_key", unique=True),)
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(128), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # Migration 0003 (issue #17): the case-folded name, unique; every token carries the
+    # version it was issued under and stops working when it moves on (logout, disable,
+    # password or role change); failed logins in a row lock the account until an admin
+    # unlocks it.
+    username_key: Mapped[str] = mapped_column(String(128), default=_username_key_default)
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    locked_at: Mapped[datetime | None]
 
 
 class Patient(Base):
@@ -265,6 +283,13 @@ class Alert(Base):
     reading_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"))
     check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id"))
     unverified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Alarm behaviour (migration 0004): latched, latest value, worsening, snoozes.
+    condition_cleared_at: Mapped[datetime | None]
+    latest_reading_id: Mapped[int | None] = mapped_column(Integer)
+    latest_message: Mapped[str | None] = mapped_column(Text)
+    notified_systolic: Mapped[float | None] = mapped_column(Float)
+    notified_diastolic: Mapped[float | None] = mapped_column(Float)
+    snoozed_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     addressed_to: Mapped[str] = mapped_column(String(16))
     raised_at: Mapped[datetime]
     notified_at: Mapped[datetime]

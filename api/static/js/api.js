@@ -23,6 +23,16 @@ function detailOf(body, status) {
   return `request failed (HTTP ${status})`;
 }
 
+const CSRF_COOKIE = "vitalsd_csrf";
+
+function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...rest] = part.trim().split("=");
+    if (name === CSRF_COOKIE) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
 export class Api {
   constructor({ onUnauthorized } = {}) {
     this.onUnauthorized = onUnauthorized || (() => {});
@@ -45,6 +55,12 @@ export class Api {
 
   async send(method, path, body) {
     const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    // Double-submit CSRF token (api/guards.py): the server set it at sign-in in a cookie
+    // only this origin's script can read; a forged request from elsewhere cannot send it.
+    if (method !== "GET" && method !== "HEAD") {
+      const csrf = csrfToken();
+      if (csrf) init.headers["X-CSRF-Token"] = csrf;
+    }
     if (body instanceof URLSearchParams) {
       init.body = body;
     } else if (body !== undefined) {
@@ -119,6 +135,29 @@ export class Api {
 
   me() {
     return this.get("/api/auth/me");
+  }
+
+  /** Change the signed-in user's password; every session of theirs ends (sign in again). */
+  async changePassword(currentPassword, newPassword) {
+    await this.post("/api/auth/password", {
+      current_password: currentPassword,
+      new_password: newPassword,
+    });
+    localStorage.removeItem(SIGNED_IN_UNTIL);
+  }
+
+  async users() {
+    return Api.items(await this.get("/api/users"));
+  }
+
+  resetPassword(username, newPassword) {
+    return this.post(`/api/users/${encodeURIComponent(username)}/password`, {
+      new_password: newPassword,
+    });
+  }
+
+  unlockUser(username) {
+    return this.post(`/api/users/${encodeURIComponent(username)}/unlock`);
   }
 
   health() {

@@ -95,9 +95,12 @@ export function sparkline(readings, { width, height, baseline, from, to }) {
   return root;
 }
 
+// The longest time axis the session view draws (vitalsd.timebounds.MAX_CHART_SPAN).
+const MAX_SPAN_MS = 48 * 3600_000;
+
 function niceStep(spanMinutes) {
-  for (const step of [5, 10, 15, 30, 60, 120]) if (spanMinutes / step <= 8) return step;
-  return 240;
+  for (const step of [5, 10, 15, 30, 60, 120, 240, 480]) if (spanMinutes / step <= 8) return step;
+  return 720;
 }
 
 const CHECK_STATE_TEXT = {
@@ -126,20 +129,27 @@ export function timeline({
   const margin = { left: 56, right: 150, top: 48, bottom: 120 };
   const plotW = Math.max(100, width - margin.left - margin.right);
   const plotH = Math.max(100, height - margin.top - margin.bottom);
-  const valid = readings.filter((r) => r.valid !== false && r.systolic !== null);
 
-  const times = [parseTime(session.started_at)];
-  for (const r of readings) times.push(parseTime(r.measured_at));
-  for (const d of doses) times.push(parseTime(d.given_at));
-  for (const e of sideEffects) times.push(parseTime(e.observed_at));
-  for (const c of checks) {
-    if (c.window_start) times.push(parseTime(c.window_start));
-    if (c.window_end) times.push(parseTime(c.window_end));
-  }
-  const closed = parseTime(session.closed_at);
-  times.push(closed ?? now);
-  const start = Math.min(...times);
-  const end = Math.max(start + 30 * 60_000, Math.max(...times));
+  // The axis is the session's span (issue #17): from its start to its close (or now),
+  // stretched to a later check window or late reading, at most MAX_SPAN_MS long (the last
+  // part kept), whatever times the data holds; what falls outside it is not drawn.
+  const sessionEnd = parseTime(session.closed_at) ?? now;
+  const later = [];
+  for (const r of readings) later.push(parseTime(r.measured_at));
+  for (const c of checks) if (c.window_end) later.push(parseTime(c.window_end));
+  let end = sessionEnd;
+  for (const t of later) if (t > end && t <= sessionEnd + MAX_SPAN_MS) end = t;
+  const start = Math.max(parseTime(session.started_at), end - MAX_SPAN_MS);
+  end = Math.max(end, start + 30 * 60_000);
+  const shown = (value) => {
+    const t = parseTime(value);
+    return t !== null && t >= start && t <= end;
+  };
+  readings = readings.filter((r) => shown(r.measured_at));
+  doses = doses.filter((d) => shown(d.given_at));
+  sideEffects = sideEffects.filter((e) => shown(e.observed_at));
+  checks = checks.filter((c) => !c.window_start || shown(c.window_start));
+  const valid = readings.filter((r) => r.valid !== false && r.systolic !== null);
 
   let lo = 40;
   let hi = 200;
@@ -255,7 +265,7 @@ export function timeline({
     .sort((a, b) => parseTime(a.window_start) - parseTime(b.window_start));
   for (const check of ordered) {
     const x0 = x(parseTime(check.window_start));
-    const x1 = check.window_end ? x(parseTime(check.window_end)) : x0 + 8;
+    const x1 = check.window_end ? x(Math.min(parseTime(check.window_end), end)) : x0 + 8;
     // The first free lane, else the one that frees up first.
     let lane = laneEnds.findIndex((end) => end <= x0);
     if (lane < 0) lane = laneEnds.indexOf(Math.min(...laneEnds));
@@ -294,7 +304,7 @@ export function timeline({
           class: "infusion",
           x: dx,
           y: margin.top,
-          width: Math.max(2, x(parseTime(dose.ended_at)) - dx),
+          width: Math.max(2, x(Math.min(parseTime(dose.ended_at), end)) - dx),
           height: plotH,
         }),
       );

@@ -8,6 +8,7 @@ import { h, setAttr, setText } from "./dom.js";
 import { clockTime, parseTime } from "./format.js";
 import { ClinicState } from "./state.js";
 import { EventStream, StreamStatus } from "./stream.js";
+import { AccountView } from "./views/account.js";
 import { AlertBanner, AlertsView } from "./views/alerts.js";
 import { DevicesView } from "./views/devices.js";
 import { LoginView } from "./views/login.js";
@@ -65,12 +66,13 @@ class Dashboard {
       h("a", { href: "#/devices", "data-route": "devices" }, "Cuffs"),
     );
     this.signOut = h("button", { type: "button", class: "button button-quiet", onclick: () => this.logOut() }, "Sign out");
+    this.account = h("a", { href: "#/account", class: "button button-quiet", "data-route": "account" }, "Account");
     this.header = h(
       "header",
       { class: "topbar" },
       h("span", { class: "brand" }, "vitalsd"),
       this.nav,
-      h("div", { class: "topbar-right" }, this.clockText, this.connection, this.soundState, this.userText, this.signOut),
+      h("div", { class: "topbar-right" }, this.clockText, this.connection, this.soundState, this.userText, this.account, this.signOut),
     );
     this.banner = new AlertBanner(this);
     this.main = h("main", { id: "main", tabindex: "-1" });
@@ -197,6 +199,9 @@ class Dashboard {
     } else if (hash === "#/devices") {
       view = new DevicesView(this);
       name = "devices";
+    } else if (hash === "#/account") {
+      view = new AccountView(this);
+      name = "account";
     } else {
       view = new WardView(this);
       name = "ward";

@@ -157,7 +157,7 @@ export class EventStream {
       // Reachable at all? And is the server's event log still ours (not a fresh database
       // behind our last seq, which would make `since` mean nothing)?
       const health = await this.api.health();
-      const head = health && health.database ? health.database.last_seq : null;
+      const head = health ? (health.last_seq ?? null) : null;
       if (since !== null && head !== null && head !== undefined && since > head) since = null;
       if (this.attempts > 2) {
         await this.api.me(); // a 401 here means the sign-in ended: the app shows the login
