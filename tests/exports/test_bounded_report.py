@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from tests.exports.conftest import NURSE, Clock, EsketamineSession, bearer
+from tests.clock import FakeClock
+from tests.exports.conftest import NURSE, EsketamineSession, bearer
 from vitalsd.store.engine import create_engine
 
 
@@ -36,7 +37,7 @@ async def backdate(database: Path, session_id: int) -> None:
 async def test_a_session_backdated_to_year_1_gets_a_small_report_and_a_pdf(
     client: httpx.AsyncClient,
     esketamine_session: EsketamineSession,
-    clock: Clock,
+    clock: FakeClock,
     tmp_path: Path,
 ) -> None:
     await backdate(tmp_path / "vitalsd.sqlite3", esketamine_session.id)
@@ -51,7 +52,7 @@ async def test_a_session_backdated_to_year_1_gets_a_small_report_and_a_pdf(
 
 
 async def test_the_report_page_may_style_itself_but_runs_no_script(
-    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: Clock
+    client: httpx.AsyncClient, esketamine_session: EsketamineSession, clock: FakeClock
 ) -> None:
     response = await client.get(
         f"/api/sessions/{esketamine_session.id}/report", headers=bearer(NURSE, clock)
