@@ -17,7 +17,8 @@ from fastapi import Depends, HTTPException
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from api.guards import TOKEN_COOKIE
+# The dashboard's HttpOnly cookie (issue #6), named where the CSRF guard reads it.
+from api.guards import TOKEN_COOKIE as TOKEN_COOKIE
 from api.handshake import AccountCache, SnapshotCache
 from api.stream import StreamHub
 from api.throttle import LoginThrottle
@@ -36,7 +37,6 @@ from vitalsd.domain import Role
 from vitalsd.errors import NotFound
 from vitalsd.settings import Settings
 
-__all__ = ["TOKEN_COOKIE"]  # the dashboard's HttpOnly cookie (issue #6), see api/guards.py
 TOKEN_URL: Final = "/api/auth/token"
 
 BleStatus = Callable[[], Mapping[str, object]]

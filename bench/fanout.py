@@ -114,7 +114,8 @@ async def our_server(cuffs: int) -> AsyncIterator[OurServer]:
     clinic = Clinic(engine, bus=bus)
     await clinic.create_user("nurse", "not-a-real-hash", Role.NURSE)
     tokens = TokenIssuer(SECRET, lifetime=timedelta(hours=8))
-    app = create_app(clinic, Settings(data_dir=root), tokens=tokens)
+    # Every client signs in as the one nurse: lift the per-user stream cap (issue #17).
+    app = create_app(clinic, Settings(data_dir=root, max_streams_per_user=1_000_000), tokens=tokens)
     config = uvicorn.Config(
         app,
         log_config=None,

@@ -101,6 +101,10 @@ class Serve:
             VITALSD_HOST="127.0.0.1",
             VITALSD_BLE=self.ble,
             VITALSD_TOKEN_SECRET=SECRET,
+            # Every client signs in as the one nurse: lift the per-user cap (issue #17).
+            VITALSD_MAX_STREAMS_PER_USER="1000000",
+            # wait_connected reads the radio's state from /healthz without signing in.
+            VITALSD_PUBLIC_HEALTH_DETAILS="true",
         )
         started = time.monotonic()
         with self.log.open("ab") as err:

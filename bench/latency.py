@@ -199,7 +199,13 @@ class RunningClinic:
 @contextlib.asynccontextmanager
 async def running_daemon(cuff_count: int) -> AsyncIterator[RunningClinic]:
     root = Path(tempfile.mkdtemp(prefix="vitalsd-latency-"))
-    settings = Settings(data_dir=root, host="127.0.0.1", port=0, token_secret=SecretStr(SECRET))
+    settings = Settings(
+        data_dir=root,
+        host="127.0.0.1",
+        port=0,
+        token_secret=SecretStr(SECRET),
+        max_streams_per_user=1_000_000,  # every client signs in as the one nurse (#17)
+    )
     clock = SimClock(SPEED)
     clinic = await Clinic.open(settings, clock=clock.now)
     radio = VirtualRadio()

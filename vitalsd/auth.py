@@ -22,10 +22,12 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from vitalsd.alerts import SYSTEM
 from vitalsd.domain import Role
-from vitalsd.passwords import MIN_PASSWORD_LENGTH, WeakPassword, check_new_password
-from vitalsd.settings import Settings
 
-__all__ = ["MIN_PASSWORD_LENGTH", "WeakPassword"]
+# The password policy lives in vitalsd.passwords; its names stay importable from here.
+from vitalsd.passwords import MIN_PASSWORD_LENGTH as MIN_PASSWORD_LENGTH
+from vitalsd.passwords import WeakPassword as WeakPassword
+from vitalsd.passwords import check_new_password
+from vitalsd.settings import Settings
 
 
 @dataclass(frozen=True)

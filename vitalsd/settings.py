@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     # Swagger UI at /docs (it loads its script from a CDN): off unless asked for.
     api_docs: bool = False
+    # `/healthz` details (database, radio, streams) for anyone, not only a signed-in
+    # admin: for a monitor on a trusted network that cannot sign in.
+    public_health_details: bool = False
     # Login throttling: attempts per client address, failed attempts per username (the
     # `limits` library's notation), and failures in a row that lock an account until an
     # admin unlocks it.

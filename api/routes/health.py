@@ -44,7 +44,8 @@ async def health(request: Request, context: Context) -> JSONResponse:
     if role is not None:
         # A signed-in dashboard compares the event log's head with its own `since`.
         body = Health(status=status, last_seq=database.last_seq)
-    if role is not None and role_may(role, Permission.MANAGE_USERS):
+    admin = role is not None and role_may(role, Permission.MANAGE_USERS)
+    if admin or context.settings.public_health_details:
         body = Health(
             status=status,
             last_seq=database.last_seq,

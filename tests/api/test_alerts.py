@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.api.conftest import Ward
+from api.app import create_app
+from tests.api.conftest import StepClock, Ward
 from tests.api.test_sessions import reading, start
+from vitalsd.auth import PasswordHasher, TokenIssuer
+from vitalsd.clinic import Clinic
 from vitalsd.domain import Role
+from vitalsd.settings import Settings
 
 Auth = dict[Role, dict[str, str]]
 
@@ -159,3 +164,20 @@ async def test_dashboard_is_served_at_the_root(client: httpx.AsyncClient) -> Non
     response = await client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_health_details_may_be_made_public_for_a_monitor(
+    clinic: Clinic, tmp_path: Path, clock: StepClock, tokens: TokenIssuer
+) -> None:
+    app = create_app(
+        clinic,
+        Settings(data_dir=tmp_path, public_health_details=True),
+        tokens=tokens,
+        passwords=PasswordHasher(),
+        clock=clock,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://vitalsd.test"
+    ) as http:
+        body = (await http.get("/healthz")).json()
+    assert body["ble"] == {"state": "not_running"}

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from api.app import create_app
-from api.guards import CSRF_COOKIE, TOKEN_COOKIE
+from api.guards import CSRF_COOKIE, TOKEN_COOKIE, origin_allowed
 from api.headers import CONTENT_SECURITY_POLICY
 from tests.api.conftest import PASSWORD, FakeClock, serving
 from vitalsd.auth import PasswordHasher, TokenIssuer
@@ -185,3 +185,22 @@ async def test_swagger_ui_is_off_unless_asked_for(
         docs = await http.get("/docs")
     assert docs.status_code == 200
     assert "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "scheme", "host", "allowed"),
+    [
+        ("https://clinic.example", "https", "clinic.example", True),  # behind a TLS proxy
+        ("https://clinic.example:443", "https", "clinic.example", True),
+        ("http://clinic.example", "https", "clinic.example", False),
+        ("https://clinic.example:8443", "https", "clinic.example", False),
+        ("http://127.0.0.1:8000", "ws", "127.0.0.1:8000", True),  # the /ws handshake
+        ("http://127.0.0.1:8001", "http", "127.0.0.1:8000", False),
+        ("null", "http", "127.0.0.1:8000", False),
+    ],
+)
+def test_the_origin_check_compares_scheme_host_and_port(
+    origin: str, scheme: str, host: str, allowed: bool
+) -> None:
+    scope = {"type": "http", "scheme": scheme, "headers": [(b"host", host.encode())]}
+    assert origin_allowed(origin, scope, frozenset()) is allowed

@@ -54,6 +54,8 @@ async def main(argv: Sequence[str]) -> int:
         port=args.port,
         ble=args.ble,
         token_secret=SecretStr(args.secret),
+        # Every soak client signs in as the one nurse: lift the per-user cap (issue #17).
+        max_streams_per_user=1_000_000,
     )
     clock = shared_clock(args.speed, args.epoch_real, args.epoch_sim)
     clinic = await Clinic.open(settings, clock=clock.now)
