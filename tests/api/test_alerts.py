@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from api.app import create_app
-from tests.api.conftest import StepClock, Ward
+from tests.api.conftest import FakeClock, Ward
 from tests.api.test_sessions import reading, start
 from vitalsd.auth import PasswordHasher, TokenIssuer
 from vitalsd.clinic import Clinic
@@ -167,7 +167,7 @@ async def test_dashboard_is_served_at_the_root(client: httpx.AsyncClient) -> Non
 
 
 async def test_health_details_may_be_made_public_for_a_monitor(
-    clinic: Clinic, tmp_path: Path, clock: StepClock, tokens: TokenIssuer
+    clinic: Clinic, tmp_path: Path, clock: FakeClock, tokens: TokenIssuer
 ) -> None:
     app = create_app(
         clinic,
