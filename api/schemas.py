@@ -410,3 +410,5 @@ class Health(BaseModel):
     database: DatabaseHealth
     ble: dict[str, Any]
     streams: StreamHealth
+    # Several daemons on one PostgreSQL (#16): following the others' events; None alone.
+    feed: dict[str, Any] | None = None

@@ -686,10 +686,18 @@ class Clinic:
                             tx = _Tx(session, self.now(), known_seq=seq, optimistic=True)
                         else:
                             seq = await self._lock_event_counter(session)
-                            if not cached or seq != self._known_seq:
+                            if not cached or self._known_seq is None:  # #16
                                 self._forget_all()
+                            elif seq != self._known_seq:  # #16
+                                await self._forget_changed(session, self._known_seq, seq)  # #16
                             tx = _Tx(session, self.now(), known_seq=seq)
-                            if cached and not self._remembers_clinic:
+                            # #16: on PostgreSQL the counter lock is group-wide: never
+                            # load the whole clinic under it (memory fills as needed).
+                            if (
+                                cached
+                                and not self._remembers_clinic
+                                and self._dialect != "postgresql"
+                            ):  # #16
                                 await self._remember_clinic(tx)
                         yield tx
                         stored = await self._store_events(tx)
@@ -1059,6 +1067,9 @@ class Clinic:
                 from_state=previous,
                 to_state=cuff,
             )
+            if previous is not None and previous != cuff:  # #16: every daemon forgets its chair
+                released = await self._ensure_device(tx, previous)  # #16
+                tx.emit(EventType.DEVICE_STATUS, _device_view(released, None).as_dict())  # #16
             open_session = await self._open_session_of_chair(tx.session, chair.id)
             if cuff is not None:
                 tx.emit(EventType.DEVICE_STATUS, _device_view(device, chair.id).as_dict())
@@ -2604,6 +2615,63 @@ class Clinic:
                 due_checks=tuple(due),
                 devices=tuple(devices),
             )
+
+    # --- multi-node (#16) ---
+
+    # Another daemon's events that change one session's state.
+    SESSION_SCOPED_EVENTS = frozenset(
+        t.value
+        for t in (
+            EventType.READING,
+            EventType.MEASUREMENT_FAILED,
+            EventType.ALERT,
+            EventType.ALERT_UPDATED,
+            EventType.CHECK_DUE,
+            EventType.CHECK_OVERDUE,
+        )
+    )
+    # More events than this since the writer's last write: forget everything instead.
+    FORGET_CHANGED_LIMIT = 1000
+
+    async def _forget_changed(self, session: AsyncSession, after: int, upto: int) -> None:
+        """Other daemons committed events `after`..`upto` since this writer's last write:
+        forget only what they touched (their sessions, chairs, cuffs), read from their
+        events in one query, instead of the whole memory; anything it cannot place, or
+        too much at once, and it forgets everything. What is forgotten is loaded again
+        when needed, one session or chair at a time (never the whole clinic under the
+        group-wide counter lock)."""
+        if upto - after > self.FORGET_CHANGED_LIMIT:
+            self._forget_all()
+            return
+        rows = await session.execute(
+            select(EVENTS.c.type, EVENTS.c.data).where(EVENTS.c.seq > after, EVENTS.c.seq <= upto)
+        )
+        for kind, data in rows:
+            if not self._forget_touched(kind, data or {}):
+                self._forget_all()
+                return
+        # What is not remembered now may exist: look it up (`_session_for_cuff`).
+        self._remembers_clinic = False
+
+    def _forget_touched(self, kind: str, data: Mapping[str, Any]) -> bool:
+        """Forget what one event of another daemon says changed; False: unknown."""
+        if kind in self.SESSION_SCOPED_EVENTS:
+            self._states.pop(data.get("session_id") or 0, None)
+            return True
+        if kind == EventType.SESSION_UPDATED.value:
+            self._states.pop(data.get("id") or 0, None)
+            self._chair_sessions.pop(data.get("chair_id") or 0, None)
+            return True
+        if kind == EventType.DEVICE_STATUS.value:
+            address = str(data.get("address") or "").upper()
+            self._chair_of_cuff.pop(address, None)
+            self._devices.pop(address, None)
+            chair_id = data.get("chair_id")
+            for cuff, held_by in list(self._chair_of_cuff.items()):
+                if chair_id is not None and held_by == chair_id:
+                    del self._chair_of_cuff[cuff]  # the chair has another cuff now
+            return True
+        return False
 
 
 def mean_arterial_pressure_of(reading: ReadingFacts) -> float | None:

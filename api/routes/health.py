@@ -17,7 +17,13 @@ log = logging.getLogger(__name__)
 @router.get(
     "/healthz",
     response_model=Health,
-    responses={503: {"model": Health, "description": "The database does not answer"}},
+    responses={
+        503: {
+            "model": Health,
+            "description": "The database does not answer, or this node does not follow "
+            "the other daemons' events",
+        }
+    },
 )
 async def health(context: Context) -> JSONResponse:
     clinic = context.clinic
@@ -31,10 +37,13 @@ async def health(context: Context) -> JSONResponse:
         ble = dict(context.ble_status())
     except Exception as error:
         ble = {"state": "unknown", "error": type(error).__name__}
+    feed = clinic.bus.feed_report()  # #16: not following the group is degraded too
+    ok = database.ok and (feed is None or feed["state"] == "live")
     body = Health(
-        status="ok" if database.ok else "degraded",
+        status="ok" if ok else "degraded",
         database=database,
         ble=ble,
         streams=StreamHealth(clients=context.hub.clients, cut_off=context.hub.cut_off),
+        feed=feed,
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if database.ok else 503)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)

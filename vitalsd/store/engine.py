@@ -8,18 +8,23 @@ killed process. PostgreSQL works with the same code through `postgresql+asyncpg:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import URL, Connection, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from vitalsd.store.models import Base
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 MIGRATIONS = "vitalsd:migrations"
+# pg_advisory_xact_lock's key for migrating ("vitalsdM" as a 64-bit integer): daemons
+# starting at once on one database migrate one after the other (issue #16).
+MIGRATION_LOCK_KEY = int.from_bytes(b"vitalsdM", "big")
 # Readers (API reads, WebSocket snapshots, replays) share one pool, sized by the
 # `database_reader_*` settings; the clinic's writer has its own connection
 # (`writer_engine_for`), so a crowd of reconnecting tablets can hold every reader
@@ -28,6 +33,10 @@ MIGRATIONS = "vitalsd:migrations"
 # The clinic serialises its writes (one transaction at a time per process), so one
 # connection is all its writer needs; a second could only wait on the first's locks.
 WRITER_POOL_SIZE = 1
+# The writer's connection, idle this long (seconds), is pinged before it is used again:
+# the database may have restarted or cut it meanwhile (issue #16), and a write then
+# fails with nothing done. A busy writer is never pinged.
+WRITER_IDLE_PING_S = 1.0
 
 
 def sqlite_url(path: Path) -> str:
@@ -74,7 +83,7 @@ def writer_engine_for(readers: AsyncEngine) -> AsyncEngine:
     `readers` (WAL, `synchronous=FULL` on SQLite), its own one-connection pool."""
     if is_private_memory(readers.url):
         return readers
-    return create_engine(
+    engine = create_engine(
         readers.url.render_as_string(hide_password=False),
         pool_size=WRITER_POOL_SIZE,
         max_overflow=0,
@@ -89,6 +98,31 @@ def writer_engine_for(readers: AsyncEngine) -> AsyncEngine:
         # ingests again once on a new connection).
         pool_pre_ping=False,
     )
+    if not is_sqlite(engine):
+        event.listen(engine.sync_engine.pool, "checkin", _note_checkin)
+        event.listen(engine.sync_engine.pool, "checkout", _ping_after_idle)
+    return engine
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_after_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Hand out a live connection: one the driver knows closed, or that does not answer a
+    ping after `WRITER_IDLE_PING_S` idle, is replaced by a fresh one (the pool's own
+    reaction to `DisconnectionError`) before the transaction sends anything."""
+    driver_connection = getattr(dbapi_connection, "driver_connection", None)
+    if driver_connection is not None and driver_connection.is_closed():
+        # Closed under us (the server ended it, the line dropped): the driver knows.
+        raise DisconnectionError("the writer's connection was closed")
+    idle_since = record.info.get("checked_in_at")
+    if idle_since is None or time.monotonic() - idle_since < WRITER_IDLE_PING_S:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        raise DisconnectionError(f"the writer's idle connection is gone: {error}") from error
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
