@@ -81,6 +81,7 @@ from vitalsd.store.engine import (
     is_sqlite,
     migrate,
     session_factory,
+    session_url_for,
     writer_engine_for,
 )
 from vitalsd.store.events import (
@@ -639,13 +640,14 @@ class Clinic:
             stale_after=settings.stale_after,
             **kwargs,
         )
-        await clinic.start()
+        await clinic.start(settings.database_session_url)  # #16
         return clinic
 
-    async def start(self) -> None:
+    async def start(self, session_url: str | None = None) -> None:  # #16
         """Follow other daemons' events (PostgreSQL shared by several daemons)."""
         if not is_sqlite(self.engine):
-            await self.bus.listen(self.engine.url.render_as_string(hide_password=False))
+            url = self.engine.url.render_as_string(hide_password=False)  # #16
+            await self.bus.listen(session_url_for(url, session_url))  # #16
 
     async def close(self) -> None:
         await self.bus.close()
@@ -701,6 +703,10 @@ class Clinic:
                                 await self._remember_clinic(tx)
                         yield tx
                         stored = await self._store_events(tx)
+            except _MemoryOutdated:  # #16: only the sessions this attempt changed are in doubt
+                for session_id in tx.attached:  # #16
+                    self._states.pop(session_id, None)  # #16
+                raise  # #16
             except BaseException:
                 self._forget_all()
                 raise

@@ -58,7 +58,7 @@ from vitalsd.auth import PasswordHasher, token_issuer_for
 from vitalsd.clinic import Clinic, utc_now
 from vitalsd.errors import DomainError
 from vitalsd.settings import Settings
-from vitalsd.store.engine import is_sqlite
+from vitalsd.store.engine import is_sqlite, session_url_for
 from vitalsd.store.leader import TimerLeadership
 
 log = logging.getLogger(__name__)
@@ -354,8 +354,9 @@ class Daemon:
             await clinic.run_timers()
             return
         clinic.bus.follow(lambda _events: clinic.wake())
+        url = clinic.engine.url.render_as_string(hide_password=False)
         self.timer_leadership = TimerLeadership(
-            clinic.engine.url.render_as_string(hide_password=False), clinic.run_timers
+            session_url_for(url, self.settings.database_session_url), clinic.run_timers
         )
         await self.timer_leadership.run()
 
@@ -475,6 +476,7 @@ class Daemon:
 async def serve(settings: Settings) -> None:
     """`vitalsd serve`: open the database (migrating it), run until SIGTERM."""
     require_shared_secret(settings, settings.effective_database_url)
+    session_url_for(settings.effective_database_url, settings.database_session_url)
     clinic = await Clinic.open(settings)
     try:
         await Daemon(settings, clinic).run()

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import httpx
 import pytest
 from bumble.link import LocalLink
 from pydantic import SecretStr
+from sqlalchemy import event as sqlalchemy_event
 from websockets.asyncio.client import ClientConnection, connect
 
 from api.app import create_app
@@ -528,3 +530,78 @@ async def test_postgresql_without_a_token_secret_refuses_to_start(
     require_shared_secret(
         Settings(data_dir=tmp_path), Settings(data_dir=tmp_path).effective_database_url
     )
+
+
+# -- 6b. a pooler in transaction mode ------------------------------------------------------
+
+
+async def test_transaction_pooled_database_without_a_session_address_refuses_to_start(
+    fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(fresh_postgres_url + "?prepared_statement_cache_size=0", tmp_path)
+    with pytest.raises(ValueError, match="database_session_url"):
+        await serve(settings)
+
+
+async def test_transaction_pooled_database_reuses_no_statement_and_listens_on_the_session_address(
+    fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        fresh_postgres_url + "?prepared_statement_cache_size=0",
+        tmp_path,
+        database_session_url=fresh_postgres_url,
+    )
+    clinic = await Clinic.open(settings)
+    try:
+        _, session_id = await ward_with_session(clinic)
+        m = measurement()
+        stored = await clinic.ingest_cuff_measurement(CUFF, m, datetime.now(UTC), bytes(m))
+        assert stored.reading.session_id == session_id
+        for engine in (clinic.engine, clinic.writer_engine):
+            async with engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                assert raw.driver_connection is not None
+                assert raw.driver_connection._stmt_cache.get_max_size() == 0
+        assert clinic.bus.feed is not None and clinic.bus.feed.is_live
+    finally:
+        await clinic.close()
+
+
+# -- 5b. memory: forget what another node changed, not everything ------------------------
+
+
+async def test_a_write_after_another_nodes_write_reloads_only_what_it_touched(
+    fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    """Issue #16 finding 4: a write after another node's write reloaded every open session
+    while holding the group-wide counter lock. Now A forgets what B's events name (one
+    session) and its next reading elsewhere loads no other session."""
+    a = await Clinic.open(settings_for(fresh_postgres_url, tmp_path / "a"))
+    b = await Clinic.open(settings_for(fresh_postgres_url, tmp_path / "b"))
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    try:
+        cuffs = [f"AA:BB:CC:00:17:{i:02X}" for i in range(6)]
+        for cuff in cuffs:
+            await ward_with_session(a, cuff)
+        for cuff in cuffs:
+            m = measurement()
+            await a.ingest_cuff_measurement(cuff, m, datetime.now(UTC), bytes(m))
+        m = measurement(130, 85)
+        await b.ingest_cuff_measurement(cuffs[0], m, datetime.now(UTC), bytes(m))
+        sqlalchemy_event.listen(a.writer_engine.sync_engine, "before_cursor_execute", note)
+        m = measurement(132, 86)
+        stored = await a.ingest_cuff_measurement(cuffs[1], m, datetime.now(UTC), bytes(m))
+        sqlalchemy_event.remove(a.writer_engine.sync_engine, "before_cursor_execute", note)
+        assert stored.attached
+        whole_clinic = [s for s in statements if "closed_at IS NULL" in s]
+        assert whole_clinic == [], statements
+        # The session the reading goes to may be read again; never several at once.
+        reloads = [s for s in statements if re.search(r"session_id IN \([^)]*,", s)]
+        assert reloads == [], statements
+    finally:
+        await a.close()
+        await b.close()

@@ -9,12 +9,13 @@ killed process. PostgreSQL works with the same code through `postgresql+asyncpg:
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Connection, event
+from sqlalchemy import URL, Connection, event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -37,6 +38,11 @@ WRITER_POOL_SIZE = 1
 # the database may have restarted or cut it meanwhile (issue #16), and a write then
 # fails with nothing done. A busy writer is never pinged.
 WRITER_IDLE_PING_S = 1.0
+TRANSACTION_POOLING_ADVICE = (
+    "database_url goes through a pooler in transaction mode (prepared_statement_cache_size=0), "
+    "where LISTEN/NOTIFY and advisory locks do not hold: set database_session_url "
+    "(VITALSD_DATABASE_SESSION_URL) to a direct or session-mode address of the same database"
+)
 
 
 def sqlite_url(path: Path) -> str:
@@ -59,6 +65,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def transaction_pooled(url: str | URL) -> bool:
+    """The URL goes through a pooler in transaction mode (PgBouncer): it says so with
+    SQLAlchemy's own switch, `prepared_statement_cache_size=0`."""
+    query = make_url(url).query if isinstance(url, str) else url.query
+    return str(query.get("prepared_statement_cache_size", "")) == "0"
+
+
+def session_url_for(database_url: str, session_url: str | None) -> str:
+    """The address for what needs a session of its own (LISTEN, the timer leader's
+    advisory lock): refused clearly when only a transaction-mode pooler is given."""
+    if session_url is not None:
+        return session_url
+    if transaction_pooled(database_url):
+        raise ValueError(TRANSACTION_POOLING_ADVICE)
+    return database_url
+
+
+def _no_statement_reuse(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+    # asyncpg's statement cache off, and SQLAlchemy's own prepared statements uniquely
+    # named: behind a transaction-mode pooler each statement may meet another backend.
+    cparams["statement_cache_size"] = 0
+    cparams["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4()}__"
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `sqlite+aiosqlite:///path` or `postgresql+asyncpg://...`."""
     if url.startswith("sqlite"):
@@ -69,7 +99,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if transaction_pooled(url):
+        event.listen(engine.sync_engine, "do_connect", _no_statement_reuse)
+    return engine
 
 
 def is_private_memory(url: URL) -> bool:
