@@ -162,19 +162,28 @@ async def site_clinic(url: str) -> AsyncIterator[Clinic]:
 async def drive(
     label: str, urls: Sequence[str], cuffs: Sequence[Sequence[str]], seconds: float
 ) -> Run:
-    """Each site's cuffs ingest back to back through that site's daemon for `seconds`."""
+    """Each site's cuffs ingest back to back through that site's daemon for `seconds`
+    (after one untimed reading each); a reading still in flight at the end counts."""
     async with contextlib.AsyncExitStack() as stack:
         clinics = [await stack.enter_async_context(site_clinic(url)) for url in urls]
         latencies: list[float] = []
-        stop_at = time.monotonic() + seconds
         start = datetime.now(UTC)
+        # Warm-up, not timed: each cuff's first reading loads its chair and session.
+        await asyncio.gather(
+            *(
+                clinic.ingest_cuff_measurement(cuff, reading(120), start, bytes(reading(120)))
+                for clinic, site in zip(clinics, cuffs, strict=True)
+                for cuff in site
+            )
+        )
+        stop_at = time.monotonic() + seconds
 
         async def cuff_loop(clinic: Clinic, cuff: str) -> None:
             step = 0
             while time.monotonic() < stop_at:
                 step += 1
                 m = reading(110 + step % 20)
-                measured = start + timedelta(milliseconds=step)
+                measured = start + timedelta(milliseconds=step + 1)
                 began = time.monotonic()
                 await clinic.ingest_cuff_measurement(cuff, m, measured, bytes(m))
                 latencies.append(time.monotonic() - began)

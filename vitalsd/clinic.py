@@ -611,6 +611,7 @@ class Clinic:
         # remembered then does not exist (a cuff without a chair, a chair without an
         # open session, a cuff never seen).
         self._remembers_clinic = False
+        self._others_write = False  # #16: another process wrote since this one started
 
     @classmethod
     async def open(
@@ -693,12 +694,10 @@ class Clinic:
                             elif seq != self._known_seq:  # #16
                                 await self._forget_changed(session, self._known_seq, seq)  # #16
                             tx = _Tx(session, self.now(), known_seq=seq)
-                            # #16: on PostgreSQL the counter lock is group-wide: never
-                            # load the whole clinic under it (memory fills as needed).
+                            # #16: once another process writes too, never load the whole
+                            # clinic under the (group-wide) counter lock: memory fills as needed.
                             if (
-                                cached
-                                and not self._remembers_clinic
-                                and self._dialect != "postgresql"
+                                cached and not self._remembers_clinic and not self._others_write
                             ):  # #16
                                 await self._remember_clinic(tx)
                         yield tx
@@ -2646,6 +2645,7 @@ class Clinic:
         too much at once, and it forgets everything. What is forgotten is loaded again
         when needed, one session or chair at a time (never the whole clinic under the
         group-wide counter lock)."""
+        self._others_write = True
         if upto - after > self.FORGET_CHANGED_LIMIT:
             self._forget_all()
             return
