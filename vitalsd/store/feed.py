@@ -94,6 +94,7 @@ class GroupFeed:
         self.changed_at = _now()
         self.reconnects = 0
         self._notified_upto = 0
+        self._read_counter = False
         self._nudge = asyncio.Event()
         self._ready = asyncio.Event()
         self._outbox: deque[str] = deque(maxlen=OUTBOX_SIZE)
@@ -154,8 +155,8 @@ class GroupFeed:
         )
 
     def nudge(self) -> None:
-        """Look at the counter now (a NOTIFY came, or a publish found a gap it could not
-        fill)."""
+        """Look at the counter now (a publish found a gap it could not fill)."""
+        self._read_counter = True
         self._nudge.set()
 
     def share_live(self, event: Event) -> None:
@@ -224,12 +225,12 @@ class GroupFeed:
         """Until the connection fails: send what waits, publish what was notified, poll
         the counter when nothing came for a while."""
         while True:
-            polled = False
             try:
                 await asyncio.wait_for(self._nudge.wait(), self._poll_interval_s)
             except TimeoutError:
-                polled = True
+                self._read_counter = True
             self._nudge.clear()
+            polled, self._read_counter = self._read_counter, False
             if connection.is_closed():
                 raise ConnectionError("the LISTEN connection was closed")
             while self._outbox:
@@ -241,7 +242,7 @@ class GroupFeed:
                 )
                 self._outbox.popleft()
             upto = self._notified_upto
-            if polled or upto <= self._published:
+            if polled:
                 # The poll: a NOTIFY lost (or a gap a publish left) is found here, and a
                 # connection that died without a word fails here.
                 upto = max(

@@ -61,6 +61,7 @@ class TimerLeadership:
         self.error: str | None = None
         self.since = datetime.now(UTC)
         self._connection: Any = None
+        self._aborted = False
 
     def report(self) -> dict[str, Any]:
         return {"role": self.role, "since": self.since.isoformat(), "error": self.error}
@@ -76,6 +77,7 @@ class TimerLeadership:
     def abort(self) -> None:
         """Drop the connection now (at shutdown, before the task is cancelled): the lock
         is freed at once and no statement waits on a cancel request."""
+        self._aborted = True
         if self._connection is not None and not self._connection.is_closed():
             self._connection.terminate()
 
@@ -99,6 +101,8 @@ class TimerLeadership:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # log, say so, connect again
+                if self._aborted:
+                    raise asyncio.CancelledError from error  # shutting down: no alarm
                 detail = f"{type(error).__name__}: {error}"
                 log.warning("clinic timers: lost the leader election's connection (%s)", detail)
                 self._become("down", detail)
