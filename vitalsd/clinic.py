@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time  # #16
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -612,6 +613,7 @@ class Clinic:
         # open session, a cuff never seen).
         self._remembers_clinic = False
         self._others_write = False  # #16: another process wrote since this one started
+        self._others_wrote_at = -math.inf  # #16: when we last saw it (time.monotonic())
 
     @classmethod
     async def open(
@@ -1653,7 +1655,9 @@ class Clinic:
             return await self._ingest_once(record)
 
     async def _ingest_once(self, record: _CuffRecord) -> views.IngestResult:
-        if self._writes_first(record.cuff, record.measured_at):
+        if (
+            self._writes_first(record.cuff, record.measured_at) and not self._others_writing()
+        ):  # #16
             try:
                 return await self._ingest(record, optimistic=True)
             except _MemoryOutdated:
@@ -2541,8 +2545,11 @@ class Clinic:
                 if deadline is None
                 else max(0.0, (deadline - self.now() + TIMER_SLACK).total_seconds())
             )
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            # #16: asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation (a timer leader stepping down) that arrives as the wake does.
+            try:  # #16
+                async with asyncio.timeout(timeout):  # #16
+                    await self._wake.wait()  # #16
             except TimeoutError:
                 pass
 
@@ -2637,6 +2644,8 @@ class Clinic:
     )
     # More events than this since the writer's last write: forget everything instead.
     FORGET_CHANGED_LIMIT = 1000
+    # How long after another process's write ingest stops writing first (seconds).
+    OTHERS_WRITING_S = 2.0
 
     async def _forget_changed(self, session: AsyncSession, after: int, upto: int) -> None:
         """Other daemons committed events `after`..`upto` since this writer's last write:
@@ -2646,6 +2655,7 @@ class Clinic:
         when needed, one session or chair at a time (never the whole clinic under the
         group-wide counter lock)."""
         self._others_write = True
+        self._others_wrote_at = time.monotonic()
         if upto - after > self.FORGET_CHANGED_LIMIT:
             self._forget_all()
             return
@@ -2658,6 +2668,12 @@ class Clinic:
                 return
         # What is not remembered now may exist: look it up (`_session_for_cuff`).
         self._remembers_clinic = False
+
+    def _others_writing(self) -> bool:
+        """Another process wrote between two of our writes lately: an optimistic ingest
+        would most likely fail and be done again (dropping its session's memory), so
+        take the counter lock first instead."""
+        return time.monotonic() - self._others_wrote_at < self.OTHERS_WRITING_S
 
     def _forget_touched(self, kind: str, data: Mapping[str, Any]) -> bool:
         """Forget what one event of another daemon says changed; False: unknown."""

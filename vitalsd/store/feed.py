@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import uuid
@@ -95,6 +96,7 @@ class GroupFeed:
         self.reconnects = 0
         self._notified_upto = 0
         self._read_counter = False
+        self._stopping = False
         self._nudge = asyncio.Event()
         self._ready = asyncio.Event()
         self._outbox: deque[str] = deque(maxlen=OUTBOX_SIZE)
@@ -106,7 +108,8 @@ class GroupFeed:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group feed")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), START_PATIENCE_S)
+            async with asyncio.timeout(START_PATIENCE_S):
+                await self._ready.wait()
 
     async def stop(self) -> None:
         """Close the connection first (a statement in flight then fails at once; a
@@ -115,12 +118,19 @@ class GroupFeed:
         task, self._task = self._task, None
         if task is None:
             return
+        self._stopping = True
         task.cancel()
         if self._connection is not None and not self._connection.is_closed():
             self._connection.terminate()
         await asyncio.wait({task}, timeout=STOP_PATIENCE_S)
         if not task.done():
-            log.warning("the group feed did not stop within %g s; leaving it", STOP_PATIENCE_S)
+            where = io.StringIO()
+            task.print_stack(file=where)
+            log.warning(
+                "the group feed did not stop within %g s; leaving it\n%s",
+                STOP_PATIENCE_S,
+                where.getvalue(),
+            )
 
     # -- what others ask --------------------------------------------------------------------
 
@@ -201,6 +211,8 @@ class GroupFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the point: log, say so, reconnect
+                if self._stopping:
+                    return
                 detail = f"{type(error).__name__}: {error}"
                 log.warning(
                     "lost the feed from the other daemons (%s); reconnecting (attempt %d)",
@@ -225,8 +237,12 @@ class GroupFeed:
         """Until the connection fails: send what waits, publish what was notified, poll
         the counter when nothing came for a while."""
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the nudge does, and the feed would outlive
+            # `stop()`.
             try:
-                await asyncio.wait_for(self._nudge.wait(), self._poll_interval_s)
+                async with asyncio.timeout(self._poll_interval_s):
+                    await self._nudge.wait()
             except TimeoutError:
                 self._read_counter = True
             self._nudge.clear()

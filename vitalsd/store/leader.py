@@ -13,7 +13,6 @@ gone with it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ CHECK_S: Final = 1.0
 QUERY_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 5.0
 RECONNECT_S: Final = 2.0
+STOP_PATIENCE_S: Final = 5.0
 
 Role = Literal["starting", "leader", "standby", "down"]
 
@@ -132,5 +132,10 @@ class TimerLeadership:
             raise RuntimeError("the clinic timers stopped")
         finally:
             timers.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await timers
+            await asyncio.wait({timers}, timeout=STOP_PATIENCE_S)
+            if timers.done() and not timers.cancelled() and timers.exception() is not None:
+                log.error("clinic timers failed", exc_info=timers.exception())
+            elif not timers.done():
+                log.error(
+                    "clinic timers: did not stop within %g s after losing the lead", STOP_PATIENCE_S
+                )
