@@ -64,10 +64,28 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": error.reason}, status_code=status)
 
 
+# A lost database connection is nobody's fault and passes (issue #16): 503, try again in
+# this many seconds (the writer and the readers' pool reconnect on their next use).
+RETRY_AFTER_S = 1
+
+
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DBAPIError)
+    if error.connection_invalidated:
+        return await _database_unreachable(request, error)
     # A value the database refuses (out of its integer range, say) is the client's input.
     log.warning("database refused %s %s: %s", request.method, request.url.path, error)
     return JSONResponse({"detail": "the database refused this request"}, status_code=409)
+
+
+async def _database_unreachable(request: Request, error: Exception) -> JSONResponse:
+    """The connection was lost, or a new one refused: 503 with `Retry-After`."""
+    log.warning("database unreachable in %s %s: %s", request.method, request.url.path, error)
+    return JSONResponse(
+        {"detail": "the database cannot be reached; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -107,4 +125,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    # Raised as is by the driver when a new connection cannot be made (refused, reset).
+    app.add_exception_handler(ConnectionError, _database_unreachable)
     app.add_exception_handler(Exception, _unexpected)

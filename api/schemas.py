@@ -487,3 +487,5 @@ class Health(BaseModel):
     database: DatabaseHealth | None = None
     ble: dict[str, Any] | None = None
     streams: StreamHealth | None = None
+    # Several daemons on one PostgreSQL (#16): following the others' events; None alone.
+    feed: dict[str, Any] | None = None

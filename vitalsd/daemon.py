@@ -59,6 +59,8 @@ from vitalsd.clinic import Clinic, utc_now
 from vitalsd.cuff_readings import cuff_reading
 from vitalsd.errors import DomainError
 from vitalsd.settings import Settings
+from vitalsd.store.engine import is_sqlite, session_url_for
+from vitalsd.store.leader import TimerLeadership
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +81,26 @@ WS_SERVER_OPTIONS: Final[Mapping[str, Any]] = {
 }
 # Shutdown: how long to wait for a task after cancelling it.
 STOP_PATIENCE_S: Final = 10.0
+SHARED_SECRET_HINT: Final = (
+    "a clinic group's daemons share one PostgreSQL database and must accept each other's "
+    "tokens: set the same token secret on every node (VITALSD_TOKEN_SECRET, or "
+    "token_secret in the settings file; generate one with: "
+    "python -c 'import secrets; print(secrets.token_hex(32))')"
+)
 FIRST_ADMIN_HINT: Final = (
     "no users yet: create the first admin with `vitalsd user add NAME --role admin` "
     "(it asks for the password); there is no default password"
 )
 
 Ble = BleTransport | str | BumbleHost | BleStack
+
+
+def require_shared_secret(settings: Settings, database_url: str) -> None:
+    """On PostgreSQL (a clinic group, any node serving any tablet) the token secret must
+    be set explicitly: one generated per data directory would make every other node
+    refuse this node's tokens (issue #16). SQLite (one daemon) keeps its stored one."""
+    if settings.token_secret is None and database_url.startswith("postgresql"):
+        raise ValueError(f"no token secret: {SHARED_SECRET_HINT}")
 
 
 def ble_spec(setting: str) -> str:
@@ -316,6 +332,7 @@ class Daemon:
         self._ble: Ble = ble
         self._stop = asyncio.Event()
         self.url: str | None = None
+        self.timer_leadership: TimerLeadership | None = None
 
     @property
     def _on_bumble_transport(self) -> bool:
@@ -328,6 +345,21 @@ class Daemon:
     def stop(self) -> None:
         """Begin the graceful shutdown (what SIGTERM does)."""
         self._stop.set()
+
+    async def _run_timers(self) -> None:
+        """The clinic's timers: here on SQLite (one daemon); on PostgreSQL only while
+        this node is the group's timer leader, woken by the other daemons' events too
+        (a session started elsewhere may have the next deadline)."""
+        clinic = self.clinic
+        if is_sqlite(clinic.engine):
+            await clinic.run_timers()
+            return
+        clinic.bus.follow(lambda _events: clinic.wake())
+        url = clinic.engine.url.render_as_string(hide_password=False)
+        self.timer_leadership = TimerLeadership(
+            session_url_for(url, self.settings.database_session_url), clinic.run_timers
+        )
+        await self.timer_leadership.run()
 
     async def _known_cuffs(self) -> list[str]:
         chairs = await self.clinic.list_chairs()
@@ -392,6 +424,7 @@ class Daemon:
     async def run(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Serve until `stop()` (or SIGTERM / SIGINT), then shut down in order."""
         settings = self.settings
+        require_shared_secret(settings, self.clinic.engine.url.drivername)
         if not await self.clinic.list_users():
             log.warning(FIRST_ADMIN_HINT)
             print(f"vitalsd: {FIRST_ADMIN_HINT}", file=sys.stderr, flush=True)
@@ -415,7 +448,7 @@ class Daemon:
         inbox = MeasurementInbox.in_directory(settings.data_dir)
         web = asyncio.create_task(server.serve(sockets=[listener]), name="web")
         radio = asyncio.create_task(self._supervise(inbox), name="cuff supervisor")
-        timers = asyncio.create_task(self.clinic.run_timers(), name="clinic timers")
+        timers = asyncio.create_task(self._run_timers(), name="clinic timers")
         try:
             while not server.started and not web.done():  # noqa: ASYNC110 (no event to wait on)
                 await asyncio.sleep(0.02)
@@ -430,6 +463,8 @@ class Daemon:
         finally:
             log.info("shutting down: Bluetooth links first, then timers, then the web server")
             await stop_task(radio, "the cuff supervisor")
+            if self.timer_leadership is not None:
+                self.timer_leadership.abort()
             await stop_task(timers, "the clinic timers")
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -444,6 +479,8 @@ class Daemon:
 
 async def serve(settings: Settings) -> None:
     """`vitalsd serve`: open the database (migrating it), run until SIGTERM."""
+    require_shared_secret(settings, settings.effective_database_url)
+    session_url_for(settings.effective_database_url, settings.database_session_url)
     clinic = await Clinic.open(settings)
     try:
         await Daemon(settings, clinic).run()

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # its own connection and never waits for these.
     database_reader_pool_size: int = Field(default=5, ge=1)
     database_reader_max_overflow: int = Field(default=10, ge=0)
+    # Several daemons behind a pooler in transaction mode (PgBouncer `pool_mode =
+    # transaction`, `?prepared_statement_cache_size=0` on database_url): LISTEN/NOTIFY and
+    # the timer leader's advisory lock need a session of their own, so give a direct (or
+    # session-mode) address here. Default: database_url. README "Running several daemons".
+    database_session_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # Bluetooth transport for the cuffs: "bluez" (the host's adapter) or a Bumble
@@ -80,7 +85,7 @@ class Settings(BaseSettings):
     # proxies; browsers use the cookie or a one-time `?ticket=`; our own logs redact it).
     ws_token_in_url: bool = True
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_session_url")
     @classmethod
     def _known_driver(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(

@@ -22,7 +22,13 @@ log = logging.getLogger(__name__)
 @router.get(
     "/healthz",
     response_model=Health,
-    responses={503: {"model": Health, "description": "The database does not answer"}},
+    responses={
+        503: {
+            "model": Health,
+            "description": "The database does not answer, or this node does not follow "
+            "the other daemons' events",
+        }
+    },
 )
 async def health(request: Request, context: Context) -> JSONResponse:
     """`ok` or `degraded` for anyone (a load balancer, a monitor); what is wrong in
@@ -38,7 +44,9 @@ async def health(request: Request, context: Context) -> JSONResponse:
         ble = dict(context.ble_status())
     except Exception as error:
         ble = {"state": "unknown", "error": type(error).__name__}
-    status: Literal["ok", "degraded"] = "ok" if database.ok else "degraded"
+    feed = clinic.bus.feed_report()  # #16: not following the group is degraded too
+    ok = database.ok and (feed is None or feed["state"] == "live")
+    status: Literal["ok", "degraded"] = "ok" if ok else "degraded"
     body = Health(status=status)
     role = await _role_of(request, context)
     if role is not None:
@@ -52,10 +60,11 @@ async def health(request: Request, context: Context) -> JSONResponse:
             database=database,
             ble=ble,
             streams=StreamHealth(clients=context.hub.clients, cut_off=context.hub.cut_off),
+            feed=feed,
         )
     return JSONResponse(
         body.model_dump(mode="json", exclude_none=True),
-        status_code=200 if database.ok else 503,
+        status_code=200 if ok else 503,
         headers={"Cache-Control": "no-store"},
     )
 

@@ -24,6 +24,7 @@ from vitalsd.store.engine import (
     is_sqlite,
     migrate,
     session_factory,
+    session_url_for,
     writer_engine_for,
 )
 from vitalsd.store.events import EventBus
@@ -165,13 +166,15 @@ class Clinic:
             stale_after=settings.stale_after,
             **kwargs,
         )
-        await clinic.start()
+        await clinic.start(settings.database_session_url)
         return clinic
 
-    async def start(self) -> None:
-        """Follow other daemons' events (PostgreSQL shared by several daemons)."""
+    async def start(self, session_url: str | None = None) -> None:
+        """Follow other daemons' events (PostgreSQL shared by several daemons), on
+        `session_url` when the database URL is a transaction pooler's."""
         if not is_sqlite(self.engine):
-            await self.bus.listen(self.engine.url.render_as_string(hide_password=False))
+            url = self.engine.url.render_as_string(hide_password=False)
+            await self.bus.listen(session_url_for(url, session_url))
 
     async def close(self) -> None:
         await self.bus.close()

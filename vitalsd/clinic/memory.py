@@ -3,8 +3,10 @@ transactions (each open session's state; cuff -> chair -> sessions; devices), an
 rules that keep it true.
 
 It is valid while `known_seq` is the event counter's value (no other process wrote since
-the writer's last commit). The unit of work drops all of it when the counter moved, when
-a transaction fails, and at the start of every transaction not declared cached; a
+the writer's last commit). When the counter moved, the unit of work forgets what the
+other processes' events name (`forget_changed`; all of it when it cannot tell); it drops
+all of it when a transaction fails and at the start of every transaction not declared
+cached; a
 transaction reaches it only through its `Tx` (session states, loaded afresh in an
 uncached one) or `CachedTx` (all of it), so only a cached transaction, which keeps what
 it changes up to date, can rely on what an earlier one left.
@@ -12,16 +14,39 @@ it changes up to date, can rely on what an earlier one left.
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vitalsd.store import models
+from vitalsd.store.events import EventType
 
 from .lookups import get
 from .session_state import SessionLoader, SessionState
+
+EVENTS = cast(Table, models.EventRow.__table__)
+# Another daemon's events that change one session's state.
+SESSION_SCOPED_EVENTS = frozenset(
+    t.value
+    for t in (
+        EventType.READING,
+        EventType.MEASUREMENT_FAILED,
+        EventType.ALERT,
+        EventType.ALERT_UPDATED,
+        EventType.CHECK_DUE,
+        EventType.CHECK_OVERDUE,
+    )
+)
+# More events than this since the writer's last write: forget everything instead.
+FORGET_CHANGED_LIMIT = 1000
+# How long after another process's write ingest stops writing first (seconds).
+OTHERS_WRITING_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,63 @@ class WriterMemory:
         # remembered then does not exist (a cuff without a chair, a chair without an
         # open session, a cuff never seen).
         self.remembers_clinic = False
+        # Several daemons on one PostgreSQL (#16): another process wrote since this one
+        # started (never load the whole clinic under the group-wide counter lock again),
+        # and when we last saw it (time.monotonic()).
+        self.others_write = False
+        self._others_wrote_at = -math.inf
+
+    def others_writing(self) -> bool:
+        """Another process wrote between two of our writes lately: an optimistic ingest
+        would most likely fail and be done again (dropping its session's memory), so
+        take the counter lock first instead."""
+        return time.monotonic() - self._others_wrote_at < OTHERS_WRITING_S
+
+    async def forget_changed(self, session: AsyncSession, after: int, upto: int) -> None:
+        """Other daemons committed events `after`..`upto` since this writer's last write:
+        forget only what they touched (their sessions, chairs, cuffs), read from their
+        events in one query, instead of the whole memory; anything it cannot place, or
+        too much at once, and it forgets everything. What is forgotten is loaded again
+        when needed, one session or chair at a time (never the whole clinic under the
+        group-wide counter lock)."""
+        self.others_write = True
+        self._others_wrote_at = time.monotonic()
+        if upto - after > FORGET_CHANGED_LIMIT:
+            self.forget_all()
+            return
+        rows = await session.execute(
+            select(EVENTS.c.type, EVENTS.c.data).where(EVENTS.c.seq > after, EVENTS.c.seq <= upto)
+        )
+        for kind, data in rows:
+            if not self._forget_touched(kind, data or {}):
+                self.forget_all()
+                return
+        # What is not remembered now may exist: look it up (`session_for_cuff`).
+        self.remembers_clinic = False
+
+    def _forget_touched(self, kind: str, data: Mapping[str, Any]) -> bool:
+        """Forget what one event of another daemon says changed; False: unknown."""
+        if kind in SESSION_SCOPED_EVENTS:
+            self._states.pop(data.get("session_id") or 0, None)
+            return True
+        if kind == EventType.SESSION_UPDATED.value:
+            self._states.pop(data.get("id") or 0, None)
+            self._chair_sessions.pop(data.get("chair_id") or 0, None)
+            return True
+        if kind == EventType.DEVICE_STATUS.value:
+            address = str(data.get("address") or "").upper()
+            self._chair_of_cuff.pop(address, None)
+            self._devices.pop(address, None)
+            chair_id = data.get("chair_id")
+            for cuff, held_by in list(self._chair_of_cuff.items()):
+                if chair_id is not None and held_by == chair_id:
+                    del self._chair_of_cuff[cuff]  # the chair has another cuff now
+            return True
+        return False
+
+    def forget_sessions(self, session_ids: Iterable[int]) -> None:
+        for session_id in session_ids:
+            self._states.pop(session_id, None)
 
     def forget_all(self) -> None:
         self.remembers_clinic = False

@@ -95,6 +95,11 @@ class Registry:
                 from_state=previous,
                 to_state=cuff,
             )
+            if previous is not None and previous != cuff:
+                # Every daemon forgets that cuff's chair (#16: else another node keeps
+                # filing its readings under this chair's session).
+                released = await ensure_device(tx.session, previous, tx.now)
+                tx.emit(EventType.DEVICE_STATUS, device_view(released, None).as_dict())
             open_session = await open_session_of_chair(tx.session, chair.id)
             if cuff is not None:
                 tx.emit(EventType.DEVICE_STATUS, device_view(device, chair.id).as_dict())

@@ -124,7 +124,10 @@ class Timers:
                 if deadline is None
                 else max(0.0, (deadline - self._now() + TIMER_SLACK).total_seconds())
             )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation (a timer leader stepping down) that arrives as the wake does.
             try:
-                await asyncio.wait_for(self._uow.changed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._uow.changed.wait()
             except TimeoutError:
                 pass

@@ -229,13 +229,20 @@ class UnitOfWork:
                             tx = kind(session, self._now(), memory, known_seq=seq, optimistic=True)
                         else:
                             seq = await self._lock_event_counter(session)
-                            if not cached or seq != memory.known_seq:
+                            if not cached or memory.known_seq is None:
                                 memory.forget_all()
+                            elif seq != memory.known_seq:
+                                await memory.forget_changed(session, memory.known_seq, seq)
                             tx = kind(session, self._now(), memory, known_seq=seq)
-                            if cached and not memory.remembers_clinic:
+                            # Once another process writes too, never load the whole clinic
+                            # under the (group-wide) counter lock: memory fills as needed.
+                            if cached and not memory.remembers_clinic and not memory.others_write:
                                 await memory.remember_clinic(session, tx.attached)
                         yield tx
                         stored = await self._store_events(tx)
+            except MemoryOutdated:
+                memory.forget_sessions(tx.attached)  # only what this attempt changed
+                raise
             except BaseException:
                 memory.forget_all()
                 raise
@@ -252,8 +259,9 @@ class UnitOfWork:
             yield session
 
     def writes_first(self, cuff: str, measured: datetime) -> bool:
-        """Whether a reading of `cuff` can be ingested optimistically (see `WriterMemory`)."""
-        return self.memory.writes_first(cuff, measured)
+        """Whether a reading of `cuff` can be ingested optimistically (see `WriterMemory`):
+        not while other processes are writing (it would most likely fail)."""
+        return self.memory.writes_first(cuff, measured) and not self.memory.others_writing()
 
     @staticmethod
     async def _lock_event_counter(session: AsyncSession) -> int:

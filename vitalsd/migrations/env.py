@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
-from vitalsd.store.engine import create_engine
+from vitalsd.store.engine import MIGRATION_LOCK_KEY, create_engine
 from vitalsd.store.models import Base
 
 target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Several daemons starting at once on one database (issue #16): one migrates, the
+        # others wait here, then find the schema at head. Held until this transaction ends.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -8,18 +8,24 @@ killed process. PostgreSQL works with the same code through `postgresql+asyncpg:
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Connection, event
+from sqlalchemy import URL, Connection, event, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from vitalsd.store.models import Base
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 MIGRATIONS = "vitalsd:migrations"
+# pg_advisory_xact_lock's key for migrating ("vitalsdM" as a 64-bit integer): daemons
+# starting at once on one database migrate one after the other (issue #16).
+MIGRATION_LOCK_KEY = int.from_bytes(b"vitalsdM", "big")
 # Readers (API reads, WebSocket snapshots, replays) share one pool, sized by the
 # `database_reader_*` settings; the clinic's writer has its own connection
 # (`writer_engine_for`), so a crowd of reconnecting tablets can hold every reader
@@ -28,6 +34,15 @@ MIGRATIONS = "vitalsd:migrations"
 # The clinic serialises its writes (one transaction at a time per process), so one
 # connection is all its writer needs; a second could only wait on the first's locks.
 WRITER_POOL_SIZE = 1
+# The writer's connection, idle this long (seconds), is pinged before it is used again:
+# the database may have restarted or cut it meanwhile (issue #16), and a write then
+# fails with nothing done. A busy writer is never pinged.
+WRITER_IDLE_PING_S = 1.0
+TRANSACTION_POOLING_ADVICE = (
+    "database_url goes through a pooler in transaction mode (prepared_statement_cache_size=0), "
+    "where LISTEN/NOTIFY and advisory locks do not hold: set database_session_url "
+    "(VITALSD_DATABASE_SESSION_URL) to a direct or session-mode address of the same database"
+)
 
 
 def sqlite_url(path: Path) -> str:
@@ -50,6 +65,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def transaction_pooled(url: str | URL) -> bool:
+    """The URL goes through a pooler in transaction mode (PgBouncer): it says so with
+    SQLAlchemy's own switch, `prepared_statement_cache_size=0`."""
+    query = make_url(url).query if isinstance(url, str) else url.query
+    return str(query.get("prepared_statement_cache_size", "")) == "0"
+
+
+def session_url_for(database_url: str, session_url: str | None) -> str:
+    """The address for what needs a session of its own (LISTEN, the timer leader's
+    advisory lock): refused clearly when only a transaction-mode pooler is given."""
+    if session_url is not None:
+        return session_url
+    if transaction_pooled(database_url):
+        raise ValueError(TRANSACTION_POOLING_ADVICE)
+    return database_url
+
+
+def _no_statement_reuse(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+    # asyncpg's statement cache off, and SQLAlchemy's own prepared statements uniquely
+    # named: behind a transaction-mode pooler each statement may meet another backend.
+    cparams["statement_cache_size"] = 0
+    cparams["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4()}__"
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `sqlite+aiosqlite:///path` or `postgresql+asyncpg://...`."""
     if url.startswith("sqlite"):
@@ -60,7 +99,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if transaction_pooled(url):
+        event.listen(engine.sync_engine, "do_connect", _no_statement_reuse)
+    return engine
 
 
 def is_private_memory(url: URL) -> bool:
@@ -74,7 +116,7 @@ def writer_engine_for(readers: AsyncEngine) -> AsyncEngine:
     `readers` (WAL, `synchronous=FULL` on SQLite), its own one-connection pool."""
     if is_private_memory(readers.url):
         return readers
-    return create_engine(
+    engine = create_engine(
         readers.url.render_as_string(hide_password=False),
         pool_size=WRITER_POOL_SIZE,
         max_overflow=0,
@@ -90,6 +132,31 @@ def writer_engine_for(readers: AsyncEngine) -> AsyncEngine:
         # ingests again once on a new connection).
         pool_pre_ping=False,
     )
+    if not is_sqlite(engine):
+        event.listen(engine.sync_engine.pool, "checkin", _note_checkin)
+        event.listen(engine.sync_engine.pool, "checkout", _ping_after_idle)
+    return engine
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_after_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Hand out a live connection: one the driver knows closed, or that does not answer a
+    ping after `WRITER_IDLE_PING_S` idle, is replaced by a fresh one (the pool's own
+    reaction to `DisconnectionError`) before the transaction sends anything."""
+    driver_connection = getattr(dbapi_connection, "driver_connection", None)
+    if driver_connection is not None and driver_connection.is_closed():
+        # Closed under us (the server ended it, the line dropped): the driver knows.
+        raise DisconnectionError("the writer's connection was closed")
+    idle_since = record.info.get("checked_in_at")
+    if idle_since is None or time.monotonic() - idle_since < WRITER_IDLE_PING_S:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        raise DisconnectionError(f"the writer's idle connection is gone: {error}") from error
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

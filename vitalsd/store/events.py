@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
@@ -23,12 +24,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vitalsd.store.models import EventCounter, EventRow
+
+if TYPE_CHECKING:
+    from vitalsd.store.feed import GroupFeed
+
+log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 1000
 NOTIFY_CHANNEL = "vitalsd_events"
@@ -54,10 +60,14 @@ class EventType(StrEnum):
     CHECK_OVERDUE = "check_overdue"
     SESSION_UPDATED = "session_updated"
     DEVICE_STATUS = "device_status"
+    # Whether this node is following the other daemons of its group (issue #16): live
+    # only, `{"state": "live" | "behind", "detail"}`, so a tablet's connection indicator
+    # can say its node's feed is behind.
+    FEED_STATUS = "feed_status"
 
 
 # Sent live only, never stored, never numbered.
-LIVE_ONLY = frozenset({EventType.SNAPSHOT, EventType.CUFF_PRESSURE})
+LIVE_ONLY = frozenset({EventType.SNAPSHOT, EventType.CUFF_PRESSURE, EventType.FEED_STATUS})
 
 
 @dataclass(frozen=True)
@@ -254,8 +264,8 @@ class EventBus:
         self._by_type: dict[EventType, list[Subscription]] = {}
         self._published_upto: int | None = None
         self._order = asyncio.Lock()
-        self._listener: Any = None
-        self._catch_up_tasks: set[asyncio.Task[None]] = set()
+        self._feed: GroupFeed | None = None
+        self._followers: list[Callable[[Sequence[Event]], None]] = []
         self._recent: deque[Event] = deque(maxlen=recent)
         self._replay_readers = asyncio.Semaphore(replay_readers)
 
@@ -278,6 +288,9 @@ class EventBus:
         )
         self._subscribers.add(subscription)
         self._by_type.clear()
+        if self._feed is not None and not self._feed.is_live:
+            # A tablet connecting while its node cannot follow the group hears so first.
+            subscription.offer(self._feed.status_event())
         return subscription
 
     def _unsubscribe(self, subscription: Subscription) -> None:
@@ -357,7 +370,21 @@ class EventBus:
             if self._published_upto is None:
                 self._published_upto = first - 1
             if first > self._published_upto + 1:
-                await self._publish_stored_upto(first - 1)
+                try:
+                    await self._publish_stored_upto(first - 1)
+                except Exception:
+                    if self._feed is None:
+                        raise
+                    # Committed already: the feed's next catch-up publishes them all in
+                    # order, from the table (it retries until it can read it).
+                    log.warning(
+                        "could not read other daemons' events before seq %s; the feed will "
+                        "publish them",
+                        first,
+                        exc_info=True,
+                    )
+                    self._feed.nudge()
+                    return
             fresh = [e for e in events if e.seq is not None and e.seq > self._published_upto]
             self._fan_out(fresh)
             if fresh and fresh[-1].seq is not None:
@@ -371,46 +398,65 @@ class EventBus:
                 return
             self._fan_out(batch)
             self._published_upto = batch[-1].seq
+            for follower in self._followers:
+                follower(batch)
+
+    def follow(self, follower: Callable[[Sequence[Event]], None]) -> None:
+        """Call `follower` with every batch of events other daemons committed, once they
+        are published here (the timers wake on them: a session another node started
+        may have the next deadline)."""
+        self._followers.append(follower)
 
     async def catch_up(self, upto: int | None = None) -> None:
-        """Publish what other daemons committed (up to `upto`, or all)."""
+        """Publish what other daemons committed (up to `upto`, or all). Raises when the
+        table cannot be read: the caller (the feed) logs it and tries again."""
         async with self._order:
             if self._published_upto is None:
                 self._published_upto = await self.last_seq()
                 return
             await self._publish_stored_upto(upto if upto is not None else 2**62)
 
-    async def listen(self, database_url: str) -> None:
-        """PostgreSQL only: follow other daemons' events through LISTEN/NOTIFY."""
-        import asyncpg
+    async def listen(self, database_url: str, **options: Any) -> None:
+        """PostgreSQL only: follow other daemons' events (`vitalsd.store.feed`): LISTEN/
+        NOTIFY on a connection of its own, rebuilt with back-off when it is lost, a
+        catch-up from the table on every reconnection and a poll of the counter behind
+        it. Returns once the feed is live, or has failed once (it keeps trying)."""
+        from vitalsd.store.feed import GroupFeed
 
         async with self._order:
             if self._published_upto is None:
                 self._published_upto = await self.last_seq()
-        dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        self._listener = await asyncpg.connect(dsn)
+        self._feed = GroupFeed(self, database_url, **options)
+        await self._feed.start()
 
-        def notified(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
-            task = asyncio.get_running_loop().create_task(self.catch_up(int(payload)))
-            self._catch_up_tasks.add(task)
-            task.add_done_callback(self._catch_up_tasks.discard)
+    @property
+    def feed(self) -> GroupFeed | None:
+        """The feed from the other daemons (None: one daemon alone, SQLite)."""
+        return self._feed
 
-        await self._listener.add_listener(NOTIFY_CHANNEL, notified)
+    def feed_report(self) -> dict[str, Any] | None:
+        """What `/healthz` says about the feed (None: there is none)."""
+        return None if self._feed is None else self._feed.report()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
-        for task in list(self._catch_up_tasks):
-            task.cancel()
+        if self._feed is not None:
+            await self._feed.stop()
+            self._feed = None
 
     def publish_live(self, type: EventType, at: datetime, data: dict[str, Any]) -> Event:
-        """A live-only event (`cuff_pressure`): not stored, no sequence number."""
+        """A live-only event (`cuff_pressure`): not stored, no sequence number. A
+        `cuff_pressure` goes to the other daemons' tablets too (a small NOTIFY)."""
         if type not in LIVE_ONLY:
             raise ValueError(f"{type.value} events are stored: use a transaction")
         event = Event(None, type, at, data)
         self._fan_out([event])
+        if self._feed is not None and type is EventType.CUFF_PRESSURE:
+            self._feed.share_live(event)
         return event
+
+    def receive_live(self, event: Event) -> None:
+        """A live-only event from another daemon (or this node's feed status)."""
+        self._fan_out([event])
 
     async def read_stored_after(self, seq: int, limit: int = REPLAY_BATCH) -> list[Event]:
         """`stored_after` for a subscriber's replay: a few at a time, so a storm of

@@ -21,6 +21,7 @@ const STATUS_TEXT = {
   [StreamStatus.CONNECTING]: "Connecting…",
   [StreamStatus.LIVE]: "Live",
   [StreamStatus.RECONNECTING]: "Reconnecting…",
+  [StreamStatus.BEHIND]: "Updates delayed",
   [StreamStatus.SIGNED_OUT]: "Signed out",
   [StreamStatus.STOPPED]: "Offline",
 };

@@ -15,6 +15,8 @@ export const StreamStatus = Object.freeze({
   CONNECTING: "connecting",
   LIVE: "live",
   RECONNECTING: "reconnecting",
+  // Connected, but this server cannot follow the other servers of the group (#16).
+  BEHIND: "behind",
   SIGNED_OUT: "signed_out",
   STOPPED: "stopped",
 });
@@ -111,6 +113,10 @@ export class EventStream {
       if (parsed.type === "snapshot") {
         this.attempts = 0;
         this.setStatus(StreamStatus.LIVE);
+      } else if (parsed.type === "feed_status") {
+        const behind = parsed.data && parsed.data.state === "behind";
+        this.setStatus(behind ? StreamStatus.BEHIND : StreamStatus.LIVE, behind ? parsed.data.detail || "" : "");
+        return;
       }
       this.onMessage(parsed, { resumed });
     };
