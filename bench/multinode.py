@@ -32,6 +32,7 @@ from bench.harness import Latencies, header, load, ratio, verdict
 from devices.bps import BloodPressureMeasurement, PressureUnit
 from tests.postgres_cluster import PostgresCluster
 from vitalsd.clinic import Actor, Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.domain import Role
 from vitalsd.store.engine import create_engine, migrate
 
@@ -185,7 +186,7 @@ async def drive(
                 m = reading(110 + step % 20)
                 measured = start + timedelta(milliseconds=step + 1)
                 began = time.monotonic()
-                await clinic.ingest_cuff_measurement(cuff, m, measured, bytes(m))
+                await clinic.ingest_cuff_measurement(cuff, cuff_reading(m), measured, bytes(m))
                 latencies.append(time.monotonic() - began)
 
         began = time.monotonic()

@@ -34,6 +34,7 @@ from tests.browser.proxy import LoopbackProxy
 from tests.storage.cuff import measurement
 from vitalsd.auth import PasswordHasher, token_issuer_for
 from vitalsd.clinic import Actor, Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.daemon import Daemon, require_shared_secret, serve
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
@@ -60,6 +61,9 @@ def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
         database_url=url,
         port=0,
         token_secret=SecretStr(SECRET),
+        # The feed's details in /healthz, as an admin sees them (#17: anonymous callers
+        # get ok/degraded only; the status code says degraded either way).
+        public_health_details=True,
         **overrides,
     )
 
@@ -216,7 +220,9 @@ async def test_listener_terminated_other_nodes_tablet_gets_every_event_within_3_
         await terminate_backends(a.settings.effective_database_url, b.clinic.bus.feed.backend_pid)
         for systolic, diastolic in ((128, 80), (188, 114), (150, 95)):
             m = measurement(systolic, diastolic)
-            await a.clinic.ingest_cuff_measurement(CUFF, m, datetime.now(UTC), bytes(m))
+            await a.clinic.ingest_cuff_measurement(
+                CUFF, cuff_reading(m), datetime.now(UTC), bytes(m)
+            )
         written = await last_seq(a.clinic)
         await tablet.wait_for(lambda: written in tablet.seqs(), FEED_RECOVERY_S)
         first = tablet.seqs()[0]
@@ -282,7 +288,9 @@ async def test_feed_down_is_degraded_health_and_tells_the_tablet_then_catches_up
                 assert health.json()["status"] == "degraded"
                 assert health.json()["feed"]["state"] != "live"
                 m = measurement(190, 112)
-                await a.clinic.ingest_cuff_measurement(CUFF, m, datetime.now(UTC), bytes(m))
+                await a.clinic.ingest_cuff_measurement(
+                    CUFF, cuff_reading(m), datetime.now(UTC), bytes(m)
+                )
                 written = await last_seq(a.clinic)
                 await asyncio.sleep(1.5)  # a few failed reconnections and polls
                 assert written not in tablet.seqs()
@@ -497,12 +505,14 @@ async def test_cuff_unassigned_through_b_next_reading_through_a_is_stored_unatta
     a, b = nodes
     chair_id, session_id = await ward_with_session(a.clinic)
     m = measurement(198, 122)
-    first = await a.clinic.ingest_cuff_measurement(CUFF, m, datetime.now(UTC), bytes(m))
+    first = await a.clinic.ingest_cuff_measurement(
+        CUFF, cuff_reading(m), datetime.now(UTC), bytes(m)
+    )
     assert first.reading.session_id == session_id  # A now remembers cuff -> chair
     await b.clinic.assign_cuff(chair_id, None, by=Actor("nurse", Role.ADMIN))
     m = measurement(178, 114)
     later = await a.clinic.ingest_cuff_measurement(
-        CUFF, m, datetime.now(UTC) + timedelta(seconds=1), bytes(m)
+        CUFF, cuff_reading(m), datetime.now(UTC) + timedelta(seconds=1), bytes(m)
     )
     assert not later.attached
     assert later.reading.session_id is None
@@ -555,7 +565,9 @@ async def test_transaction_pooled_database_reuses_no_statement_and_listens_on_th
     try:
         _, session_id = await ward_with_session(clinic)
         m = measurement()
-        stored = await clinic.ingest_cuff_measurement(CUFF, m, datetime.now(UTC), bytes(m))
+        stored = await clinic.ingest_cuff_measurement(
+            CUFF, cuff_reading(m), datetime.now(UTC), bytes(m)
+        )
         assert stored.reading.session_id == session_id
         for engine in (clinic.engine, clinic.writer_engine):
             async with engine.connect() as connection:
@@ -589,12 +601,14 @@ async def test_a_write_after_another_nodes_write_reloads_only_what_it_touched(
             await ward_with_session(a, cuff)
         for cuff in cuffs:
             m = measurement()
-            await a.ingest_cuff_measurement(cuff, m, datetime.now(UTC), bytes(m))
+            await a.ingest_cuff_measurement(cuff, cuff_reading(m), datetime.now(UTC), bytes(m))
         m = measurement(130, 85)
-        await b.ingest_cuff_measurement(cuffs[0], m, datetime.now(UTC), bytes(m))
+        await b.ingest_cuff_measurement(cuffs[0], cuff_reading(m), datetime.now(UTC), bytes(m))
         sqlalchemy_event.listen(a.writer_engine.sync_engine, "before_cursor_execute", note)
         m = measurement(132, 86)
-        stored = await a.ingest_cuff_measurement(cuffs[1], m, datetime.now(UTC), bytes(m))
+        stored = await a.ingest_cuff_measurement(
+            cuffs[1], cuff_reading(m), datetime.now(UTC), bytes(m)
+        )
         sqlalchemy_event.remove(a.writer_engine.sync_engine, "before_cursor_execute", note)
         assert stored.attached
         whole_clinic = [s for s in statements if "closed_at IS NULL" in s]
