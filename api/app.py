@@ -9,8 +9,6 @@ real database in one line.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 import re
 from collections.abc import Callable
@@ -18,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
@@ -29,7 +27,7 @@ from api.guards import RequestGuard
 from api.handshake import DEFAULT_HANDSHAKE, AccountCache, HandshakeLimits, SnapshotCache
 from api.headers import SecurityHeaders
 from api.logredact import install_redaction
-from api.routes import auth, equipment, health, patients, records, sessions, users
+from api.routes import auth, equipment, exports, health, patients, records, sessions, users
 from api.stream import DEFAULT_QUEUE_SIZE, RawSendMiddleware, StreamHub
 from api.throttle import LoginThrottle
 from api.tickets import TicketBook
@@ -43,10 +41,6 @@ log = logging.getLogger(__name__)
 STATIC_DIR: Final = Path(__file__).parent / "static"
 # Request bodies here are small JSON objects; 64 KiB is generous and bounds memory.
 MAX_BODY_BYTES: Final = 64 * 1024
-# Routers that other engineers add under api/ (issue #8's exports), included when present.
-OPTIONAL_ROUTERS: Final = ("api.exports_routes",)
-
-
 # The REST API of issue #6, in the order the OpenAPI document lists it.
 REST_ROUTERS: Final = (
     health.router,
@@ -60,6 +54,7 @@ REST_ROUTERS: Final = (
     records.checks,
     records.alerts,
     records.audit,
+    exports.router,
 )
 
 
@@ -119,7 +114,7 @@ def create_app(
         RequestGuard, csrf_key=tokens.secret, allowed_origins=settings.allowed_origins
     )
     app.add_middleware(SecurityHeaders)
-    for router in (*REST_ROUTERS, ws_router, *_optional_routers()):
+    for router in (*REST_ROUTERS, ws_router):
         app.include_router(router)
 
     @app.api_route(
@@ -154,16 +149,3 @@ def _methods_of(app: FastAPI, path: str) -> list[str]:
         if re.fullmatch(pattern, path):
             methods |= {method.upper() for method in operations}
     return sorted(methods)
-
-
-def _optional_routers() -> list[APIRouter]:
-    found: list[APIRouter] = []
-    for name in OPTIONAL_ROUTERS:
-        if importlib.util.find_spec(name) is None:
-            continue
-        router = getattr(importlib.import_module(name), "router", None)
-        if isinstance(router, APIRouter):
-            found.append(router)
-        else:
-            log.warning("%s has no APIRouter named router; not served", name)
-    return found

@@ -185,3 +185,5 @@ PatientManager = Annotated[Actor, Depends(require(Permission.MANAGE_PATIENTS))]
 EquipmentManager = Annotated[Actor, Depends(require(Permission.MANAGE_EQUIPMENT))]
 UserManager = Annotated[Actor, Depends(require(Permission.MANAGE_USERS))]
 Auditor = Annotated[Actor, Depends(require(Permission.READ_AUDIT))]
+# Nurses and clinicians export records; an admin (who may read) may not.
+Exporter = Annotated[Actor, Depends(require(Permission.EXPORT_RECORDS))]

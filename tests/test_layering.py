@@ -140,7 +140,7 @@ def test_the_tree_keeps_its_layering() -> None:
 def test_every_rule_reads_a_real_tree() -> None:
     names = {module for module, _, _ in modules()}
     assert PURE_CORE | COMPOSITION_ROOTS | CLINIC_SERVICES <= names
-    assert {"api.exports_routes", "api.routes.health", "vitalsd.clinic.facade"} <= names
+    assert {"api.routes.exports", "api.routes.health", "vitalsd.clinic.facade"} <= names
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_every_rule_reads_a_real_tree() -> None:
         ("vitalsd.views", "from api.schemas import Health\n", "composition roots"),
         ("vitalsd.clinic.facade", "import simulators.cuff\n", "composition roots"),
         ("api.routes.health", "x = context.clinic.engine.dialect\n", "clinic.engine"),
-        ("api.exports_routes", "read_snapshot(clinic.engine)\n", "clinic.engine"),
+        ("api.routes.exports", "read_snapshot(clinic.engine)\n", "clinic.engine"),
     ],
 )
 def test_a_planted_violation_is_flagged(module: str, source: str, expected: str) -> None:

@@ -57,10 +57,16 @@ class Permission(enum.StrEnum):
     MANAGE_USERS = "manage_users"
     MANAGE_EQUIPMENT = "manage_equipment"  # chairs and cuffs
     READ_AUDIT = "read_audit"
+    EXPORT_RECORDS = "export_records"  # reports, REMS forms, FHIR and CSV of patients
 
 
 _NURSE: Final = frozenset(
-    {Permission.READ, Permission.ACKNOWLEDGE_ALERTS, Permission.RECORD_OBSERVATIONS}
+    {
+        Permission.READ,
+        Permission.ACKNOWLEDGE_ALERTS,
+        Permission.RECORD_OBSERVATIONS,
+        Permission.EXPORT_RECORDS,
+    }
 )
 
 # Issue #6, "Auth and roles": nurses read everything, acknowledge and snooze alerts, add

@@ -70,6 +70,12 @@ REQUIRED: dict[tuple[str, str], Permission | str] = {
     ("POST", "/api/alerts/{alert_id}/snooze"): Permission.ACKNOWLEDGE_ALERTS,
     ("POST", "/api/alerts/{alert_id}/resolve"): Permission.RESOLVE_ALERTS,
     ("GET", "/api/audit"): Permission.READ_AUDIT,
+    ("GET", "/api/sessions/{session_id}/report"): Permission.EXPORT_RECORDS,
+    ("GET", "/api/sessions/{session_id}/report.pdf"): Permission.EXPORT_RECORDS,
+    ("GET", "/api/sessions/{session_id}/rems"): Permission.EXPORT_RECORDS,
+    ("GET", "/api/sessions/{session_id}/fhir"): Permission.EXPORT_RECORDS,
+    ("GET", "/api/sessions/{session_id}/readings.csv"): Permission.EXPORT_RECORDS,
+    ("GET", "/api/exports/readings.csv"): Permission.EXPORT_RECORDS,
 }
 
 # "ghost" does not exist: a permitted call may not disable a user the other calls use.

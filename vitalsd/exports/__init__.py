@@ -2,6 +2,6 @@
 and the esketamine REMS patient monitoring form data.
 
 The builders (`fhir`, `csv_export`, `report`, `rems`) are pure functions of the plain data
-in `record`; `query` reads that data from the database; `api/exports_routes.py` serves
+in `record`; `query` reads that data from the database; `api/routes/exports.py` serves
 them.
 """

@@ -12,17 +12,15 @@ from datetime import timedelta, tzinfo
 from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ClinicDep, Context, Reader
+from api.deps import ClinicDep, Context, Exporter
 from api.errors import AUTH_ERRORS, CONFLICT, NOT_FOUND
 from api.params import MAX_ID, IdPath
 from api.schemas import TimeIn, TimeOut
-from vitalsd.clinic import Actor
-from vitalsd.domain import Role
 from vitalsd.errors import InvalidInput
 from vitalsd.exports.csv_export import readings_csv
 from vitalsd.exports.fhir import DEFAULT_SITE, session_bundle
@@ -35,22 +33,10 @@ from vitalsd.exports.report import session_report_html
 FHIR_JSON: Final = "application/fhir+json"
 PDF: Final = "application/pdf"
 CSV: Final = "text/csv; charset=utf-8"
-EXPORT_ROLES: Final = frozenset({Role.NURSE, Role.CLINICIAN})
 # A date-range CSV reads every row into memory: a year of a busy clinic is ~10^5 rows.
 MAX_CSV_RANGE: Final = timedelta(days=366)
 
 router = APIRouter(prefix="/api", tags=["exports"], responses=AUTH_ERRORS)
-
-
-async def exporter(user: Reader) -> Actor:
-    """Nurses and clinicians export records; an admin (who may read) may not."""
-    if user.role not in EXPORT_ROLES:
-        allowed = ", ".join(sorted(role.value for role in EXPORT_ROLES))
-        raise HTTPException(403, f"role {user.role.value} may not export records ({allowed})")
-    return user
-
-
-Exporter = Annotated[Actor, Depends(exporter)]
 
 
 def _zone(name: str) -> tzinfo:
