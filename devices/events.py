@@ -149,6 +149,37 @@ class MeasurementFailed:
         _check_utc("MeasurementFailed", "received_at", self.received_at)
 
 
+@dataclass(frozen=True)
+class CuffUnreachable:
+    """A cuff kept advertising but every connection to it failed for `since` to `at`
+    (more than a minute by default): its readings stay in it. ``reason`` is the last
+    failure, ``advice`` what a person can do (`devices.errors`). Published once per
+    spell; `CuffReachable` ends it. The clinic raises a `cuff_offline` technical alert
+    for a cuff of a chair in session."""
+
+    address: str
+    at: datetime
+    since: datetime
+    attempts: int
+    reason: str
+    advice: str
+
+    def __post_init__(self) -> None:
+        _check_utc("CuffUnreachable", "at", self.at)
+        _check_utc("CuffUnreachable", "since", self.since)
+
+
+@dataclass(frozen=True)
+class CuffReachable:
+    """A cuff that was `CuffUnreachable` was connected and set up again."""
+
+    address: str
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc("CuffReachable", "at", self.at)
+
+
 CuffEvent = (
     CuffSeen
     | CuffConnected
@@ -158,4 +189,6 @@ CuffEvent = (
     | CuffPressureChanged
     | MeasurementReceived
     | MeasurementFailed
+    | CuffUnreachable
+    | CuffReachable
 )

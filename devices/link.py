@@ -47,6 +47,13 @@ from devices.bps import (
     decode_racp_indication,
 )
 from devices.bumble_backend import raise_if_cancelling
+from devices.errors import (
+    CuffLinkError,
+    CuffLinkLost,
+    CuffPairingRefused,
+    CuffSetUpStalled,
+    link_error,
+)
 from devices.events import (
     ERROR_FRAME,
     BatteryChanged,
@@ -376,10 +383,6 @@ class CuffMemory:
 # --- the shell -----------------------------------------------------------------------------
 
 
-class CuffLinkError(BleakError):
-    """The link to a cuff failed in a way the supervisor should log and retry."""
-
-
 @dataclass(frozen=True)
 class _Frame:
     """A value the cuff sent, as it arrived, waiting for the consumer task."""
@@ -416,6 +419,7 @@ class CuffLink:
         bond: bool = True,
         connect_timeout: float = 5.0,
         inbox: MeasurementInbox | None = None,
+        on_established: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.device = device
         self.stack = stack
@@ -436,6 +440,8 @@ class CuffLink:
         self._racp_answer: asyncio.Future[RacpResponse] | None = None
         self._record_segments = 0  # received on this link: progress of a RACP report
         self._sequence_advance_blocked = False
+        self._on_established = on_established
+        self._pairing_refused: BaseException | None = None
 
     @property
     def address(self) -> str:
@@ -450,6 +456,8 @@ class CuffLink:
             await self._publish(CuffConnected(self.address, self._clock()))
             async with asyncio.timeout(SETUP_TIMEOUT):
                 await self._set_up(client)
+            if self._on_established is not None:
+                await self._on_established()
             # Outside the set-up's time: a cuff with hundreds of records may take longer,
             # and the procedure has its own timeout (RACP_IDLE_TIMEOUT).
             if _characteristic(client, gatt.RECORD_ACCESS_CONTROL_POINT) and _characteristic(
@@ -461,10 +469,13 @@ class CuffLink:
             raise_if_cancelling()
         except TimeoutError:
             reason = "the cuff stopped answering during set-up"
-            raise CuffLinkError(f"{self.address}: {reason}") from None
-        except BleakError as error:
+            raise CuffSetUpStalled(self.address, reason) from None
+        except CuffLinkError as error:
             reason = str(error)
             raise
+        except BleakError as error:
+            reason = str(error)
+            raise self._typed(error) from error
         finally:
             try:
                 with contextlib.suppress(Exception):
@@ -492,13 +503,23 @@ class CuffLink:
                 timeout=self._connect_timeout,
                 **self.stack.client_kwargs(),
             )
-        except TimeoutError as error:
-            raise CuffLinkError(f"{self.address}: connection timed out") from error
+        except (TimeoutError, BleakError) as error:
+            raise link_error(self.address, error) from error
         # No await since `establish_connection` returned: only this connection's end counts.
         self._disconnected.clear()
         if not client.is_connected:
             self._disconnected.set()
         return client
+
+    def _typed(self, error: BleakError) -> CuffLinkError:
+        """A failure after connecting: a refused pairing if one preceded it, else a link
+        lost (or a request refused) while the cuff was set up or read."""
+        refused = self._pairing_refused
+        if refused is not None:
+            while refused.__cause__ is not None:
+                refused = refused.__cause__
+            return CuffPairingRefused(self.address, f"pairing refused: {refused}")
+        return CuffLinkLost(self.address, str(error))
 
     async def _finish(self, consumer: asyncio.Task[None], reason: str) -> None:
         """Deliver what already arrived, then say the link ended (unless we are being
@@ -557,6 +578,7 @@ class CuffLink:
         try:
             await client.pair()
         except BleakError as error:
+            self._pairing_refused = error
             if not client.is_connected:
                 raise
             logger.warning("%s: pairing refused (%s); carrying on unencrypted", self.address, error)
