@@ -441,6 +441,8 @@ class CuffLink:
         self._record_segments = 0  # received on this link: progress of a RACP report
         self._sequence_advance_blocked = False
         self._on_established = on_established
+        self.established = False  # set up, and not yet ended
+        self._aborted: str | None = None
         self._pairing_refused: BaseException | None = None
 
     @property
@@ -456,6 +458,7 @@ class CuffLink:
             await self._publish(CuffConnected(self.address, self._clock()))
             async with asyncio.timeout(SETUP_TIMEOUT):
                 await self._set_up(client)
+            self.established = True
             if self._on_established is not None:
                 await self._on_established()
             # Outside the set-up's time: a cuff with hundreds of records may take longer,
@@ -467,6 +470,8 @@ class CuffLink:
             raise_if_cancelling()
             await self._disconnected.wait()
             raise_if_cancelling()
+            if self._aborted is not None:
+                reason = self._aborted
         except TimeoutError:
             reason = "the cuff stopped answering during set-up"
             raise CuffSetUpStalled(self.address, reason) from None
@@ -477,6 +482,7 @@ class CuffLink:
             reason = str(error)
             raise self._typed(error) from error
         finally:
+            self.established = False
             try:
                 with contextlib.suppress(Exception):
                     await client.disconnect()
@@ -510,6 +516,13 @@ class CuffLink:
         if not client.is_connected:
             self._disconnected.set()
         return client
+
+    def abort(self, reason: str) -> None:
+        """End a link that is known to be gone at the cuff's end (it advertises again) but
+        not at ours: hang up and return `reason` from `run()`."""
+        if self._aborted is None:
+            self._aborted = reason
+            self._disconnected.set()
 
     def _typed(self, error: BleakError) -> CuffLinkError:
         """A failure after connecting: a refused pairing if one preceded it, else a link

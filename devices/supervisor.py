@@ -65,6 +65,11 @@ FAILURE_SPELL_GAP: Final = 30.0
 # An advertisement after this much silence (seconds) opens a new advertising window: a
 # cuff that advertises for 1-3 s after a measurement is tried at once, back-off or not.
 NEW_WINDOW_AFTER: Final = 1.0
+# A cuff that advertises for this long (seconds) while we hold a link to it has no link
+# at its end: a connected cuff does not advertise. A real radio ends such a link by its
+# supervision timeout (Core Vol 6 Part B 4.5.2); Bumble's virtual link has none, so the
+# link would wait for a disconnection that never comes, the cuff left unread. We hang up.
+GHOST_LINK_AFTER: Final = 2.0
 # What a cuff's state is (each a database write at the daemon): published in order by a
 # background task, so that a link's set-up and its readings never wait for them.
 STATUS_EVENTS: Final = (
@@ -122,6 +127,8 @@ class _Cuff:
         self.spell_attempts = 0
         self.last_failure: float | None = None  # monotonic
         self.unreachable = False  # a CuffUnreachable was published for this spell
+        self.link: CuffLink | None = None
+        self.advertising_while_linked: float | None = None  # monotonic, first seen
 
 
 class CuffSupervisor:
@@ -272,6 +279,7 @@ class CuffSupervisor:
         cuff.device = device
         cuff.advertised.set()
         now = time.monotonic()
+        self._check_ghost(cuff, now)
         if cuff.last_seen is None or now - cuff.last_seen >= NEW_WINDOW_AFTER:
             cuff.new_window.set()
         cuff.last_seen = now
@@ -283,6 +291,25 @@ class CuffSupervisor:
                 key, device.name or advertisement.local_name, advertisement.rssi, self._clock()
             )
             self._seen_wakeup.set()
+
+    def _check_ghost(self, cuff: _Cuff, now: float) -> None:
+        """A cuff advertising while our link to it is set up: after `GHOST_LINK_AFTER`
+        the link is dead at its end; hang up, so it is connected again."""
+        link = cuff.link
+        if link is None or not link.established:
+            cuff.advertising_while_linked = None
+            return
+        if cuff.advertising_while_linked is None:
+            cuff.advertising_while_linked = now
+        elif now - cuff.advertising_while_linked >= GHOST_LINK_AFTER:
+            logger.warning(
+                "%s: advertising for %.1f s while our link to it is up: the link is gone at"
+                " its end; hanging up to connect it again",
+                cuff.address,
+                now - cuff.advertising_while_linked,
+            )
+            cuff.advertising_while_linked = None
+            link.abort("the cuff advertised while linked: the link was gone at its end")
 
     async def _publish_sightings(self) -> None:
         """CuffSeen events, off the scanner's path so a slow daemon never slows scanning."""
@@ -325,6 +352,7 @@ class CuffSupervisor:
                 inbox=self._inbox,
                 on_established=established,
             )
+            cuff.link, cuff.advertising_while_linked = link, None
             try:
                 reason = await link.run()
                 logger.info("%s: link ended: %s", cuff.address, reason)
@@ -339,6 +367,8 @@ class CuffSupervisor:
             except Exception as error:
                 logger.exception("%s: link failed", cuff.address)
                 await self._failed(cuff, CuffConnectFailed(cuff.address, repr(error)))
+            finally:
+                cuff.link = None
             if cuff.failures:
                 await self._back_off(cuff)
             # Only a fresh advertisement, seen after this attempt, brings the next one.

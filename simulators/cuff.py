@@ -505,6 +505,24 @@ class SimulatedCuff:
         self._stopping = False
         self._log("stopped")
 
+    async def power_cut(self) -> None:
+        """The batteries come out: the radio stops at once and no disconnection is sent,
+        so a central learns of it only by its supervision timeout (which Bumble's virtual
+        link lacks: its end of the link lives on). Stored readings and bonds survive, as
+        in a real cuff's flash; `start()` powers it on again (its clock reset)."""
+        if self.device is None:
+            return
+        self._stopping = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._release()
+        self._advertising = False
+        self._stopping = False
+        self._changed()
+        self._log("power cut")
+
     async def _release(self) -> None:
         if self.controller is not None and self.link is not None:
             with contextlib.suppress(KeyError):
