@@ -741,7 +741,17 @@ class BumbleBleakClient(BaseBleakClient):
         self._connection = connection
         self._lost = asyncio.get_running_loop().create_future()
         peer = self._gatt = Peer(connection)
-        connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
+        connection.on(
+            Connection.EVENT_DISCONNECTION,
+            lambda reason: self._on_disconnection(reason, connection),
+        )
+        if self._host.device.connections.get(connection.handle) is not connection:
+            # Lost before we listened: Bumble emitted the disconnection (and forgot the
+            # handle) while `create_connection` was returning, a few loop turns after
+            # the connection was made. Taken for live, it would swallow every request
+            # until the 30 s ATT timeout, its cuff advertising unread (issue #18).
+            logger.info("%s: the link was lost as it was made", self.address)
+            self._on_disconnection(hci.HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR)
         try:
             await self._guard(
                 connection, "MTU exchange", lambda: peer.request_mtu(REQUESTED_ATT_MTU)
@@ -786,8 +796,12 @@ class BumbleBleakClient(BaseBleakClient):
             logger.warning("%s: no Disconnection Complete; forgetting the link", self.address)
             self._on_disconnection(hci.HCI_CONNECTION_TIMEOUT_ERROR)
 
-    def _on_disconnection(self, reason: int) -> None:
-        if self._connection is None:
+    def _on_disconnection(self, reason: int, connection: Connection | None = None) -> None:
+        """The link ended (`connection`: the one whose event this is; a late event of an
+        earlier connection must not end the current one)."""
+        if self._connection is None or (
+            connection is not None and connection is not self._connection
+        ):
             return
         logger.debug("%s disconnected (HCI reason %#04x)", self.address, reason)
         self._connection = None

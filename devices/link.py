@@ -442,6 +442,7 @@ class CuffLink:
         self._sequence_advance_blocked = False
         self._on_established = on_established
         self.established = False  # set up, and not yet ended
+        self._client: BleakClient | None = None
         self._aborted: str | None = None
         self._pairing_refused: BaseException | None = None
 
@@ -452,6 +453,7 @@ class CuffLink:
     async def run(self) -> str:
         """Connect and serve the cuff until it disconnects; returns why it ended."""
         client = await self._connect()
+        self._client = client
         consumer = asyncio.create_task(self._consume(), name=f"cuff {self.address} frames")
         reason = "the cuff closed the connection"
         try:
@@ -516,6 +518,25 @@ class CuffLink:
         if not client.is_connected:
             self._disconnected.set()
         return client
+
+    async def answers(self, within: float) -> bool:
+        """Whether the cuff answers a read within `within` seconds: a link gone at the
+        cuff's end (and not at ours) never does. True when there is nothing to read."""
+        client = self._client
+        if client is None or not client.is_connected:
+            return False
+        for uuid in (gatt.MANUFACTURER_NAME_STRING, gatt.BATTERY_LEVEL, gatt.MODEL_NUMBER_STRING):
+            characteristic = _characteristic(client, uuid)
+            if characteristic is not None and "read" in characteristic.properties:
+                break
+        else:
+            return True
+        try:
+            async with asyncio.timeout(within):
+                await client.read_gatt_char(characteristic)
+        except (TimeoutError, BleakError):
+            return False
+        return True
 
     def abort(self, reason: str) -> None:
         """End a link that is known to be gone at the cuff's end (it advertises again) but

@@ -65,11 +65,13 @@ FAILURE_SPELL_GAP: Final = 30.0
 # An advertisement after this much silence (seconds) opens a new advertising window: a
 # cuff that advertises for 1-3 s after a measurement is tried at once, back-off or not.
 NEW_WINDOW_AFTER: Final = 1.0
-# A cuff that advertises for this long (seconds) while we hold a link to it has no link
-# at its end: a connected cuff does not advertise. A real radio ends such a link by its
-# supervision timeout (Core Vol 6 Part B 4.5.2); Bumble's virtual link has none, so the
-# link would wait for a disconnection that never comes, the cuff left unread. We hang up.
+# A cuff that advertises for this long (seconds) while we hold a link to it may have no
+# link at its end (a connected cuff does not advertise): it is asked for a read, and if
+# it does not answer within GHOST_PROBE_TIMEOUT the link is hung up. A real radio ends
+# such a link by its supervision timeout (Core Vol 6 Part B 4.5.2); Bumble's virtual link
+# has none, so the link would wait for a disconnection that never comes, the cuff unread.
 GHOST_LINK_AFTER: Final = 2.0
+GHOST_PROBE_TIMEOUT: Final = 2.0
 # What a cuff's state is (each a database write at the daemon): published in order by a
 # background task, so that a link's set-up and its readings never wait for them.
 STATUS_EVENTS: Final = (
@@ -129,6 +131,7 @@ class _Cuff:
         self.unreachable = False  # a CuffUnreachable was published for this spell
         self.link: CuffLink | None = None
         self.advertising_while_linked: float | None = None  # monotonic, first seen
+        self.probe: asyncio.Task[None] | None = None
 
 
 class CuffSupervisor:
@@ -301,15 +304,26 @@ class CuffSupervisor:
             return
         if cuff.advertising_while_linked is None:
             cuff.advertising_while_linked = now
-        elif now - cuff.advertising_while_linked >= GHOST_LINK_AFTER:
-            logger.warning(
-                "%s: advertising for %.1f s while our link to it is up: the link is gone at"
-                " its end; hanging up to connect it again",
-                cuff.address,
-                now - cuff.advertising_while_linked,
+        elif now - cuff.advertising_while_linked >= GHOST_LINK_AFTER and (
+            cuff.probe is None or cuff.probe.done()
+        ):
+            cuff.probe = asyncio.create_task(
+                self._probe(cuff, link, now - cuff.advertising_while_linked),
+                name=f"cuff {cuff.address} probe",
             )
-            cuff.advertising_while_linked = None
-            link.abort("the cuff advertised while linked: the link was gone at its end")
+
+    async def _probe(self, cuff: _Cuff, link: CuffLink, advertising_for: float) -> None:
+        if await link.answers(GHOST_PROBE_TIMEOUT):
+            logger.info("%s: advertises while linked, and answers: left linked", cuff.address)
+        else:
+            logger.warning(
+                "%s: advertising for %.1f s while our link to it is up, and no answer on it:"
+                " the link is gone at its end; hanging up to connect it again",
+                cuff.address,
+                advertising_for,
+            )
+            link.abort("the cuff advertised while linked and did not answer: gone at its end")
+        cuff.advertising_while_linked = None
 
     async def _publish_sightings(self) -> None:
         """CuffSeen events, off the scanner's path so a slow daemon never slows scanning."""
