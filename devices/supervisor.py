@@ -241,7 +241,12 @@ class CuffSupervisor:
                         await scanner.stop()
             finally:
                 self._running = False
-                tasks = [c.task for c in self._cuffs.values() if c.task is not None]
+                tasks = [
+                    task
+                    for c in self._cuffs.values()
+                    for task in (c.task, c.probe)
+                    if task is not None
+                ]
                 for task in [*tasks, seen_publisher, status_publisher]:
                     task.cancel()
                 await asyncio.gather(
