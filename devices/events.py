@@ -114,7 +114,7 @@ class MeasurementReceived:
     observed on the cuff, or ``received_at`` when the cuff sent no timestamp.
     ``sequence_number`` is the Blood Pressure Record's (BPS 1.1), None for a 0x2A35
     indication. ``raw`` is the payload as the cuff sent it. ``cuff_key`` names the
-    reading by what the cuff sent (`devices.link.cuff_key`): the same reading delivered
+    reading by what the cuff sent (`devices.readings.cuff_key`): the same reading delivered
     again, by this daemon or a restarted one, has the same key, whatever we learnt about
     the cuff's clock meanwhile; the clinic stores one reading per (address, cuff_key).
     """

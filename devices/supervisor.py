@@ -45,7 +45,8 @@ from devices.events import (
     MeasurementReceived,
 )
 from devices.inbox import MeasurementInbox
-from devices.link import Clock, CuffLink, CuffMemory, utc_now
+from devices.link import Clock, CuffLink
+from devices.readings import CuffMemory, utc_now
 from devices.transport import BleStack, BleTransport, open_ble
 
 logger = logging.getLogger(__name__)
