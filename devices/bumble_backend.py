@@ -417,6 +417,7 @@ class BumbleHost:
             return await self._create_connection(peer, within)
         finally:
             self._connecting_to = None
+            self._keep_scanning()
             # Bumble's `Device.connect` clears this when it ends, and its
             # `on_le_connection` asserts it is set for any central connection: a late
             # one, from an attempt whose cancel the controller never confirmed, would
@@ -653,12 +654,52 @@ class BumbleHost:
         if not self._scanners and self.device.is_scanning and not self._closed:
             await self.device.stop_scanning()
 
+    def _keep_scanning(self) -> None:
+        """Scanning stays on while a scanner wants it: if anything switched it off (a
+        Bumble procedure that scans for itself), switch it on again, loudly."""
+        if self._scanners and not self.device.is_scanning and not self._closed:
+            logger.warning("scanning was switched off under our scanners; switching it on")
+            self._spawn(self._restart_scanning())
+
+    async def _restart_scanning(self) -> None:
+        with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
+            if self._scanners and not self.device.is_scanning:
+                await self.device.start_scanning(
+                    active=self._scanning_active, filter_duplicates=False
+                )
+
     def _on_advertisement(self, advertisement: Advertisement) -> None:
         self._address_types[bytes(advertisement.address)] = hci.AddressType(
             advertisement.address.address_type
         )
         for scanner in list(self._scanners):
             scanner.on_advertisement(advertisement)
+
+
+class _ConnectAsSeen(smp.AddressResolver):
+    """Bumble's address resolver, except that a connection is never preceded by a scan.
+
+    With a bond's IRK in the keystore (loaded at power-on, so after every restart),
+    Bumble's `Device.connect_le` first scans for the peer's identity address
+    (`find_peer_by_identity_address`) and stops scanning afterwards if it was not
+    scanning when it began. A connection started while the supervisor's scan was itself
+    still starting (the controller reports advertisements from before our HCI Reset)
+    thus switched scanning off for good: no cuff that was not already linked was ever
+    connected again (issue #18; the soak's dump: the daemon's controller "scanning:
+    False"). We connect to the address a cuff has just advertised from, so there is
+    nothing to look for: `can_resolve_to` (used only there) says no; `resolve` works.
+    """
+
+    def can_resolve_to(self, address: hci.Address) -> bool:
+        return False
+
+
+class _CentralDevice(Device):
+    async def refresh_resolving_list(self) -> None:
+        await super().refresh_resolving_list()
+        resolver = self.address_resolver
+        if resolver is not None and not isinstance(resolver, _ConnectAsSeen):
+            self.address_resolver = _ConnectAsSeen(resolver.resolving_keys)
 
 
 def _central_device(name: str, address: str | None, source: Any, sink: Any) -> Device:
@@ -668,7 +709,7 @@ def _central_device(name: str, address: str | None, source: Any, sink: Any) -> D
         parse_address(address) if address is not None else hci.Address.generate_static_address()
     )
     config.identity_address_type = hci.Address.RANDOM_DEVICE_ADDRESS
-    return Device.from_config_with_hci(config, source, sink)
+    return _CentralDevice.from_config_with_hci(config, source, sink)
 
 
 def _host_from_kwargs(kwargs: dict[str, Any]) -> BumbleHost:
@@ -741,7 +782,17 @@ class BumbleBleakClient(BaseBleakClient):
         self._connection = connection
         self._lost = asyncio.get_running_loop().create_future()
         peer = self._gatt = Peer(connection)
-        connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
+        connection.on(
+            Connection.EVENT_DISCONNECTION,
+            lambda reason: self._on_disconnection(reason, connection),
+        )
+        if self._host.device.connections.get(connection.handle) is not connection:
+            # Lost before we listened: Bumble emitted the disconnection (and forgot the
+            # handle) while `create_connection` was returning, a few loop turns after
+            # the connection was made. Taken for live, it would swallow every request
+            # until the 30 s ATT timeout, its cuff advertising unread (issue #18).
+            logger.info("%s: the link was lost as it was made", self.address)
+            self._on_disconnection(hci.HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR)
         try:
             await self._guard(
                 connection, "MTU exchange", lambda: peer.request_mtu(REQUESTED_ATT_MTU)
@@ -786,8 +837,12 @@ class BumbleBleakClient(BaseBleakClient):
             logger.warning("%s: no Disconnection Complete; forgetting the link", self.address)
             self._on_disconnection(hci.HCI_CONNECTION_TIMEOUT_ERROR)
 
-    def _on_disconnection(self, reason: int) -> None:
-        if self._connection is None:
+    def _on_disconnection(self, reason: int, connection: Connection | None = None) -> None:
+        """The link ended (`connection`: the one whose event this is; a late event of an
+        earlier connection must not end the current one)."""
+        if self._connection is None or (
+            connection is not None and connection is not self._connection
+        ):
             return
         logger.debug("%s disconnected (HCI reason %#04x)", self.address, reason)
         self._connection = None

@@ -114,7 +114,7 @@ class MeasurementReceived:
     observed on the cuff, or ``received_at`` when the cuff sent no timestamp.
     ``sequence_number`` is the Blood Pressure Record's (BPS 1.1), None for a 0x2A35
     indication. ``raw`` is the payload as the cuff sent it. ``cuff_key`` names the
-    reading by what the cuff sent (`devices.link.cuff_key`): the same reading delivered
+    reading by what the cuff sent (`devices.readings.cuff_key`): the same reading delivered
     again, by this daemon or a restarted one, has the same key, whatever we learnt about
     the cuff's clock meanwhile; the clinic stores one reading per (address, cuff_key).
     """
@@ -149,6 +149,37 @@ class MeasurementFailed:
         _check_utc("MeasurementFailed", "received_at", self.received_at)
 
 
+@dataclass(frozen=True)
+class CuffUnreachable:
+    """A cuff kept advertising but every connection to it failed for `since` to `at`
+    (more than a minute by default): its readings stay in it. ``reason`` is the last
+    failure, ``advice`` what a person can do (`devices.errors`). Published once per
+    spell; `CuffReachable` ends it. The clinic raises a `cuff_offline` technical alert
+    for a cuff of a chair in session."""
+
+    address: str
+    at: datetime
+    since: datetime
+    attempts: int
+    reason: str
+    advice: str
+
+    def __post_init__(self) -> None:
+        _check_utc("CuffUnreachable", "at", self.at)
+        _check_utc("CuffUnreachable", "since", self.since)
+
+
+@dataclass(frozen=True)
+class CuffReachable:
+    """A cuff that was `CuffUnreachable` was connected and set up again."""
+
+    address: str
+    at: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc("CuffReachable", "at", self.at)
+
+
 CuffEvent = (
     CuffSeen
     | CuffConnected
@@ -158,4 +189,6 @@ CuffEvent = (
     | CuffPressureChanged
     | MeasurementReceived
     | MeasurementFailed
+    | CuffUnreachable
+    | CuffReachable
 )

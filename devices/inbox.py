@@ -12,7 +12,7 @@ soak lost 12 of 117). So the link's callback writes the frame here, synchronousl
 fsynced, before it returns; the link releases the entry once the daemon took the reading
 (committed, or refused for good), and on start the daemon replays every entry still held
 (`replay`) before it connects to any cuff. A replayed reading carries the same
-`cuff_key` as the original (`devices.link.cuff_key`), so a reading committed just before
+`cuff_key` as the original (`devices.readings.cuff_key`), so a reading committed just before
 the crash, but not yet released, is stored once.
 
 If the frame cannot be written (disk full, read-only data directory), the callback
@@ -47,7 +47,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from devices.events import CuffEvent, CuffIdentity
-from devices.link import ClockObservation, ReadingContext, reading_event
+from devices.readings import ClockObservation, ReadingContext, reading_event
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class MeasurementInbox:
     def note_clock_setting(self, address: str, observation: ClockObservation) -> None:
         """Remember that we set a cuff's clock that was behind (`devices.link
         .is_clock_behind`): a restarted daemon still corrects the readings it stamped
-        before (`devices.link.earlier_offset`). A failure is logged, not raised."""
+        before (`devices.readings.earlier_offset`). A failure is logged, not raised."""
         try:
             self._db.execute(
                 "INSERT INTO clock_setting (address, observation) VALUES (?, ?)",

@@ -68,9 +68,10 @@ from simulators.physiology import (
 
 logger = logging.getLogger(__name__)
 
-SecurityMode = Literal["none", "just-works", "passkey"]
+SecurityMode = Literal["none", "just-works", "passkey", "refuse"]
 RecordStyle = Literal["bps10", "bps11"]
-Connectability = Literal["always", "brief"]
+Connectability = Literal["always", "brief", "windows"]
+HANGS_UP: Final = ("brief", "windows")  # hang up `linger` after the records were read
 
 # Advertising payload budget: 31 bytes (Core Vol 3 Part C 11). Flags (3), the 0x1810
 # service list (4) and the appearance (4) leave 20 for the name's own 2-byte header + text.
@@ -125,12 +126,17 @@ class CuffConfig:
 
     - `security`: "just-works" (default: the BP characteristics need an encrypted link,
       LE Secure Connections Just Works bonds), "passkey" (the central must enter
-      `passkey`; a pairing without MITM protection is refused) or "none".
+      `passkey`; a pairing without MITM protection is refused), "refuse" (the BP
+      characteristics need an encrypted link, and every pairing request is refused, as
+      by a cuff whose pairing memory is full) or "none".
     - `record_style`: "bps10" replays stored readings as Measurement indications, oldest
       first, when a central subscribes; "bps11" serves them through the RACP as Blood
       Pressure Records with sequence numbers.
-    - `connectable`: "always", or "brief" (advertises for `advertising_window` after a
-      measurement and hangs up `linger` after its records were read).
+    - `connectable`: "always", "brief" (advertises for `advertising_window` after a
+      measurement and hangs up `linger` after its records were read) or "windows", as
+      real cuffs do: advertises only for a short window after a measurement (and on
+      start), `window_seconds` drawn per window, in real seconds whatever the clock's
+      speed (radio time is not simulated), silent otherwise; hangs up as "brief" does.
     - `measurement_interval`: periodic measurements, the first `first_measurement_after`
       start; `problems` is cycled through those scheduled measurements.
     - `quirk`: None or "beurer-bm85" (see `simulators.frames.Quirk`).
@@ -164,6 +170,7 @@ class CuffConfig:
     battery_level: int = 90
     advertising_window: timedelta = timedelta(minutes=2)
     linger: timedelta = timedelta(seconds=5)
+    window_seconds: tuple[float, float] = (1.0, 3.0)
     record_capacity: int = 200
     advertising_interval_ms: float = 100.0
 
@@ -202,6 +209,9 @@ class CuffConfig:
             raise ValueError("reset_clock is the cuff's naive wall clock: pass a naive datetime")
         if not 0 <= self.battery_level <= 100:
             raise ValueError(f"battery_level must be 0..100 %, got {self.battery_level}")
+        low, high = self.window_seconds
+        if not 0 < low <= high:
+            raise ValueError(f"window_seconds must be 0 < low <= high, got {self.window_seconds}")
         if self.record_capacity < 1:
             raise ValueError(f"record_capacity must be at least 1, got {self.record_capacity}")
         if self.user_id is not None and not 0 <= self.user_id <= 0xFF:
@@ -290,6 +300,7 @@ class SimulatedCuff:
             high_responder=config.high_responder,
         )
         self._rng = random.Random(f"readings:{config.seed}")
+        self._window_rng = random.Random(f"windows:{config.seed}")
         self.doses: list[datetime] = []
         self.measurement_log: list[MeasurementRecord] = []
         self.pairings: list[str] = []  # peer identity address, one entry per new bond
@@ -494,6 +505,24 @@ class SimulatedCuff:
         self._stopping = False
         self._log("stopped")
 
+    async def power_cut(self) -> None:
+        """The batteries come out: the radio stops at once and no disconnection is sent,
+        so a central learns of it only by its supervision timeout (which Bumble's virtual
+        link lacks: its end of the link lives on). Stored readings and bonds survive, as
+        in a real cuff's flash; `start()` powers it on again (its clock reset)."""
+        if self.device is None:
+            return
+        self._stopping = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._release()
+        self._advertising = False
+        self._stopping = False
+        self._changed()
+        self._log("power cut")
+
     async def _release(self) -> None:
         if self.controller is not None and self.link is not None:
             with contextlib.suppress(KeyError):
@@ -528,12 +557,14 @@ class SimulatedCuff:
         await self._disconnect_all(OUT_OF_RANGE_REASON)
 
     async def come_back(self) -> None:
-        """Back in range: advertise again (a brief cuff for one window)."""
+        """Back in range: advertise again (a brief cuff for one window; a "windows" cuff
+        stays silent until its next measurement)."""
         self._require_device()
         self.in_range = True
         self._changed()
         self._log("back in range (%d reading(s) stored)", len(self.stored))
-        await self._advertise()
+        if self.config.connectable != "windows":
+            await self._advertise()
 
     def _advertising_data(self) -> bytes:
         return bytes(
@@ -573,8 +604,8 @@ class SimulatedCuff:
             device = self.device
             if device is None or self._stopping or not self.in_range or self._links:
                 return
-            if self.config.connectable == "brief":
-                self._advertising_until = self.clock.now() + self.config.advertising_window
+            if self.config.connectable in HANGS_UP:
+                self._advertising_until = self.clock.now() + self._window()
                 if self._window_task is None or self._window_task.done():
                     self._window_task = self._spawn(self._close_window(), "advertising window")
             if not device.is_advertising:
@@ -589,6 +620,13 @@ class SimulatedCuff:
                 self._changed()
                 if advertising:
                     self._log("advertising")
+
+    def _window(self) -> timedelta:
+        """How long this advertising window lasts, in simulated time."""
+        if self.config.connectable == "windows":
+            real = self._window_rng.uniform(*self.config.window_seconds)
+            return timedelta(seconds=real * self.clock.speed)
+        return self.config.advertising_window
 
     async def _close_window(self) -> None:
         while self._advertising_until is not None:
@@ -639,6 +677,15 @@ class SimulatedCuff:
             delegate: pairing.PairingDelegate = DisplayPasskey(
                 io_capability=pairing.PairingDelegate.DISPLAY_OUTPUT_ONLY
             )
+        elif self.config.security == "refuse":
+
+            class Refuse(pairing.PairingDelegate):
+                async def accept(self) -> bool:
+                    cuff._log("refused a pairing request")
+                    return False
+
+            cuff = self
+            delegate = Refuse(io_capability=pairing.PairingDelegate.NO_OUTPUT_NO_INPUT)
         else:
             delegate = pairing.PairingDelegate(
                 io_capability=pairing.PairingDelegate.NO_OUTPUT_NO_INPUT
@@ -1021,7 +1068,7 @@ class SimulatedCuff:
                     self._pending.popleft()
                     self._changed()
                 self._log("sent %s (indication confirmed)", self._describe(record))
-        if self.config.connectable == "brief" and connection in self._links:
+        if self.config.connectable in HANGS_UP and connection in self._links:
             self._spawn(self._linger_then_hang_up(connection), "linger")
 
     async def _update_battery(self, now: datetime) -> None:
@@ -1112,7 +1159,12 @@ class SimulatedCuff:
                 return
             if not selected and request.op_code is RacpOpCode.REPORT_STORED_RECORDS:
                 response = RacpResponse(request.op_code, RacpResponseCode.NO_RECORDS_FOUND)
-                await self._indicate(connection, racp, bytes(response))
+                if (
+                    await self._indicate(connection, racp, bytes(response))
+                    and self.config.connectable == "windows"
+                ):
+                    # Nothing new to read: a "windows" cuff hangs up all the same.
+                    self._spawn(self._linger_then_hang_up(connection), "linger")
                 return
             max_segment = connection.att_mtu - 3  # ATT_Handle_Value_Indication overhead
             for sequence_number in selected:
@@ -1137,7 +1189,7 @@ class SimulatedCuff:
                 done = bytes(RacpResponse(request.op_code, RacpResponseCode.SUCCESS))
             if await self._indicate(connection, racp, done):
                 self._log("sent %d stored record(s) through the RACP", len(selected))
-                if self.config.connectable == "brief":
+                if self.config.connectable in HANGS_UP:
                     self._spawn(self._linger_then_hang_up(connection), "linger")
         finally:
             self._racp_busy = False

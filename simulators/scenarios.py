@@ -118,6 +118,16 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             ),
         ),
         Scenario(
+            "short-windows",
+            "cuffs that advertise only 1-3 real seconds after each measurement, as most"
+            " real cuffs do; BPS 1.0 and 1.1 alternate",
+            (
+                _chair(profile=Profile.NORMOTENSIVE, connectable="windows"),
+                _chair(profile=Profile.ELEVATED, connectable="windows", record_style="bps11"),
+            ),
+            default_count=2,
+        ),
+        Scenario(
             "beurer-bm85",
             "a Beurer BM85-style cuff: off-spec flags, byte order and user byte",
             (

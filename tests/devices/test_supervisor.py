@@ -271,3 +271,30 @@ async def test_cancelling_the_supervisor_closes_every_link(
         )
     assert not any(c.connected for c in cuffs)
     assert central.device.connections == {}
+
+
+def silent_and_free(cuff: SimulatedCuff) -> bool:
+    return not cuff.advertising and not cuff.connected
+
+
+async def test_cuffs_with_short_advertising_windows_are_caught_every_time(
+    start_fleet: StartFleet, events: EventLog, supervise: Supervise
+) -> None:
+    """Issue #18: cuffs that advertise only 1-3 real seconds after a measurement, then
+    fall silent (scenario `short-windows`, BPS 1.0 and 1.1). After each window closes the
+    cuff's reading must already be delivered: a window missed is a reading held until
+    the next measurement, minutes later on a real cuff."""
+    cuffs = await start_fleet(
+        "short-windows", count=4, seed=18, measurement_interval=None, dose_after=None
+    )
+    async with supervise():
+        for _ in range(4):
+            for cuff in cuffs:
+                await within_patience(cuff.wait_for(silent_and_free))
+            records = await asyncio.gather(*(cuff.measure() for cuff in cuffs))
+            for cuff, record in zip(cuffs, records, strict=True):
+                await within_patience(cuff.wait_for(silent_and_free))
+                assert events.delivered(cuff, record) == 1, (
+                    f"{cuff.address} ({cuff.config.record_style}) fell silent still "
+                    f"holding seq {record.sequence_number}: its window was missed"
+                )

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from bumble import hci
 
 from devices import gatt
@@ -16,7 +17,7 @@ from devices.bps import (
     RacpResponseCode,
     decode_racp_indication,
 )
-from simulators.cuff import FlakyLink, SimulatedCuff
+from simulators.cuff import CuffConfig, FlakyLink, SimulatedCuff
 from simulators.physiology import MeasurementProblem
 from tests.simulators.bumble_central import TIMEOUT, BumbleCentral
 from tests.simulators.conftest import StartCuff
@@ -98,3 +99,25 @@ async def test_a_brief_bps11_cuff_hangs_up_once_the_racp_report_is_done(
         await session.next(gatt.RECORD_ACCESS_CONTROL_POINT)
     ) == RacpResponse(RacpRequest.report_all().op_code, RacpResponseCode.SUCCESS)
     assert await session.wait_disconnected() == hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR
+
+
+async def test_a_windows_cuff_advertises_only_briefly_after_a_measurement(
+    start_cuff: StartCuff,
+) -> None:
+    """Issue #18: `connectable="windows"` advertises for 1-3 real seconds (here 0.1-0.2)
+    after power-on and each measurement, and stays silent when back in range."""
+    cuff = await start_cuff(connectable="windows", window_seconds=(0.1, 0.2))
+    assert cuff.advertising
+    await until(cuff, lambda c: not c.advertising)
+    await cuff.go_out_of_range()
+    await cuff.come_back()
+    assert not cuff.advertising  # no window without a measurement
+    await cuff.measure()
+    assert cuff.advertising
+    await until(cuff, lambda c: not c.advertising)
+    assert [r.sequence_number for r in cuff.stored] == [0]
+
+
+def test_a_windows_cuff_needs_a_sane_window() -> None:
+    with pytest.raises(ValueError, match="window_seconds"):
+        CuffConfig(connectable="windows", window_seconds=(3.0, 1.0))

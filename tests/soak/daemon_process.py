@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
+import types
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -27,6 +29,25 @@ from tests.soak.clock import shared_clock
 from vitalsd.clinic import Clinic
 from vitalsd.daemon import Daemon
 from vitalsd.settings import Settings
+
+
+def describe_tasks() -> str:
+    """Every task and where it waits, innermost coroutine last: what the soak asks for
+    (SIGUSR1) when a drain ends with readings still held, to see what each cuff's task
+    was doing instead of connecting it."""
+    lines = []
+    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+        where = []
+        awaited: object = task.get_coro()
+        while isinstance(awaited, types.CoroutineType | types.AsyncGeneratorType):
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+            if frame is not None:
+                where.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+        if awaited is not None:
+            where.append(type(awaited).__name__)
+        lines.append(f"  task {task.get_name()!r}: {' > '.join(where)}")
+    return "\n".join(lines)
 
 
 async def main(argv: Sequence[str]) -> int:
@@ -58,6 +79,11 @@ async def main(argv: Sequence[str]) -> int:
         max_streams_per_user=1_000_000,
     )
     clock = shared_clock(args.speed, args.epoch_real, args.epoch_sim)
+    tasks_log = logging.getLogger("tests.soak.daemon")
+    tasks_log.setLevel(logging.INFO)
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGUSR1, lambda: tasks_log.info("tasks:\n%s", describe_tasks())
+    )
     clinic = await Clinic.open(settings, clock=clock.now)
     try:
         await Daemon(settings, clinic, clock=clock.now, zone=UTC).run(

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import random
 import signal
 import socket
@@ -413,7 +414,8 @@ def check_storage(
             f"{result.missing} measurement(s) never stored ({still} still held by their cuff "
             f"at the end of the drain), "
             f"e.g. {[(k[0], keys[k]['sequence_number'], keys[k]['cuff_time']) for k in lost[:4]]}; "
-            f"those cuffs then: {[(a, (standing or {}).get(a)) for a in cuffs]}"
+            f"those cuffs then: {[(a, (standing or {}).get(a)) for a in cuffs]}; "
+            f"the daemon's controller then: {(standing or {}).get('central')}"
         )
 
 
@@ -639,11 +641,16 @@ async def run_soak(plan: SoakPlan, workdir: Path, *, echo: bool = False) -> Soak
         log = dumped["measured"]
         await wait_for_storage(log, engine, plan.drain_timeout_s)
         phase("drain")
+        if missing_measurements(log, engine) and daemon.pid is not None:
+            # Where each of the daemon's tasks waits, into its log (daemon_process).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(daemon.pid, signal.SIGUSR1)
+            await asyncio.sleep(0.5)
         # What the cuffs still hold, and how they stand, once the drain gave up.
         if (await sim.ask("dump")) != "dumped":
             raise RuntimeError(f"the simulator did not write its log; see {sim.log}")
         dumped = json.loads((workdir / "measured.json").read_text())
-        held, standing = dumped["held"], dumped["cuffs"]
+        held, standing = dumped["held"], {**dumped["cuffs"], "central": dumped["central"]}
         target = last_seq(engine)
         stop.set()
         await asyncio.gather(*roaming)

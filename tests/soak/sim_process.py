@@ -83,6 +83,13 @@ def record_of(cuff: SimulatedCuff, record: Any) -> dict[str, Any]:
     }
 
 
+def controller_links(controller: Any) -> list[str]:
+    """The peers a virtual controller holds a link to (its own view)."""
+    if controller is None:
+        return []
+    return [str(address) for address in controller.le_connections]
+
+
 class Driver:
     """Measures each cuff every `interval` and takes it out of range for `lasting` every
     `every` (simulated), from random offsets, until told to stop."""
@@ -191,7 +198,9 @@ async def main(argv: Sequence[str]) -> int:
         if cuff.config.high_responder:
             cuff.record_dose(args.epoch_sim - DOSED_BEFORE)
         await cuff.start()
-    await radio.expose_hci(f"tcp-server:127.0.0.1:{args.port}", controller_class=VirtualController)
+    bridge = await radio.expose_hci(
+        f"tcp-server:127.0.0.1:{args.port}", controller_class=VirtualController
+    )
     flaky = args.flaky_every_minutes > 0
     driver = Driver(
         cuffs,
@@ -226,8 +235,18 @@ async def main(argv: Sequence[str]) -> int:
                             "advertising": c.advertising,
                             "advertising_on_air": c.advertising_on_air,
                             "racp_in_progress": c.racp_in_progress,
+                            # The link layer's view: whom its controller is linked to.
+                            "controller_links": controller_links(c.controller),
                         }
                         for c in cuffs
+                    },
+                    # The daemon's controller (HCI over TCP): links, pending, scanning.
+                    "central": {
+                        "links": controller_links(bridge),
+                        "pending": None
+                        if bridge.pending_le_connection is None
+                        else str(bridge.pending_le_connection.peer_address),
+                        "scanning": bool(bridge.le_scan_enable),
                     },
                 }
                 args.out.write_text(json.dumps(log))

@@ -55,20 +55,13 @@ def test_no_measurement_a_cuff_took_is_lost_or_duplicated(soak: SoakResult) -> N
     assert (soak.duplicated, lost) == (0, 0), soak.problems
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "issue #9: runs left readings in a cuff at the end of the drain (CI 04:53: BPS 1.1 "
-        "D0:5E:00:09:00:01/:03 seq 7-8; a loaded local run: BPS 1.0 :02 seq 5-9). Found "
-        "and fixed: a link made by establish_connection's second attempt was taken as "
-        "ended at once and hung up right after set-up (devices/link.py `_connect`). Not "
-        "yet explained: in that run the daemon then did not reconnect the cuff, which "
-        "said it was advertising, for the drain's 20 s"
-    ),
-)
 def test_every_reading_a_cuff_held_was_collected_by_the_end_of_the_drain(
     soak: SoakResult,
 ) -> None:
+    """Issue #18: once the cuffs are back in range, every reading they hold is collected
+    within the drain; a cuff left advertising, unconnected, fails it (strict since the
+    supervisor hangs up on a link the cuff no longer has: devices/supervisor.py
+    GHOST_LINK_AFTER)."""
     assert soak.measurements_taken > 0
     assert soak.missing_held == 0, soak.problems
 
