@@ -40,7 +40,9 @@ from devices.events import (
     CuffEvent,
     CuffIdentity,
     CuffPressureChanged,
+    CuffReachable,
     CuffSeen,
+    CuffUnreachable,
     MeasurementFailed,
     MeasurementReceived,
 )
@@ -199,6 +201,24 @@ class CuffEventSink:
                 await clinic.update_device(event.address, at=event.at, battery_percent=event.level)
             case CuffBonded():
                 log.info("cuff %s: link encrypted with a bond", event.address)
+            case CuffUnreachable():
+                raised = await clinic.cuff_unreachable(
+                    event.address,
+                    at=event.at,
+                    since=event.since,
+                    attempts=event.attempts,
+                    reason=event.reason,
+                    advice=event.advice,
+                )
+                log.warning(
+                    "cuff %s advertises but cannot be connected (%s): %s%s",
+                    event.address,
+                    event.reason,
+                    event.advice,
+                    "" if raised else " (no chair in session has it: no alert)",
+                )
+            case CuffReachable():
+                await clinic.cuff_reachable(event.address, at=event.at)
 
     async def _note_identity(self, identity: CuffIdentity, at: datetime) -> None:
         """Write the cuff's identity if it is not what we last wrote (a reading arrives

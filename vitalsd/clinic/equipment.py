@@ -1,5 +1,6 @@
 """Equipment: the cuffs' device rows as the Bluetooth side sees them (advertising,
-connection, battery, device information), announced as `device_status`."""
+connection, battery, device information), announced as `device_status`, and the
+technical alarm of a cuff that advertises but cannot be connected."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vitalsd import views
+from vitalsd.alerts import reconcile
 from vitalsd.domain import ConnectionState, require_utc
 from vitalsd.errors import InvalidInput
 from vitalsd.store import models
 from vitalsd.store.events import EventType
+from vitalsd.technical import CUFF_OFFLINE_CONDITION, cuff_offline
 
-from .lookups import ensure_device
-from .rows import device_view, text
+from .lookups import ensure_device, open_alert_rows, open_session_of_chair
+from .rows import alert_of, device_view, text
+from .rules import apply_alert_changes
 from .unit_of_work import UnitOfWork
 
 DEVICE_SEEN_WRITE_INTERVAL = timedelta(seconds=30)
@@ -108,3 +113,68 @@ class Equipment:
         rssi: int | None = None,
     ) -> views.DeviceView:
         return await self.update_device(address, at=at, name=name, rssi=rssi)
+
+    async def cuff_unreachable(
+        self,
+        address: str,
+        *,
+        at: datetime,
+        since: datetime,
+        attempts: int,
+        reason: str,
+        advice: str,
+    ) -> bool:
+        """A cuff kept advertising but could not be connected (issue #18): a medium
+        `cuff_offline` alert on its chair's open session. False: no chair in session
+        has that cuff (the Bluetooth side keeps trying; the log says so)."""
+        cuff = str(text(address, "address", required=True)).upper()
+        async with self._uow.transaction() as tx:
+            in_session = await _chair_in_session(tx.session, cuff)
+            if in_session is None:
+                return False
+            chair, session, rows = in_session
+            finding = cuff_offline(
+                cuff, chair.name, require_utc(since, "since"), reason, advice, attempts
+            )
+            changes = reconcile(
+                [alert_of(r) for r in rows.values()],
+                [finding],
+                [],
+                tx.now,
+                session_id=session.id,
+                chair_id=chair.id,
+            )
+            await apply_alert_changes(tx, changes, rows)
+            return True
+
+    async def cuff_reachable(self, address: str, *, at: datetime) -> None:
+        """The cuff connected again: its `cuff_offline` alert clears itself."""
+        cuff = str(text(address, "address", required=True)).upper()
+        async with self._uow.transaction() as tx:
+            in_session = await _chair_in_session(tx.session, cuff)
+            if in_session is None or CUFF_OFFLINE_CONDITION not in in_session[2]:
+                return
+            rows = in_session[2]
+            changes = reconcile(
+                [alert_of(r) for r in rows.values()],
+                [],
+                [CUFF_OFFLINE_CONDITION],
+                tx.now,
+                clear_note="the cuff connected again",
+            )
+            await apply_alert_changes(tx, changes, rows)
+
+
+async def _chair_in_session(
+    session: AsyncSession, cuff: str
+) -> tuple[models.Chair, models.Session, dict[str, models.Alert]] | None:
+    """The chair that has `cuff`, its open session and that session's open alerts by
+    condition; None when no chair in session has the cuff."""
+    chair = await session.scalar(select(models.Chair).where(models.Chair.cuff_address == cuff))
+    if chair is None:
+        return None
+    open_session = await open_session_of_chair(session, chair.id)
+    if open_session is None:
+        return None
+    rows = {a.condition: a for a in await open_alert_rows(session, open_session.id)}
+    return chair, open_session, rows

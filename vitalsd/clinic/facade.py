@@ -230,6 +230,8 @@ class Clinic:
     publish_cuff_pressure = _lend("_ingest", Ingest.publish_cuff_pressure)
     # -- equipment ---------------------------------------------------------------------
     update_device = _lend("_equipment", Equipment.update_device)
+    cuff_unreachable = _lend("_equipment", Equipment.cuff_unreachable)
+    cuff_reachable = _lend("_equipment", Equipment.cuff_reachable)
     device_seen = _lend("_equipment", Equipment.device_seen)
     # -- alerting ----------------------------------------------------------------------
     acknowledge_alert = _lend("_alerting", Alerting.acknowledge_alert)

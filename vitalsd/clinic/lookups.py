@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vitalsd.accounts import refuse_last_admin
-from vitalsd.domain import ConnectionState, Role
+from vitalsd.domain import AlertState, ConnectionState, Role
 from vitalsd.errors import NotFound
 from vitalsd.store import models
 
@@ -67,3 +67,17 @@ async def guard_last_admin(session: AsyncSession, row: models.User) -> None:
         )
     )
     refuse_last_admin(int(others or 0))
+
+
+async def open_alert_rows(session: AsyncSession, session_id: int) -> list[models.Alert]:
+    """The session's alerts not yet resolved, oldest first."""
+    return list(
+        await session.scalars(
+            select(models.Alert)
+            .where(
+                models.Alert.session_id == session_id,
+                models.Alert.state != AlertState.RESOLVED.value,
+            )
+            .order_by(models.Alert.id)
+        )
+    )

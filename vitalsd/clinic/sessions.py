@@ -46,7 +46,7 @@ from vitalsd.store import models
 from vitalsd.store.events import EventType
 from vitalsd.timebounds import SessionSpan, session_start, within_session
 
-from .lookups import get, open_session_of_chair
+from .lookups import get, open_alert_rows, open_session_of_chair
 from .rows import alert_of, check_view, dose_view, side_effect_view, text
 from .rules import apply_alert_changes, reevaluate, reevaluated_view
 from .session_state import SessionLoader
@@ -358,24 +358,11 @@ class Sessions:
                 note=why,
             )
             # Conditions that exist only while a session is open clear with it.
-            open_rows = {a.condition: a for a in await _open_alert_rows(tx, row.id)}
+            open_rows = {a.condition: a for a in await open_alert_rows(tx.session, row.id)}
             await apply_alert_changes(
                 tx, ended_with_session([alert_of(a) for a in open_rows.values()], tx.now), open_rows
             )
             return await reevaluated_view(tx, row, self._stale_after)
-
-
-async def _open_alert_rows(tx: Tx, session_id: int) -> list[models.Alert]:
-    return list(
-        await tx.session.scalars(
-            select(models.Alert)
-            .where(
-                models.Alert.session_id == session_id,
-                models.Alert.state != AlertState.RESOLVED.value,
-            )
-            .order_by(models.Alert.id)
-        )
-    )
 
 
 def _waive(tx: Tx, check: models.Check, reason: str, by: Actor) -> None:
