@@ -18,7 +18,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Final
 
@@ -307,6 +307,8 @@ class ReadingContext:
     clock: ClockObservation | None = None
     clock_set_at: datetime | None = None
     earlier: tuple[ClockObservation, ...] = ()
+    # The frame came right after the cuff inflated on this connection: taken live.
+    live: bool = False
 
     def measured_at(
         self,
@@ -356,6 +358,12 @@ def reading_event(
         raw,
         sequence_number,
         cuff_key(measurement, sequence_number, received_at),
+        live=context.live and sequence_number is None,
+        clock_checked=(
+            context.clock is not None
+            or measurement.timestamp is None
+            or (isinstance(recorded, EnhancedBloodPressureMeasurement) and bool(recorded.timestamp))
+        ),
     )
     return event, key
 
@@ -436,6 +444,7 @@ class CuffLink:
         self._racp_answer: asyncio.Future[RacpResponse] | None = None
         self._record_segments = 0  # received on this link: progress of a RACP report
         self._sequence_advance_blocked = False
+        self._inflated = False  # Intermediate Cuff Pressure seen since the last reading
 
     @property
     def address(self) -> str:
@@ -680,9 +689,14 @@ class CuffLink:
         received_at = self._clock()
         if kind == "record":
             self._record_segments += 1
+        if kind == "cuff pressure":
+            self._inflated = True
         if kind != "measurement":
             return _Frame(kind, raw, received_at)
-        context = self._reading_context()
+        # Live: the cuff inflated on this connection since its last measurement frame (a
+        # BPS 1.0 cuff's replay of what it stored comes without inflating first).
+        context = replace(self._reading_context(), live=self._inflated)
+        self._inflated = False
         held = None if self._inbox is None else self._inbox.hold(raw, received_at, context)
         return _Frame(kind, raw, received_at, context, held)
 

@@ -267,7 +267,15 @@ class CuffReading:
     as the cuff sent them (NaN or out of range included): the clinic judges validity.
 
     `error_frame`: the record itself says the measurement failed (all pressures NaN and
-    no status bits, as real cuffs report it)."""
+    no status bits, as real cuffs report it).
+
+    When it was taken (DESIGN.md "Time"): `live` says it was received as it was taken
+    (the cuff measured while connected), not a stored record replayed later; `received_at`
+    is when the Bluetooth side received it (None: not known, the stamp is used as it is);
+    `clock_checked` says the Bluetooth side read the cuff's clock on this connection and
+    corrected a stored record's stamp by the offset it saw. A live reading whose stamp is
+    further off `received_at` than the tolerance, or a stored record whose clock was not
+    checked, has a time that cannot be trusted."""
 
     systolic: float
     diastolic: float
@@ -276,6 +284,9 @@ class CuffReading:
     user_id: int | None = None
     flags: frozenset[ReadingFlag] = frozenset()
     error_frame: bool = False
+    live: bool = False
+    received_at: datetime | None = None
+    clock_checked: bool = True
 
 
 def mean_arterial_pressure(systolic: float, diastolic: float) -> float:

@@ -124,7 +124,9 @@ class Clinic:
         self._registry = Registry(self._uow)
         self._accounts = Accounts(self._uow)
         self._sessions = Sessions(self._uow, loader, known, default_protocol, stale_after)
-        self._ingest = Ingest(self._uow, stale_after)
+        self._ingest = Ingest(
+            self._uow, stale_after, known[default_protocol].safety.cuff_clock_tolerance
+        )
         self._equipment = Equipment(self._uow, self.now)
         self._alerting = Alerting(self._uow, reads, max_snooze)
         self._timers = Timers(

@@ -49,6 +49,12 @@ class ChairSessions:
         covering = [s for s in self.spans if s.covers(at)]
         return max(covering, key=lambda s: s.started_at).id if covering else None
 
+    @property
+    def open_id(self) -> int | None:
+        """The chair's open session (the latest-started one not closed)."""
+        opened = [s for s in self.spans if s.closed_at is None]
+        return max(opened, key=lambda s: s.started_at).id if opened else None
+
 
 @dataclass
 class KnownDevice:
@@ -210,21 +216,10 @@ class WriterMemory:
         the latest-started session of the cuff's chair covering that time. Remembered
         per cuff and chair (every write that assigns a cuff or starts or closes a
         session is an uncached transaction, which drops that memory)."""
-        if cuff in self._chair_of_cuff or self.remembers_clinic:
-            chair_id = self._chair_of_cuff.get(cuff)
-        else:
-            chair_id = await session.scalar(
-                select(models.Chair.id).where(models.Chair.cuff_address == cuff)
-            )
-            self._chair_of_cuff[cuff] = chair_id
+        chair_id = await self.chair_of_cuff(session, cuff)
         if chair_id is None:
             return None
-        known: ChairSessions | None
-        if chair_id in self._chair_sessions or self.remembers_clinic:
-            known = self._chair_sessions.get(chair_id)
-        else:
-            known = await _load_chair_sessions(session, chair_id)
-            self._chair_sessions[chair_id] = known
+        known = await self._sessions_of_chair(session, chair_id)
         if known is not None and measured >= known.open_started_at:
             return known.session_at(measured)
         # Before the open session (a late record), or no session open: ask the database.
@@ -239,6 +234,34 @@ class WriterMemory:
             .order_by(row.started_at.desc())
             .limit(1)
         )
+
+    async def chair_of_cuff(self, session: AsyncSession, cuff: str) -> int | None:
+        """The chair the cuff is assigned to now (remembered, as `session_for_cuff`)."""
+        if cuff in self._chair_of_cuff or self.remembers_clinic:
+            return self._chair_of_cuff.get(cuff)
+        chair_id = await session.scalar(
+            select(models.Chair.id).where(models.Chair.cuff_address == cuff)
+        )
+        self._chair_of_cuff[cuff] = chair_id
+        return chair_id
+
+    async def open_session_for_cuff(self, session: AsyncSession, cuff: str) -> int | None:
+        """The open session of the cuff's chair, if any: the only session a reading whose
+        time cannot be trusted may join (DESIGN.md "Time")."""
+        chair_id = await self.chair_of_cuff(session, cuff)
+        if chair_id is None:
+            return None
+        known = await self._sessions_of_chair(session, chair_id)
+        return None if known is None else known.open_id
+
+    async def _sessions_of_chair(
+        self, session: AsyncSession, chair_id: int
+    ) -> ChairSessions | None:
+        if chair_id in self._chair_sessions or self.remembers_clinic:
+            return self._chair_sessions.get(chair_id)
+        known = await _load_chair_sessions(session, chair_id)
+        self._chair_sessions[chair_id] = known
+        return known
 
     def device(self, address: str) -> KnownDevice | None:
         return self._devices.get(address)
