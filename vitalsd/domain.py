@@ -255,6 +255,12 @@ class Reading:
         return bool(self.flags & REMEASURE_FLAGS)
 
     @property
+    def incomplete(self) -> bool:
+        """A partial frame (DESIGN.md "Partial frames"): stored invalid (it satisfies no
+        check, it is no baseline) with the one pressure it has, and its pulse."""
+        return not self.valid and ReadingFlag.INCOMPLETE in self.flags
+
+    @property
     def known_at(self) -> datetime:
         return self.received_at if self.received_at is not None else self.measured_at
 

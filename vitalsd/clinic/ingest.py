@@ -192,6 +192,16 @@ class Ingest:
             and diastolic is not None
             and 0 < diastolic <= systolic < 400
         )
+        # DESIGN.md "Partial frames" (finding 13): one pressure without the other is kept
+        # as an incomplete reading (with its pulse), never as an error frame.
+        partial = (
+            not measurement.error_frame
+            and (systolic is None) != (diastolic is None)
+            and all(v is None or 0 < v < 400 for v in (systolic, diastolic))
+        )
+        flags = frozenset(measurement.flags) | (
+            {ReadingFlag.CUFF_CLOCK_OFF} if filed.clock_off else frozenset()
+        )
         user_id = (
             measurement.user_id if measurement.user_id is not None else (models.UNKNOWN_CUFF_USER)
         )
@@ -204,11 +214,11 @@ class Ingest:
                 mean_arterial_pressure=map_value,
                 pulse_rate=finite(measurement.pulse_rate),
                 source=ReadingSource.CUFF,
-                flags=frozenset(measurement.flags)
-                | ({ReadingFlag.CUFF_CLOCK_OFF} if filed.clock_off else frozenset()),
+                flags=flags if valid else flags | {ReadingFlag.INCOMPLETE},
+                valid=valid,
                 received_at=filed.received_at,
             )
-            if valid
+            if valid or partial
             else None
         )
         record = CuffRecord(
@@ -455,8 +465,10 @@ class Ingest:
         raw: bytes | None,
         recorded_by: str | None,
     ) -> models.Reading | None:
-        """Store a valid reading and act on it; None if it was stored before."""
-        assert facts.systolic is not None and facts.diastolic is not None
+        """Store a reading (valid, or incomplete: one pressure missing) and act on it;
+        None if it was stored before."""
+        complete = facts.systolic is not None and facts.diastolic is not None and facts.valid
+        missing = "diastolic" if facts.diastolic is None else "systolic"
         reading = _reading_row(
             None if state is None else state.row,
             tx.now,
@@ -470,8 +482,13 @@ class Ingest:
             mean_arterial_pressure=map_value,
             pulse_rate=facts.pulse_rate,
             flags=sorted(f.value for f in facts.flags),
-            valid=True,
-            category=blood_pressure_category(facts.systolic, facts.diastolic).value,
+            valid=complete,
+            category=(
+                blood_pressure_category(facts.systolic, facts.diastolic).value
+                if complete and facts.systolic is not None and facts.diastolic is not None
+                else None
+            ),
+            failure_reason=None if complete else f"incomplete: no {missing}",
             raw=raw,
             recorded_by=recorded_by,
         )
