@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from vitalsd.errors import InvalidInput
@@ -335,6 +335,9 @@ class SessionFacts:
     waivers: tuple[tuple[str, str], ...] = ()
     closed_at: datetime | None = None
     date_of_birth: date | None = None
+    # The clinic's time zone (setting `timezone`): ages and day boundaries are local
+    # (DESIGN.md "Time"; the low finding of issue #13).
+    zone: tzinfo = UTC
 
     @property
     def first_dose_at(self) -> datetime | None:
