@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import httpx
 
+from devices.bps import BloodPressureMeasurement, PressureUnit
 from tests.api.conftest import CUFF, Ward
+from tests.clock import FakeClock
+from vitalsd.clinic import Clinic
+from vitalsd.cuff_readings import cuff_reading
 from vitalsd.domain import Role
 
 Auth = dict[Role, dict[str, str]]
@@ -221,3 +225,38 @@ async def test_finding_7_a_cuff_taken_from_a_chair_in_session_needs_confirm(
     assert moved.json()["cuff_address"] == CUFF
     first = await client.get(f"/api/chairs/{ward.chair_id}", headers=auth[Role.NURSE])
     assert first.json()["cuff_address"] is None
+
+
+async def test_finding_7_a_reading_belongs_to_the_chair_its_cuff_was_on_when_it_was_measured(
+    client: httpx.AsyncClient, auth: Auth, ward: Ward, clinic: Clinic, clock: FakeClock
+) -> None:
+    """Finding 7: after a confirmed move of the ward's cuff to chair 2 (in session with
+    its own cuff), a record the cuff measured before the move and delivers after it goes
+    to chair 1's patient; one measured after the move, to chair 2's."""
+    first = await client.post(
+        "/api/sessions",
+        json={"patient_id": ward.patient_id, "chair_id": ward.chair_id},
+        headers=auth[Role.CLINICIAN],
+    )
+    chair_id, second_id = await chair_in_session(client, auth, "Chair 2", OTHER_CUFF, "MRN-2")
+    clock.advance(5)
+    before_move = clock()
+    clock.advance(1)
+    moved = await client.put(
+        f"/api/chairs/{chair_id}/cuff",
+        json={"cuff_address": CUFF, "confirm": True, "reason": "patient 1 left the cuff"},
+        headers=auth[Role.ADMIN],
+    )
+    assert moved.status_code == 200
+    clock.advance(1)
+    late = BloodPressureMeasurement(PressureUnit.MMHG, 131, 81, 98, pulse_rate=70)
+    await clinic.ingest_cuff_measurement(CUFF, cuff_reading(late), before_move, bytes(late))
+    after = BloodPressureMeasurement(PressureUnit.MMHG, 142, 88, 106, pulse_rate=75)
+    await clinic.ingest_cuff_measurement(CUFF, cuff_reading(after), clock(), bytes(after))
+    systolics = {}
+    for session_id in (first.json()["id"], second_id):
+        readings = await client.get(
+            f"/api/sessions/{session_id}/readings", headers=auth[Role.NURSE]
+        )
+        systolics[session_id] = [r["systolic"] for r in readings.json()]
+    assert systolics == {first.json()["id"]: [131], second_id: [142]}

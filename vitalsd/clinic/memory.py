@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vitalsd.domain import AuditAction
 from vitalsd.store import models
 
 from .lookups import get
@@ -71,6 +72,9 @@ class WriterMemory:
         self.known_seq: int | None = None
         self._states: dict[int, SessionState] = {}
         self._chair_of_cuff: dict[str, int | None] = {}
+        # Since when each cuff has been on its chair (its latest assignment's audit time):
+        # a reading measured before then belongs to the chair it was on then.
+        self._assigned_since: dict[str, datetime | None] = {}
         self._chair_sessions: dict[int, ChairSessions | None] = {}
         self._devices: dict[str, KnownDevice] = {}
         # True once all of it was loaded at once (`remember_clinic`): what is not
@@ -82,6 +86,7 @@ class WriterMemory:
         self.remembers_clinic = False
         self._states.clear()
         self._chair_of_cuff.clear()
+        self._assigned_since.clear()
         self._chair_sessions.clear()
         self._devices.clear()
 
@@ -152,6 +157,18 @@ class WriterMemory:
         for cuff, chair_id in chairs:
             if cuff is not None:
                 self._chair_of_cuff.setdefault(cuff, chair_id)
+        assigned = await session.execute(
+            select(models.AuditRecord.to_state, func.max(models.AuditRecord.at))
+            .where(
+                models.AuditRecord.entity == "chair",
+                models.AuditRecord.action == AuditAction.CUFF_ASSIGNED.value,
+                models.AuditRecord.to_state.is_not(None),
+            )
+            .group_by(models.AuditRecord.to_state)
+        )
+        for cuff, since in assigned:
+            if cuff in self._chair_of_cuff:
+                self._assigned_since.setdefault(cuff, since)
         open_rows = list(
             await session.scalars(
                 select(models.Session).where(
@@ -203,6 +220,9 @@ class WriterMemory:
         chair_id = self._chair_of_cuff.get(cuff)
         if chair_id is None:
             return True
+        since = self._assigned_since.get(cuff)
+        if since is not None and measured < since:
+            return False
         sessions = self._chair_sessions.get(chair_id)
         if sessions is None or measured < sessions.open_started_at:
             return False
@@ -217,11 +237,16 @@ class WriterMemory:
         per cuff and chair (every write that assigns a cuff or starts or closes a
         session is an uncached transaction, which drops that memory)."""
         chair_id = await self.chair_of_cuff(session, cuff)
+        since = self._assigned_since.get(cuff)
+        if since is not None and measured < since:
+            # Measured before the cuff came to its chair (DESIGN.md "Cuffs and chairs").
+            chair_id = await _chair_of_cuff_at(session, cuff, measured)
+        elif chair_id is not None:
+            known = await self._sessions_of_chair(session, chair_id)
+            if known is not None and measured >= known.open_started_at:
+                return known.session_at(measured)
         if chair_id is None:
             return None
-        known = await self._sessions_of_chair(session, chair_id)
-        if known is not None and measured >= known.open_started_at:
-            return known.session_at(measured)
         # Before the open session (a late record), or no session open: ask the database.
         row = models.Session
         return await session.scalar(
@@ -243,6 +268,15 @@ class WriterMemory:
             select(models.Chair.id).where(models.Chair.cuff_address == cuff)
         )
         self._chair_of_cuff[cuff] = chair_id
+        if chair_id is not None:
+            self._assigned_since[cuff] = await session.scalar(
+                select(func.max(models.AuditRecord.at)).where(
+                    models.AuditRecord.entity == "chair",
+                    models.AuditRecord.entity_id == chair_id,
+                    models.AuditRecord.action == AuditAction.CUFF_ASSIGNED.value,
+                    models.AuditRecord.to_state == cuff,
+                )
+            )
         return chair_id
 
     async def open_session_for_cuff(self, session: AsyncSession, cuff: str) -> int | None:
@@ -268,6 +302,31 @@ class WriterMemory:
 
     def remember_device(self, address: str, device_id: int, last_seen_at: datetime | None) -> None:
         self._devices[address] = KnownDevice(device_id, last_seen_at)
+
+
+async def _chair_of_cuff_at(session: AsyncSession, cuff: str, at: datetime) -> int | None:
+    """The chair `cuff` was on at `at`, from the audit trail of assignments (the latest
+    assignment or unassignment concerning the cuff at or before `at`); None: none."""
+    audit = models.AuditRecord
+    last = (
+        await session.execute(
+            select(audit.action, audit.entity_id, audit.to_state)
+            .where(
+                audit.entity == "chair",
+                audit.action.in_(
+                    (AuditAction.CUFF_ASSIGNED.value, AuditAction.CUFF_UNASSIGNED.value)
+                ),
+                or_(audit.to_state == cuff, audit.from_state == cuff, audit.note == cuff),
+                audit.at <= at,
+            )
+            .order_by(audit.at.desc(), audit.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if last is None:
+        return None
+    action, chair_id, to_state = last
+    return chair_id if action == AuditAction.CUFF_ASSIGNED.value and to_state == cuff else None
 
 
 async def _load_chair_sessions(session: AsyncSession, chair_id: int) -> ChairSessions | None:
