@@ -223,13 +223,25 @@ class ChairOut(Out):
     session_id: int | None = None
 
 
-class CuffAssignment(Body):
+class MoveConfirmation(Body):
+    """DESIGN.md "Cuffs and chairs": taking a cuff from a chair with an open session, or
+    onto a chair whose open session has another cuff, needs both (audited); else 409."""
+
+    confirm: bool = Field(
+        default=False,
+        description="Move the cuff although a chair's open session is measured by it or "
+        "by the cuff it replaces",
+    )
+    reason: Note | None = Field(default=None, description="Why (audited); needed with confirm")
+
+
+class CuffAssignment(MoveConfirmation):
     """The cuff (its Bluetooth address) to bind to the chair; null unbinds."""
 
     cuff_address: CuffAddress | None
 
 
-class ChairAssignment(Body):
+class ChairAssignment(MoveConfirmation):
     chair_id: Id
 
 

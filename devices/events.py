@@ -126,6 +126,11 @@ class MeasurementReceived:
     raw: bytes
     sequence_number: int | None = None
     cuff_key: str | None = None
+    # Received as it was taken (the cuff inflated on this connection just before), not a
+    # stored record replayed later; and whether the cuff's clock was read on this
+    # connection, so that a stored record's stamp could be corrected (DESIGN.md "Time").
+    live: bool = False
+    clock_checked: bool = True
 
     def __post_init__(self) -> None:
         _check_utc("MeasurementReceived", "measured_at", self.measured_at)

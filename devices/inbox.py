@@ -288,6 +288,7 @@ def _context_to_json(context: ReadingContext, at: datetime) -> dict[str, Any]:
         },
         "clock_set_at": None if context.clock_set_at is None else context.clock_set_at.isoformat(),
         "earlier": [_observation_to_json(o) for o in context.earlier],
+        "live": context.live,
     }
 
 
@@ -307,6 +308,7 @@ def _context_from_json(data: dict[str, Any]) -> ReadingContext:
         ),
         None if clock_set_at is None else datetime.fromisoformat(clock_set_at),
         tuple(_observation_from_json(o) for o in data.get("earlier", [])),
+        live=bool(data.get("live", False)),
     )
 
 

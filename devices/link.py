@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Final
 
@@ -164,6 +164,7 @@ class CuffLink:
         self._racp_answer: asyncio.Future[RacpResponse] | None = None
         self._record_segments = 0  # received on this link: progress of a RACP report
         self._sequence_advance_blocked = False
+        self._inflated = False  # Intermediate Cuff Pressure seen since the last reading
         self._on_established = on_established
         self.established = False  # set up, and not yet ended
         self._client: BleakClient | None = None
@@ -460,9 +461,14 @@ class CuffLink:
         received_at = self._clock()
         if kind == "record":
             self._record_segments += 1
+        if kind == "cuff pressure":
+            self._inflated = True
         if kind != "measurement":
             return _Frame(kind, raw, received_at)
-        context = self._reading_context()
+        # Live: the cuff inflated on this connection since its last measurement frame (a
+        # BPS 1.0 cuff's replay of what it stored comes without inflating first).
+        context = replace(self._reading_context(), live=self._inflated)
+        self._inflated = False
         held = None if self._inbox is None else self._inbox.hold(raw, received_at, context)
         return _Frame(kind, raw, received_at, context, held)
 

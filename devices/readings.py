@@ -252,6 +252,8 @@ class ReadingContext:
     clock: ClockObservation | None = None
     clock_set_at: datetime | None = None
     earlier: tuple[ClockObservation, ...] = ()
+    # The frame came right after the cuff inflated on this connection: taken live.
+    live: bool = False
 
     def measured_at(
         self,
@@ -301,6 +303,12 @@ def reading_event(
         raw,
         sequence_number,
         cuff_key(measurement, sequence_number, received_at),
+        live=context.live and sequence_number is None,
+        clock_checked=(
+            context.clock is not None
+            or measurement.timestamp is None
+            or (isinstance(recorded, EnhancedBloodPressureMeasurement) and bool(recorded.timestamp))
+        ),
     )
     return event, key
 

@@ -173,6 +173,8 @@ class CuffConfig:
     window_seconds: tuple[float, float] = (1.0, 3.0)
     record_capacity: int = 200
     advertising_interval_ms: float = 100.0
+    # False: no Current Time service (many cheap cuffs): nobody can read or set its clock.
+    current_time_service: bool = True
 
     def __post_init__(self) -> None:
         _parse_random_static(self.address)
@@ -369,6 +371,16 @@ class SimulatedCuff:
     def peers(self) -> list[str]:
         """The addresses of the centrals connected now."""
         return [link.peer for link in self._links.values()]
+
+    @property
+    def following_live(self) -> bool:
+        """A connected central subscribed to both the cuff pressure and the measurement:
+        what the cuff measures now reaches it live."""
+        return any(
+            self._notifying(c, self._cuff_pressure_characteristic)
+            and self._indicating(c, self._measurement_characteristic)
+            for c in self._links
+        )
 
     @property
     def racp_in_progress(self) -> bool:
@@ -772,6 +784,7 @@ class SimulatedCuff:
             uuid,
             level=logging.DEBUG,
         )
+        self._changed()
         if (
             indicate
             and characteristic is self._measurement_characteristic
@@ -944,9 +957,12 @@ class SimulatedCuff:
                     ],
                 ),
                 Service(uuid(gatt.BATTERY_SERVICE), [self._battery_characteristic]),
-                Service(uuid(gatt.CURRENT_TIME_SERVICE), [self._time_characteristic]),
             ]
         )
+        if self.config.current_time_service:
+            device.add_services(
+                [Service(uuid(gatt.CURRENT_TIME_SERVICE), [self._time_characteristic])]
+            )
 
     def _read_time(self, _connection: Connection | None) -> bytes:
         return bytes(CurrentTime.from_datetime(self.cuff_clock(self.clock.now())))

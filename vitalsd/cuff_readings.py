@@ -4,6 +4,8 @@ become clinic calls (the daemon, the benches, the tests), never inside the clini
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from devices.bps import BloodPressureMeasurement, PulseRateRange
 from vitalsd.domain import CuffReading, ReadingFlag
 
@@ -27,8 +29,15 @@ def reading_flags(measurement: BloodPressureMeasurement) -> frozenset[ReadingFla
     return frozenset(flags)
 
 
-def cuff_reading(measurement: BloodPressureMeasurement) -> CuffReading:
-    """The measurement in mmHg (kPa converted by the codec, once) with its flags."""
+def cuff_reading(
+    measurement: BloodPressureMeasurement,
+    *,
+    live: bool = False,
+    received_at: datetime | None = None,
+    clock_checked: bool = True,
+) -> CuffReading:
+    """The measurement in mmHg (kPa converted by the codec, once) with its flags, and
+    what the link knows of its time (`CuffReading`)."""
     systolic, diastolic, map_value = measurement.pressures_mmhg
     return CuffReading(
         systolic=systolic,
@@ -38,4 +47,7 @@ def cuff_reading(measurement: BloodPressureMeasurement) -> CuffReading:
         user_id=measurement.user_id,
         flags=reading_flags(measurement),
         error_frame=measurement.is_error_frame,
+        live=live,
+        received_at=received_at,
+        clock_checked=clock_checked,
     )

@@ -170,7 +170,12 @@ class CuffEventSink:
                 await self._note_identity(event.cuff, event.received_at)
                 await clinic.ingest_cuff_measurement(
                     event.cuff.address,
-                    cuff_reading(event.measurement),
+                    cuff_reading(
+                        event.measurement,
+                        live=event.live,
+                        received_at=event.received_at,
+                        clock_checked=event.clock_checked,
+                    ),
                     event.measured_at,
                     event.raw,
                     cuff_key=event.cuff_key,

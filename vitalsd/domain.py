@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from vitalsd.errors import InvalidInput
@@ -255,6 +255,12 @@ class Reading:
         return bool(self.flags & REMEASURE_FLAGS)
 
     @property
+    def incomplete(self) -> bool:
+        """A partial frame (DESIGN.md "Partial frames"): stored invalid (it satisfies no
+        check, it is no baseline) with the one pressure it has, and its pulse."""
+        return not self.valid and ReadingFlag.INCOMPLETE in self.flags
+
+    @property
     def known_at(self) -> datetime:
         return self.received_at if self.received_at is not None else self.measured_at
 
@@ -267,7 +273,15 @@ class CuffReading:
     as the cuff sent them (NaN or out of range included): the clinic judges validity.
 
     `error_frame`: the record itself says the measurement failed (all pressures NaN and
-    no status bits, as real cuffs report it)."""
+    no status bits, as real cuffs report it).
+
+    When it was taken (DESIGN.md "Time"): `live` says it was received as it was taken
+    (the cuff measured while connected), not a stored record replayed later; `received_at`
+    is when the Bluetooth side received it (None: not known, the stamp is used as it is);
+    `clock_checked` says the Bluetooth side read the cuff's clock on this connection and
+    corrected a stored record's stamp by the offset it saw. A live reading whose stamp is
+    further off `received_at` than the tolerance, or a stored record whose clock was not
+    checked, has a time that cannot be trusted."""
 
     systolic: float
     diastolic: float
@@ -276,6 +290,9 @@ class CuffReading:
     user_id: int | None = None
     flags: frozenset[ReadingFlag] = frozenset()
     error_frame: bool = False
+    live: bool = False
+    received_at: datetime | None = None
+    clock_checked: bool = True
 
 
 def mean_arterial_pressure(systolic: float, diastolic: float) -> float:
@@ -318,6 +335,9 @@ class SessionFacts:
     waivers: tuple[tuple[str, str], ...] = ()
     closed_at: datetime | None = None
     date_of_birth: date | None = None
+    # The clinic's time zone (setting `timezone`): ages and day boundaries are local
+    # (DESIGN.md "Time"; the low finding of issue #13).
+    zone: tzinfo = UTC
 
     @property
     def first_dose_at(self) -> datetime | None:

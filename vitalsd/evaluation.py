@@ -193,9 +193,11 @@ def evaluate(
     )
     settled.extend(_overdue_condition(d.key) for d in dropped)
 
-    # 2. What a new reading shows (a closed session raises nothing new).
-    if trigger is not None and trigger.valid and is_open:
+    # 2. What a new reading shows (a closed session raises nothing new); a partial frame
+    # too (DESIGN.md "Partial frames"), though it settles nothing.
+    if trigger is not None and (trigger.valid or trigger.incomplete) and is_open:
         _assess_reading(facts, schedule, protocol, alerts, trigger, now)
+    if trigger is not None and trigger.valid and is_open:
         # A reading taken after an overdue check's window settles its alert.
         settled.extend(
             _overdue_condition(check.key)

@@ -114,7 +114,9 @@ class CheckSchedule:
     def age_at_start(self, facts: SessionFacts) -> int | None:
         if facts.date_of_birth is None:
             return None
-        return age_in_years(facts.date_of_birth, facts.started_at.date())
+        # The local date of the start: a 19:30 New York session the evening before a
+        # 65th birthday is still at 64 (issue #13, low finding).
+        return age_in_years(facts.date_of_birth, facts.started_at.astimezone(facts.zone).date())
 
     def baseline(self, facts: SessionFacts) -> Baseline | None:
         return baseline_of(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse as parse_rate
 from pydantic import Field, SecretStr, field_validator
@@ -84,6 +85,9 @@ class Settings(BaseSettings):
     # `/ws?token=` for clients that cannot send a header (deprecated: a URL is logged by
     # proxies; browsers use the cookie or a one-time `?ticket=`; our own logs redact it).
     ws_token_in_url: bool = True
+    # The clinic's time zone (IANA name): ages, day boundaries and times people read
+    # (DESIGN.md "Time"). Stored times stay UTC.
+    timezone: str = "UTC"
 
     @field_validator("database_url", "database_session_url")
     @classmethod
@@ -103,6 +107,17 @@ class Settings(BaseSettings):
             parse_rate(value)
         except ValueError as error:
             raise ValueError(f"{value!r} is not a rate like '5/minute': {error}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"timezone must be an IANA time zone name like 'America/New_York', got {value!r}"
+            ) from None
         return value
 
     @field_validator("allowed_origins")
@@ -129,6 +144,10 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'vitalsd.sqlite3'}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def escalation_delay(self) -> timedelta:

@@ -234,7 +234,10 @@ class Thresholds:
     def assess(self, reading: Reading, baseline: Baseline | None, post_dose: bool) -> Assessment:
         """Classify one reading. A reading flagged for movement, a loose cuff or improper
         position asks for a remeasurement and raises nothing else except a severe value
-        (marked unverified); it clears nothing. An error frame shows nothing."""
+        (marked unverified); it clears nothing. An error frame shows nothing; a partial
+        frame, `assess_incomplete`."""
+        if reading.incomplete:
+            return self.assess_incomplete(reading)
         if not reading.valid or reading.systolic is None or reading.diastolic is None:
             return Assessment(None, (), frozenset())
         # Judged on the whole-mmHg values the screen shows.
@@ -309,3 +312,50 @@ class Thresholds:
                 )
         found = {f.kind for f in findings}
         return Assessment(category, tuple(findings), frozenset(evaluated - found))
+
+    def assess_incomplete(self, reading: Reading) -> Assessment:
+        """DESIGN.md "Partial frames" (finding 13): systolic without diastolic or the
+        reverse asks for a remeasurement; a value in the severe range still alerts,
+        marked unverified, and so does a pulse out of range. No category; it clears
+        nothing (half a measurement cannot show a condition is gone)."""
+        limits = self.limits
+        systolic = None if reading.systolic is None else whole_mmhg(reading.systolic)
+        diastolic = None if reading.diastolic is None else whole_mmhg(reading.diastolic)
+        missing = "diastolic" if diastolic is None else "systolic"
+        shown = f"{'?' if systolic is None else f'{systolic:g}'}/" + (
+            "?" if diastolic is None else f"{diastolic:g}"
+        )
+        findings = [
+            Finding(
+                AlertKind.REMEASURE,
+                Priority.LOW,
+                f"Remeasure: the cuff sent {shown} mmHg with no {missing}",
+            )
+        ]
+        if (systolic is not None and systolic >= limits.severe_systolic) or (
+            diastolic is not None and diastolic >= limits.severe_diastolic
+        ):
+            findings.append(
+                Finding(
+                    AlertKind.SEVERE_HYPERTENSION,
+                    Priority.HIGH,
+                    f"Severe hypertension {shown} (>= {limits.severe_systolic:g}/"
+                    f"{limits.severe_diastolic:g}) - unverified: incomplete measurement "
+                    f"(no {missing}); remeasure",
+                    unverified=True,
+                    systolic=systolic,
+                    diastolic=diastolic,
+                )
+            )
+        if reading.pulse_rate is not None and not (
+            limits.pulse_low <= whole_mmhg(reading.pulse_rate) <= limits.pulse_high
+        ):
+            findings.append(
+                Finding(
+                    AlertKind.PULSE_OUT_OF_RANGE,
+                    Priority.MEDIUM,
+                    f"Pulse {reading.pulse_rate:.0f}/min outside "
+                    f"{limits.pulse_low:g}-{limits.pulse_high:g} (incomplete measurement)",
+                )
+            )
+        return Assessment(None, tuple(findings), frozenset())

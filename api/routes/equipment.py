@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from api.deps import ClinicDep, EquipmentManager, Reader
 from api.errors import AUTH_ERRORS, CONFLICT, NOT_FOUND
@@ -42,13 +42,27 @@ async def get_chair(chair_id: IdPath, clinic: ClinicDep, user: Reader) -> ChairO
 async def assign_cuff(
     chair_id: IdPath, body: CuffAssignment, clinic: ClinicDep, user: EquipmentManager
 ) -> ChairOut:
-    """Bind a cuff to the chair (null unbinds); the cuff leaves any other chair."""
-    return ChairOut.model_validate(await clinic.assign_cuff(chair_id, body.cuff_address, by=user))
+    """Bind a cuff to the chair (null unbinds); the cuff leaves any other chair. 409
+    without `confirm` and `reason` when a chair's open session would change cuff."""
+    return ChairOut.model_validate(
+        await clinic.assign_cuff(
+            chair_id, body.cuff_address, by=user, confirm=body.confirm, reason=body.reason
+        )
+    )
 
 
 @chairs.delete("/{chair_id}/cuff", response_model=ChairOut, responses=NOT_FOUND | CONFLICT)
-async def unassign_cuff(chair_id: IdPath, clinic: ClinicDep, user: EquipmentManager) -> ChairOut:
-    return ChairOut.model_validate(await clinic.assign_cuff(chair_id, None, by=user))
+async def unassign_cuff(
+    chair_id: IdPath,
+    clinic: ClinicDep,
+    user: EquipmentManager,
+    confirm: Annotated[bool, Query(description="Unbind although the chair is in session")] = False,
+    reason: Annotated[str | None, Query(max_length=2000, description="Why (audited)")] = None,
+) -> ChairOut:
+    """Unbind the chair's cuff; 409 without `confirm` and `reason` while it is in session."""
+    return ChairOut.model_validate(
+        await clinic.assign_cuff(chair_id, None, by=user, confirm=confirm, reason=reason)
+    )
 
 
 @devices.get("", response_model=list[DeviceOut])
@@ -71,4 +85,8 @@ async def assign_device(
     address: AddressPath, body: ChairAssignment, clinic: ClinicDep, user: EquipmentManager
 ) -> ChairOut:
     """The same as `PUT /api/chairs/{chair_id}/cuff`, from the cuff's side."""
-    return ChairOut.model_validate(await clinic.assign_cuff(body.chair_id, address, by=user))
+    return ChairOut.model_validate(
+        await clinic.assign_cuff(
+            body.chair_id, address, by=user, confirm=body.confirm, reason=body.reason
+        )
+    )

@@ -49,14 +49,21 @@ def _zone(name: str) -> tzinfo:
 
 
 TimeZoneQuery = Annotated[
-    str,
+    str | None,
     Query(
         max_length=64,
         # IANA names: letters, digits, _ + - in /-separated parts (no dots: no paths).
         pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
-        description="IANA time zone the report shows times in (e.g. America/New_York)",
+        description="IANA time zone the report shows times in (e.g. America/New_York); "
+        "default: the clinic's (setting `timezone`)",
     ),
 ]
+
+
+def _report_zone(clinic: ClinicDep, name: str | None) -> tzinfo:
+    """DESIGN.md "Time": every time a person reads is in the clinic's time zone unless
+    the reader asks for another."""
+    return clinic.zone if name is None else _zone(name)
 
 
 async def _record(clinic: ClinicDep, session_id: int) -> SessionRecord:
@@ -145,9 +152,9 @@ async def session_report(
     clinic: ClinicDep,
     context: Context,
     user: Exporter,
-    tz: TimeZoneQuery = "UTC",
+    tz: TimeZoneQuery = None,
 ) -> HTMLResponse:
-    zone = _zone(tz)
+    zone = _report_zone(clinic, tz)
     record = await _record(clinic, session_id)
     return HTMLResponse(session_report_html(record, now=context.clock(), tz=zone))
 
@@ -162,9 +169,9 @@ async def session_report_as_pdf(
     clinic: ClinicDep,
     context: Context,
     user: Exporter,
-    tz: TimeZoneQuery = "UTC",
+    tz: TimeZoneQuery = None,
 ) -> Response:
-    zone = _zone(tz)
+    zone = _report_zone(clinic, tz)
     record = await _record(clinic, session_id)
     # Laying out a PDF takes CPU for a while: keep it off the event loop.
     pdf = await run_in_threadpool(session_report_pdf, record, now=context.clock(), tz=zone)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -418,3 +419,14 @@ def test_first_check_of_a_kind_becomes_due_then_overdue(
 ) -> None:
     first = next(c for c in schedule.checks(session, at(now)) if c.kind is kind)
     assert first.state is state
+
+
+def test_low_finding_the_age_rule_uses_the_local_date_of_the_session_start() -> None:
+    """Issue #13, low finding: a 19:30 New York session the evening before a 65th
+    birthday (already the birthday in UTC) is at 64."""
+    evening = datetime(2026, 1, 15, 0, 30, tzinfo=UTC)
+    schedule = CheckSchedule(load_protocol("iv-infusion"))
+    born = date(1961, 1, 15)
+    local = SessionFacts(evening, date_of_birth=born, zone=ZoneInfo("America/New_York"))
+    assert schedule.age_at_start(local) == 64
+    assert schedule.age_at_start(SessionFacts(evening, date_of_birth=born)) == 65

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
-from vitalsd.settings import load_settings
+from vitalsd.settings import Settings, load_settings
 
 
 @pytest.fixture
@@ -65,3 +66,11 @@ def test_database_url_needs_an_async_driver() -> None:
 def test_missing_settings_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_settings(tmp_path / "absent.toml")
+
+
+def test_low_finding_the_clinics_time_zone_is_an_iana_name_defaulting_to_utc() -> None:
+    """Issue #13, low finding: setting `timezone` (ages and day boundaries are local)."""
+    assert Settings().zone == ZoneInfo("UTC")
+    assert Settings(timezone="America/New_York").zone == ZoneInfo("America/New_York")
+    with pytest.raises(ValidationError, match="IANA time zone"):
+        Settings(timezone="Mars/Olympus_Mons")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.core.clinic_time import at, error_frame, reading
-from vitalsd.domain import AlertKind, Priority, ReadingFlag, ReadingSource
+from vitalsd.domain import AlertKind, Priority, Reading, ReadingFlag, ReadingSource
 from vitalsd.thresholds import (
     Baseline,
     BloodPressureCategory,
@@ -277,3 +277,44 @@ def test_hypotension_reading_has_category_low() -> None:
     found = RULES.assess(reading(40, 80, 50), NORMAL_BASELINE, post_dose=True)
     assert found.category is BloodPressureCategory.LOW
     assert AlertKind.HYPOTENSION in {f.kind for f in found.findings}
+
+
+# -- issue #13 finding 13: partial frames (DESIGN.md "Partial frames") -------------------
+
+
+def incomplete(systolic: float | None, diastolic: float | None, pulse: float = 72) -> Reading:
+    return Reading(
+        id=1,
+        measured_at=at(40),
+        systolic=systolic,
+        diastolic=diastolic,
+        pulse_rate=pulse,
+        flags=frozenset({ReadingFlag.INCOMPLETE}),
+        valid=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("systolic", "diastolic", "severe"),
+    [(179, None, False), (180, None, True), (None, 109, False), (None, 110, True)],
+)
+def test_finding_13_a_partial_frame_in_the_severe_range_alerts_unverified_at_its_boundary(
+    systolic: float | None, diastolic: float | None, severe: bool
+) -> None:
+    found = RULES.assess(incomplete(systolic, diastolic), NORMAL_BASELINE, True)
+    by_kind = {f.kind: f for f in found.findings}
+    assert AlertKind.REMEASURE in by_kind
+    assert (AlertKind.SEVERE_HYPERTENSION in by_kind) is severe
+    if severe:
+        assert by_kind[AlertKind.SEVERE_HYPERTENSION].unverified
+        assert by_kind[AlertKind.SEVERE_HYPERTENSION].priority is Priority.HIGH
+    assert found.category is None and found.clears == frozenset()
+
+
+def test_finding_13_a_partial_frame_keeps_its_pulse_judged() -> None:
+    found = RULES.assess(incomplete(210, None, pulse=135), NORMAL_BASELINE, True)
+    assert {f.kind for f in found.findings} == {
+        AlertKind.REMEASURE,
+        AlertKind.SEVERE_HYPERTENSION,
+        AlertKind.PULSE_OUT_OF_RANGE,
+    }

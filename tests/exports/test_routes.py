@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -267,3 +268,18 @@ async def test_rems_form_of_a_ketamine_session_is_a_conflict(
     )
     assert response.status_code == 409
     assert "esketamine" in response.json()["detail"]
+
+
+async def test_low_finding_the_report_shows_the_clinics_time_zone_by_default(
+    client: httpx.AsyncClient,
+    clinic: Clinic,
+    esketamine_session: EsketamineSession,
+    clock: FakeClock,
+) -> None:
+    """Issue #13, low finding: every time a person reads is in the clinic's time zone
+    (setting `timezone`, here Europe/Berlin) when the reader asks for none."""
+    clinic.zone = ZoneInfo("Europe/Berlin")
+    response = await client.get(
+        f"/api/sessions/{esketamine_session.id}/report", headers=bearer(NURSE, clock)
+    )
+    assert "2026-03-03 10:05:00 +0100" in response.text  # the baseline, 09:05 UTC

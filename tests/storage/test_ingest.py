@@ -19,7 +19,7 @@ from tests.storage.conftest import CLINICIAN, CUFF, NURSE, FakeClock, Ward, empt
 from tests.storage.cuff import error_frame, measurement
 from vitalsd.clinic import Clinic
 from vitalsd.cuff_readings import cuff_reading
-from vitalsd.errors import InvalidInput
+from vitalsd.errors import Conflict, InvalidInput
 from vitalsd.settings import Settings
 from vitalsd.store.engine import create_engine, migrate
 from vitalsd.views import IngestResult, SessionView
@@ -147,7 +147,12 @@ async def test_cuff_unassigned_mid_session_stores_its_next_reading_unattached(
 ) -> None:
     await start(ward)
     assert (await ingest(ward.clinic, clock)).attached
-    await ward.clinic.assign_cuff(ward.chair_id, None, by=NURSE)
+    # Issue #13 finding 7: unbinding a chair in session needs confirm and a reason.
+    with pytest.raises(Conflict):
+        await ward.clinic.assign_cuff(ward.chair_id, None, by=NURSE)
+    await ward.clinic.assign_cuff(
+        ward.chair_id, None, by=NURSE, confirm=True, reason="cuff taken off the patient"
+    )
     clock.advance(1)
     assert not (await ingest(ward.clinic, clock)).attached
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from sqlalchemy import make_url
@@ -101,6 +101,7 @@ class Clinic:
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         bus: EventBus | None = None,
         writer_engine: AsyncEngine | None = None,
+        zone: tzinfo = UTC,
     ) -> None:
         """`engine` serves the reads (API, snapshots, replays); the writes go through
         `writer_engine` (default: a one-connection engine on the same database), so no
@@ -118,14 +119,17 @@ class Clinic:
         self.escalation_delay, self.max_snooze = escalation_delay, max_snooze
         self.stale_after = stale_after
         reads = session_factory(engine)
-        loader = SessionLoader()
+        self.zone = zone  # the clinic's time zone: ages and day boundaries are local
+        loader = SessionLoader(zone)
         self._uow = UnitOfWork(
             self.writer_engine, bus or EventBus(reads), WriterMemory(loader), self.now
         )
         self._registry = Registry(self._uow)
         self._accounts = Accounts(self._uow)
         self._sessions = Sessions(self._uow, loader, known, default_protocol, stale_after)
-        self._ingest = Ingest(self._uow, stale_after)
+        self._ingest = Ingest(
+            self._uow, stale_after, known[default_protocol].safety.cuff_clock_tolerance
+        )
         self._equipment = Equipment(self._uow, self.now)
         self._alerting = Alerting(self._uow, reads, max_snooze)
         self._timers = Timers(
@@ -164,6 +168,7 @@ class Clinic:
             escalation_delay=settings.escalation_delay,
             max_snooze=settings.max_snooze,
             stale_after=settings.stale_after,
+            zone=settings.zone,
             **kwargs,
         )
         await clinic.start(settings.database_session_url)

@@ -15,19 +15,30 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from vitalsd import views
+from vitalsd.alerts import reconcile
 from vitalsd.auth import Actor
-from vitalsd.domain import AuditAction, CuffReading, ReadingSource, require_utc
+from vitalsd.cuff_time import file_live_reading, file_stored_record
+from vitalsd.domain import (
+    AlertKind,
+    AlertState,
+    AuditAction,
+    CuffReading,
+    Priority,
+    ReadingFlag,
+    ReadingSource,
+    require_utc,
+)
 from vitalsd.domain import Reading as ReadingFacts
 from vitalsd.errors import Conflict, InvalidInput
 from vitalsd.store import models
 from vitalsd.store.events import Event, EventType
-from vitalsd.thresholds import blood_pressure_category
+from vitalsd.thresholds import Finding, blood_pressure_category
 from vitalsd.timebounds import SessionSpan, within_session
 
 from .lookups import ensure_device, get
+from .rows import alert_of, finite, mean_arterial_pressure_of, reading_view, text
 from .rows import cuff_key as checked_cuff_key
-from .rows import finite, mean_arterial_pressure_of, reading_view, text
-from .rules import reevaluate
+from .rules import apply_alert_changes, reevaluate
 from .session_state import SessionState
 from .unit_of_work import CachedTx, MemoryOutdated, UnitOfWork
 
@@ -48,14 +59,29 @@ class CuffRecord:
     user_id: int
     key: str | None
     raw: bytes
+    # DESIGN.md "Time": its time cannot be trusted (it joins only the chair's open
+    # session); `clock_off`: a live reading whose cuff clock was off (the cuff's alert).
+    untrusted: bool = False
+    clock_off: bool = False
+    cuff_stamp: datetime | None = None
+    live: bool = False
 
 
 class Ingest:
     """Stores readings and acts on them, in cached transactions."""
 
-    def __init__(self, uow: UnitOfWork, stale_after: timedelta) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        stale_after: timedelta,
+        clock_tolerance: timedelta = timedelta(minutes=2),
+    ) -> None:
         self._uow = uow
         self._stale_after = stale_after
+        self._clock_tolerance = clock_tolerance
+        # Cuffs whose `cuff_clock_off` alert this process raised: a live reading back
+        # within the tolerance clears it (no extra statement for any other reading).
+        self._clock_off_cuffs: set[str] = set()
         # The duplicate check is the unique indexes themselves: one statement. SQLite
         # gives the new id and the row count without RETURNING (one thread hop fewer).
         self._insert_reading_once: Insert = (
@@ -149,7 +175,9 @@ class Ingest:
         assert cuff is not None
         cuff = cuff.upper()
         key = checked_cuff_key(cuff_key)
-        measured = require_utc(measured_at, "measured_at")
+        stamp = require_utc(measured_at, "measured_at")
+        filed = self._filed_time(measurement, stamp)
+        measured = filed.at
         systolic, diastolic, map_value = (
             finite(v)
             for v in (
@@ -164,6 +192,16 @@ class Ingest:
             and diastolic is not None
             and 0 < diastolic <= systolic < 400
         )
+        # DESIGN.md "Partial frames" (finding 13): one pressure without the other is kept
+        # as an incomplete reading (with its pulse), never as an error frame.
+        partial = (
+            not measurement.error_frame
+            and (systolic is None) != (diastolic is None)
+            and all(v is None or 0 < v < 400 for v in (systolic, diastolic))
+        )
+        flags = frozenset(measurement.flags) | (
+            {ReadingFlag.CUFF_CLOCK_OFF} if filed.clock_off else frozenset()
+        )
         user_id = (
             measurement.user_id if measurement.user_id is not None else (models.UNKNOWN_CUFF_USER)
         )
@@ -176,12 +214,26 @@ class Ingest:
                 mean_arterial_pressure=map_value,
                 pulse_rate=finite(measurement.pulse_rate),
                 source=ReadingSource.CUFF,
-                flags=frozenset(measurement.flags),
+                flags=flags if valid else flags | {ReadingFlag.INCOMPLETE},
+                valid=valid,
+                received_at=filed.received_at,
             )
-            if valid
+            if valid or partial
             else None
         )
-        record = CuffRecord(cuff, measured, facts, map_value, user_id, key, bytes(raw))
+        record = CuffRecord(
+            cuff,
+            measured,
+            facts,
+            map_value,
+            user_id,
+            key,
+            bytes(raw),
+            untrusted=filed.untrusted,
+            clock_off=filed.clock_off and measurement.live,
+            cuff_stamp=stamp,
+            live=measurement.live and measurement.received_at is not None,
+        )
         try:
             return await self._ingest_once(record)
         except DBAPIError as error:
@@ -190,6 +242,22 @@ class Ingest:
             # Stored once whatever happened: the unique keys make a second try safe.
             log.warning("the database connection was lost: ingesting again on a new one")
             return await self._ingest_once(record)
+
+    def _filed_time(self, measurement: CuffReading, stamp: datetime) -> _Filed:
+        """DESIGN.md "Time": a live reading whose stamp is off the receive time by more
+        than the tolerance is filed at the receive time; a stored record (already
+        shifted by the link by the offset it measured at connection) never later than
+        its arrival; one whose clock was never checked cannot be trusted."""
+        if measurement.received_at is None:
+            return _Filed(stamp, None, clock_off=False, untrusted=False)
+        received = require_utc(measurement.received_at, "received_at")
+        if measurement.live:
+            live = file_live_reading(stamp, received, self._clock_tolerance)
+            return _Filed(live.at, received, live.clock_off, untrusted=live.clock_off)
+        stored = file_stored_record(stamp, None, received)
+        from_the_future = stamp - received > self._clock_tolerance
+        untrusted = from_the_future or not measurement.clock_checked
+        return _Filed(stored.at, received, from_the_future, untrusted)
 
     async def _ingest_once(self, record: CuffRecord) -> views.IngestResult:
         if self._uow.writes_first(record.cuff, record.measured_at):
@@ -203,6 +271,14 @@ class Ingest:
         cuff, measured = record.cuff, record.measured_at
         async with self._uow.cached_transaction(optimistic=optimistic) as tx:
             session_id = await tx.session_for_cuff(cuff, measured)
+            if (
+                record.untrusted
+                and session_id is not None
+                and session_id != await tx.open_session_for_cuff(cuff)
+            ):
+                # Never another session than the chair's open one (finding 4: a slow
+                # clock filed a live reading into the previous patient's session).
+                session_id = None
             reading: models.Reading | None
             if record.facts is not None:
                 state = None if session_id is None else await tx.state_for(session_id)
@@ -234,6 +310,7 @@ class Ingest:
                     reading_view(stored), duplicate=True, attached=stored.session_id is not None
                 )
             await self._touch_device(tx, cuff)
+            await self._watch_cuff_clock(tx, record, reading)
             if session_id is None:
                 log.warning(
                     "reading %s from cuff %s stored unattached: the cuff is not assigned to a "
@@ -245,6 +322,57 @@ class Ingest:
             return views.IngestResult(
                 reading_view(reading), duplicate=False, attached=session_id is not None
             )
+
+    async def _watch_cuff_clock(
+        self, tx: CachedTx, record: CuffRecord, reading: models.Reading
+    ) -> None:
+        """A live reading stamped off the receive time raises (or keeps) the cuff's low
+        technical alert `cuff_clock_off` ("set its clock"); a live one back within the
+        tolerance clears it. The alert is the cuff's, not a session's."""
+        cuff = record.cuff
+        if not record.clock_off and (not record.live or cuff not in self._clock_off_cuffs):
+            return
+        condition = f"{AlertKind.CUFF_CLOCK_OFF.value}:{cuff}"
+        rows = (
+            await tx.session.scalars(
+                select(models.Alert).where(
+                    models.Alert.condition == condition,
+                    models.Alert.state != AlertState.RESOLVED.value,
+                )
+            )
+        ).all()
+        open_rows = {row.condition: row for row in rows}
+        findings: list[Finding] = []
+        clears: list[str] = []
+        if record.clock_off:
+            assert record.cuff_stamp is not None
+            off = record.cuff_stamp - reading.measured_at
+            minutes = abs(off.total_seconds()) / 60
+            direction = "ahead" if off > timedelta(0) else "behind"
+            findings.append(
+                Finding(
+                    AlertKind.CUFF_CLOCK_OFF,
+                    Priority.LOW,
+                    f"Cuff {cuff}: its clock is {minutes:.0f} min {direction}; set its "
+                    f"clock (reading stamped {record.cuff_stamp.isoformat()}, filed at "
+                    f"{reading.measured_at.isoformat()}, when it was received)",
+                    subject=cuff,
+                )
+            )
+            self._clock_off_cuffs.add(cuff)
+        else:
+            clears.append(condition)
+            self._clock_off_cuffs.discard(cuff)
+        changes = reconcile(
+            [alert_of(row) for row in rows],
+            findings,
+            clears,
+            tx.now,
+            chair_id=reading.chair_id,
+            reading_id=reading.id,
+            clear_note="the cuff's clock agrees with ours again",
+        )
+        await apply_alert_changes(tx, changes, open_rows)
 
     async def record_measurement_failed(
         self,
@@ -337,8 +465,10 @@ class Ingest:
         raw: bytes | None,
         recorded_by: str | None,
     ) -> models.Reading | None:
-        """Store a valid reading and act on it; None if it was stored before."""
-        assert facts.systolic is not None and facts.diastolic is not None
+        """Store a reading (valid, or incomplete: one pressure missing) and act on it;
+        None if it was stored before."""
+        complete = facts.systolic is not None and facts.diastolic is not None and facts.valid
+        missing = "diastolic" if facts.diastolic is None else "systolic"
         reading = _reading_row(
             None if state is None else state.row,
             tx.now,
@@ -352,8 +482,13 @@ class Ingest:
             mean_arterial_pressure=map_value,
             pulse_rate=facts.pulse_rate,
             flags=sorted(f.value for f in facts.flags),
-            valid=True,
-            category=blood_pressure_category(facts.systolic, facts.diastolic).value,
+            valid=complete,
+            category=(
+                blood_pressure_category(facts.systolic, facts.diastolic).value
+                if complete and facts.systolic is not None and facts.diastolic is not None
+                else None
+            ),
+            failure_reason=None if complete else f"incomplete: no {missing}",
             raw=raw,
             recorded_by=recorded_by,
         )
@@ -409,6 +544,17 @@ class Ingest:
             if device.last_seen_at is None or device.last_seen_at < tx.now:
                 device.last_seen_at = tx.now
             tx.remember_device(address, device.id, device.last_seen_at)
+
+
+@dataclass(frozen=True)
+class _Filed:
+    """The time a cuff reading is filed under, when it was received, and whether that
+    time can be trusted (`vitalsd.cuff_time`)."""
+
+    at: datetime
+    received_at: datetime | None
+    clock_off: bool
+    untrusted: bool
 
 
 def _reading_row(

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vitalsd.domain import AuditAction
 from vitalsd.store import models
 from vitalsd.store.events import EventType
 
@@ -74,6 +75,12 @@ class ChairSessions:
         covering = [s for s in self.spans if s.covers(at)]
         return max(covering, key=lambda s: s.started_at).id if covering else None
 
+    @property
+    def open_id(self) -> int | None:
+        """The chair's open session (the latest-started one not closed)."""
+        opened = [s for s in self.spans if s.closed_at is None]
+        return max(opened, key=lambda s: s.started_at).id if opened else None
+
 
 @dataclass
 class KnownDevice:
@@ -90,6 +97,9 @@ class WriterMemory:
         self.known_seq: int | None = None
         self._states: dict[int, SessionState] = {}
         self._chair_of_cuff: dict[str, int | None] = {}
+        # Since when each cuff has been on its chair (its latest assignment's audit time):
+        # a reading measured before then belongs to the chair it was on then.
+        self._assigned_since: dict[str, datetime | None] = {}
         self._chair_sessions: dict[int, ChairSessions | None] = {}
         self._devices: dict[str, KnownDevice] = {}
         # True once all of it was loaded at once (`remember_clinic`): what is not
@@ -142,6 +152,7 @@ class WriterMemory:
         if kind == EventType.DEVICE_STATUS.value:
             address = str(data.get("address") or "").upper()
             self._chair_of_cuff.pop(address, None)
+            self._assigned_since.pop(address, None)
             self._devices.pop(address, None)
             chair_id = data.get("chair_id")
             for cuff, held_by in list(self._chair_of_cuff.items()):
@@ -158,6 +169,7 @@ class WriterMemory:
         self.remembers_clinic = False
         self._states.clear()
         self._chair_of_cuff.clear()
+        self._assigned_since.clear()
         self._chair_sessions.clear()
         self._devices.clear()
 
@@ -228,6 +240,18 @@ class WriterMemory:
         for cuff, chair_id in chairs:
             if cuff is not None:
                 self._chair_of_cuff.setdefault(cuff, chair_id)
+        assigned = await session.execute(
+            select(models.AuditRecord.to_state, func.max(models.AuditRecord.at))
+            .where(
+                models.AuditRecord.entity == "chair",
+                models.AuditRecord.action == AuditAction.CUFF_ASSIGNED.value,
+                models.AuditRecord.to_state.is_not(None),
+            )
+            .group_by(models.AuditRecord.to_state)
+        )
+        for cuff, since in assigned:
+            if cuff in self._chair_of_cuff:
+                self._assigned_since.setdefault(cuff, since)
         open_rows = list(
             await session.scalars(
                 select(models.Session).where(
@@ -279,6 +303,9 @@ class WriterMemory:
         chair_id = self._chair_of_cuff.get(cuff)
         if chair_id is None:
             return True
+        since = self._assigned_since.get(cuff)
+        if since is not None and measured < since:
+            return False
         sessions = self._chair_sessions.get(chair_id)
         if sessions is None or measured < sessions.open_started_at:
             return False
@@ -292,23 +319,17 @@ class WriterMemory:
         the latest-started session of the cuff's chair covering that time. Remembered
         per cuff and chair (every write that assigns a cuff or starts or closes a
         session is an uncached transaction, which drops that memory)."""
-        if cuff in self._chair_of_cuff or self.remembers_clinic:
-            chair_id = self._chair_of_cuff.get(cuff)
-        else:
-            chair_id = await session.scalar(
-                select(models.Chair.id).where(models.Chair.cuff_address == cuff)
-            )
-            self._chair_of_cuff[cuff] = chair_id
+        chair_id = await self.chair_of_cuff(session, cuff)
+        since = self._assigned_since.get(cuff)
+        if since is not None and measured < since:
+            # Measured before the cuff came to its chair (DESIGN.md "Cuffs and chairs").
+            chair_id = await _chair_of_cuff_at(session, cuff, measured)
+        elif chair_id is not None:
+            known = await self._sessions_of_chair(session, chair_id)
+            if known is not None and measured >= known.open_started_at:
+                return known.session_at(measured)
         if chair_id is None:
             return None
-        known: ChairSessions | None
-        if chair_id in self._chair_sessions or self.remembers_clinic:
-            known = self._chair_sessions.get(chair_id)
-        else:
-            known = await _load_chair_sessions(session, chair_id)
-            self._chair_sessions[chair_id] = known
-        if known is not None and measured >= known.open_started_at:
-            return known.session_at(measured)
         # Before the open session (a late record), or no session open: ask the database.
         row = models.Session
         return await session.scalar(
@@ -322,11 +343,73 @@ class WriterMemory:
             .limit(1)
         )
 
+    async def chair_of_cuff(self, session: AsyncSession, cuff: str) -> int | None:
+        """The chair the cuff is assigned to now (remembered, as `session_for_cuff`)."""
+        if cuff in self._chair_of_cuff or self.remembers_clinic:
+            return self._chair_of_cuff.get(cuff)
+        chair_id = await session.scalar(
+            select(models.Chair.id).where(models.Chair.cuff_address == cuff)
+        )
+        self._chair_of_cuff[cuff] = chair_id
+        if chair_id is not None:
+            self._assigned_since[cuff] = await session.scalar(
+                select(func.max(models.AuditRecord.at)).where(
+                    models.AuditRecord.entity == "chair",
+                    models.AuditRecord.entity_id == chair_id,
+                    models.AuditRecord.action == AuditAction.CUFF_ASSIGNED.value,
+                    models.AuditRecord.to_state == cuff,
+                )
+            )
+        return chair_id
+
+    async def open_session_for_cuff(self, session: AsyncSession, cuff: str) -> int | None:
+        """The open session of the cuff's chair, if any: the only session a reading whose
+        time cannot be trusted may join (DESIGN.md "Time")."""
+        chair_id = await self.chair_of_cuff(session, cuff)
+        if chair_id is None:
+            return None
+        known = await self._sessions_of_chair(session, chair_id)
+        return None if known is None else known.open_id
+
+    async def _sessions_of_chair(
+        self, session: AsyncSession, chair_id: int
+    ) -> ChairSessions | None:
+        if chair_id in self._chair_sessions or self.remembers_clinic:
+            return self._chair_sessions.get(chair_id)
+        known = await _load_chair_sessions(session, chair_id)
+        self._chair_sessions[chair_id] = known
+        return known
+
     def device(self, address: str) -> KnownDevice | None:
         return self._devices.get(address)
 
     def remember_device(self, address: str, device_id: int, last_seen_at: datetime | None) -> None:
         self._devices[address] = KnownDevice(device_id, last_seen_at)
+
+
+async def _chair_of_cuff_at(session: AsyncSession, cuff: str, at: datetime) -> int | None:
+    """The chair `cuff` was on at `at`, from the audit trail of assignments (the latest
+    assignment or unassignment concerning the cuff at or before `at`); None: none."""
+    audit = models.AuditRecord
+    last = (
+        await session.execute(
+            select(audit.action, audit.entity_id, audit.to_state)
+            .where(
+                audit.entity == "chair",
+                audit.action.in_(
+                    (AuditAction.CUFF_ASSIGNED.value, AuditAction.CUFF_UNASSIGNED.value)
+                ),
+                or_(audit.to_state == cuff, audit.from_state == cuff, audit.note == cuff),
+                audit.at <= at,
+            )
+            .order_by(audit.at.desc(), audit.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if last is None:
+        return None
+    action, chair_id, to_state = last
+    return chair_id if action == AuditAction.CUFF_ASSIGNED.value and to_state == cuff else None
 
 
 async def _load_chair_sessions(session: AsyncSession, chair_id: int) -> ChairSessions | None:

@@ -58,33 +58,62 @@ class Registry:
             return views.ChairView(row.id, row.name, None, None)
 
     async def assign_cuff(
-        self, chair_id: int, address: str | None, *, by: Actor
+        self,
+        chair_id: int,
+        address: str | None,
+        *,
+        by: Actor,
+        confirm: bool = False,
+        reason: str | None = None,
     ) -> views.ChairView:
         """Bind a cuff to a chair (None unbinds). A chair has at most one cuff and a cuff
-        one chair: a cuff moves from its old chair unless that chair is in a session."""
+        one chair (DESIGN.md "Cuffs and chairs"). Taking a cuff away from a chair with an
+        open session, or putting one on a chair whose open session has another cuff,
+        changes whose readings go where: it needs `confirm` and a `reason` (audited),
+        else `Conflict` (finding 7: another chair's patient's reading went into this
+        patient's record after one toast)."""
         cuff = None if address is None else text(address, "address", required=True)
+        why = text(reason, "reason")
         async with self._uow.transaction() as tx:
             chair = await get(tx.session, models.Chair, chair_id, "chair")
+            cuff = None if cuff is None else cuff.upper()
+            previous = chair.cuff_address
+            disturbed: list[str] = []
+            here = await open_session_of_chair(tx.session, chair.id)
+            if here is not None and previous is not None and previous != cuff:
+                disturbed.append(
+                    f"chair {chair.name!r} has an open session measured by cuff {previous}"
+                )
+            holder = None
             if cuff is not None:
-                cuff = cuff.upper()
                 holder = await tx.session.scalar(
                     select(models.Chair).where(
                         models.Chair.cuff_address == cuff, models.Chair.id != chair_id
                     )
                 )
-                if holder is not None:
-                    if await open_session_of_chair(tx.session, holder.id) is not None:
-                        raise Conflict(
-                            f"cuff {cuff} is in use on chair {holder.name!r}, which has an "
-                            "open session: close it or unassign the cuff there first"
-                        )
-                    holder.cuff_address = None
-                    await tx.session.flush()
-                    tx.audit(
-                        by.username, AuditAction.CUFF_UNASSIGNED, "chair", holder.id, note=cuff
+                if holder is not None and await open_session_of_chair(tx.session, holder.id):
+                    disturbed.append(
+                        f"cuff {cuff} is in use on chair {holder.name!r}, which has an open session"
                     )
-                device = await ensure_device(tx.session, cuff, tx.now)
-            previous = chair.cuff_address
+            if disturbed and not (confirm and why):
+                raise Conflict(
+                    "; ".join(disturbed)
+                    + ": moving it changes whose record its readings go to. Send "
+                    '"confirm": true and a "reason" to do it anyway'
+                )
+            note = why if disturbed else None
+            if holder is not None:
+                holder.cuff_address = None
+                await tx.session.flush()
+                tx.audit(
+                    by.username,
+                    AuditAction.CUFF_UNASSIGNED,
+                    "chair",
+                    holder.id,
+                    from_state=cuff,
+                    note=note or cuff,
+                )
+            device = None if cuff is None else await ensure_device(tx.session, cuff, tx.now)
             chair.cuff_address = cuff
             await tx.session.flush()
             tx.audit(
@@ -94,20 +123,21 @@ class Registry:
                 chair.id,
                 from_state=previous,
                 to_state=cuff,
+                note=note,
+                session_id=here.id if here else None,
             )
             if previous is not None and previous != cuff:
                 # Every daemon forgets that cuff's chair (#16: else another node keeps
                 # filing its readings under this chair's session).
                 released = await ensure_device(tx.session, previous, tx.now)
                 tx.emit(EventType.DEVICE_STATUS, device_view(released, None).as_dict())
-            open_session = await open_session_of_chair(tx.session, chair.id)
-            if cuff is not None:
+            if device is not None:
                 tx.emit(EventType.DEVICE_STATUS, device_view(device, chair.id).as_dict())
             return views.ChairView(
                 chair.id,
                 chair.name,
                 chair.cuff_address,
-                open_session.id if open_session else None,
+                here.id if here else None,
             )
 
     async def create_user(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,8 +78,9 @@ class SessionLoader:
     """Loads session states; parses each distinct protocol text once (a session keeps
     the protocol it was started with, as TOML)."""
 
-    def __init__(self) -> None:
+    def __init__(self, zone: tzinfo = UTC) -> None:
         self._parsed: dict[str, Protocol] = {}
+        self.zone = zone
 
     def protocol_of(self, row: models.Session) -> Protocol:
         cached = self._parsed.get(row.protocol_toml)
@@ -154,6 +155,7 @@ class SessionLoader:
                 ),
                 closed_at=row.closed_at,
                 date_of_birth=births.get(row.patient_id),
+                zone=self.zone,
             )
             states.append(
                 SessionState(

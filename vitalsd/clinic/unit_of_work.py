@@ -160,6 +160,12 @@ class CachedTx(Tx):
     async def session_for_cuff(self, cuff: str, measured: datetime) -> int | None:
         return await self._memory.session_for_cuff(self.session, cuff, measured)
 
+    async def open_session_for_cuff(self, cuff: str) -> int | None:
+        return await self._memory.open_session_for_cuff(self.session, cuff)
+
+    async def chair_of_cuff(self, cuff: str) -> int | None:
+        return await self._memory.chair_of_cuff(self.session, cuff)
+
     def known_device(self, address: str) -> KnownDevice | None:
         return self._memory.device(address)
 
