@@ -509,7 +509,9 @@ async def test_cuff_unassigned_through_b_next_reading_through_a_is_stored_unatta
         CUFF, cuff_reading(m), datetime.now(UTC), bytes(m)
     )
     assert first.reading.session_id == session_id  # A now remembers cuff -> chair
-    await b.clinic.assign_cuff(chair_id, None, by=Actor("nurse", Role.ADMIN))
+    await b.clinic.assign_cuff(
+        chair_id, None, by=Actor("nurse", Role.ADMIN), confirm=True, reason="cuff broken"
+    )
     m = measurement(178, 114)
     later = await a.clinic.ingest_cuff_measurement(
         CUFF, cuff_reading(m), datetime.now(UTC) + timedelta(seconds=1), bytes(m)
