@@ -6,14 +6,20 @@ import argparse
 import asyncio
 import getpass
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
 
 from vitalsd.datadir import DataDirError
 from vitalsd.domain import Role
+
+if TYPE_CHECKING:
+    from vitalsd.accounts import Account
+    from vitalsd.auth import Actor
+    from vitalsd.clinic import Clinic
+    from vitalsd.settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -249,45 +255,50 @@ def _user_passwd(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int
         print(f"vitalsd user passwd: {error}", file=sys.stderr)
         return EXIT_FAILED
 
-    async def setting() -> int:
-        from vitalsd.clinic import SYSTEM_ACTOR, Actor, Clinic
-        from vitalsd.errors import DomainError
-
-        clinic = await Clinic.open(settings)
-        try:
-            by = Actor(f"cli:{getpass.getuser()}", SYSTEM_ACTOR.role)
-            account = await clinic.set_password(args.name, password_hash, by=by)
-        except DomainError as error:
-            print(f"vitalsd user passwd: {error.reason}", file=sys.stderr)
-            return EXIT_FAILED
-        finally:
-            await clinic.close()
-        print(f"password of {account.username!r} set; their tokens have ended", file=stdout)
-        return EXIT_OK
-
-    return asyncio.run(setting())
+    return _account_change(
+        settings,
+        "passwd",
+        lambda clinic, by: clinic.set_password(args.name, password_hash, by=by),
+        "password of {name!r} set; their tokens have ended",
+        stdout,
+    )
 
 
 def _user_unlock(args: argparse.Namespace, stdout: TextIO) -> int:
-    settings = _settings(args.config)
+    return _account_change(
+        _settings(args.config),
+        "unlock",
+        lambda clinic, by: clinic.unlock_user(args.name, by=by),
+        "{name!r} may sign in again",
+        stdout,
+    )
 
-    async def unlocking() -> int:
+
+def _account_change(
+    settings: Settings,
+    command: str,
+    change: Callable[[Clinic, Actor], Awaitable[Account]],
+    done: str,
+    stdout: TextIO,
+) -> int:
+    """Run one account change as the server's own user (`cli:<login>`), audited as such."""
+
+    async def changing() -> int:
         from vitalsd.clinic import SYSTEM_ACTOR, Actor, Clinic
         from vitalsd.errors import DomainError
 
         clinic = await Clinic.open(settings)
         try:
-            by = Actor(f"cli:{getpass.getuser()}", SYSTEM_ACTOR.role)
-            account = await clinic.unlock_user(args.name, by=by)
+            account = await change(clinic, Actor(f"cli:{getpass.getuser()}", SYSTEM_ACTOR.role))
         except DomainError as error:
-            print(f"vitalsd user unlock: {error.reason}", file=sys.stderr)
+            print(f"vitalsd user {command}: {error.reason}", file=sys.stderr)
             return EXIT_FAILED
         finally:
             await clinic.close()
-        print(f"{account.username!r} may sign in again", file=stdout)
+        print(done.format(name=account.username), file=stdout)
         return EXIT_OK
 
-    return asyncio.run(unlocking())
+    return asyncio.run(changing())
 
 
 if __name__ == "__main__":
