@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from vitalsd.alerts import SYSTEM, Alert, AlertChange, reconcile
+from vitalsd.alerts import SYSTEM, AlarmPolicy, Alert, AlertChange, reconcile
 from vitalsd.domain import (
     AlertKind,
     AlertState,
@@ -21,7 +21,7 @@ from vitalsd.domain import (
     Reading,
     SessionFacts,
 )
-from vitalsd.protocol import Protocol
+from vitalsd.protocol import Protocol, SafetyRule
 from vitalsd.schedule import Check, CheckSchedule
 from vitalsd.thresholds import BASELINE_KINDS, Finding
 
@@ -108,14 +108,33 @@ class Evaluation:
         return self.phase_changed or bool(self.dropped) or any(c.changed for c in self.checks)
 
 
+def alarm_policy(safety: SafetyRule) -> AlarmPolicy:
+    """The alarm behaviour a protocol's `[safety]` numbers ask for (DESIGN.md "Alarm
+    behaviour"): every alert of a session is reconciled, snoozed and timed with it."""
+    return AlarmPolicy(
+        renotify_high_every=safety.renotify_high_every,
+        snooze_total=safety.snooze_total,
+        snooze_total_high=safety.snooze_total_high,
+        worsening_systolic=safety.worsening_systolic,
+        worsening_diastolic=safety.worsening_diastolic,
+    )
+
+
 class _OpenAlerts:
     """The session's open alerts by condition while decisions pile up, as the shell's
     rows will be once it stored them: each decision sees the ones before it."""
 
-    def __init__(self, alerts: Iterable[Alert], session_id: int | None, chair_id: int | None):
+    def __init__(
+        self,
+        alerts: Iterable[Alert],
+        session_id: int | None,
+        chair_id: int | None,
+        policy: AlarmPolicy,
+    ):
         self._by_condition = {a.condition: a for a in alerts if a.is_open}
         self._session_id = session_id
         self._chair_id = chair_id
+        self._policy = policy
         self.decisions: list[AlertDecision] = []
 
     def __contains__(self, condition: str) -> bool:
@@ -142,6 +161,7 @@ class _OpenAlerts:
             reading_id=reading_id,
             check_id=None if check is None else check.id,
             clear_note=clear_note,
+            policy=self._policy,
         )
         for change in changes:
             self.decisions.append(AlertDecision(change, check_key))
@@ -173,7 +193,7 @@ def evaluate(
     only when `stale.is_due(now)`): a stale alert was raised at or after the deadline,
     so none is raised again until a reading moves the deadline."""
     is_open = facts.closed_at is None
-    alerts = _OpenAlerts(open_alerts, session_id, chair_id)
+    alerts = _OpenAlerts(open_alerts, session_id, chair_id, alarm_policy(protocol.safety))
 
     # 1. Checks: each with its state; settled ones clear their overdue alert.
     computed = schedule.checks(facts, now)

@@ -113,10 +113,18 @@ def test_a_severe_post_dose_reading_raises_a_high_alert_naming_the_reading() -> 
 
 
 def test_the_latest_reading_clears_what_an_earlier_one_raised() -> None:
+    # DESIGN.md "Alarm behaviour" (#13 finding 8): a high alert latches when its
+    # condition clears, until someone acknowledges it; a medium one resolves.
     normal = reading(25, 124, 80)
     session = facts(reading(0), reading(2), dose(5), reading(20, 186, 114), normal)
     severe = open_alert(AlertKind.SEVERE_HYPERTENSION, 20)
     evaluation = run(session, 25, normal, alerts=(severe,), checks=stored(session, 25))
+    assert resolved(evaluation) == []
+    (latched,) = [d.change.after for d in evaluation.alerts]
+    assert latched.condition_cleared_at == at(25)
+    assert latched.state is AlertState.ACTIVE
+    medium = open_alert(AlertKind.SEVERE_HYPERTENSION, 20, Priority.MEDIUM)
+    evaluation = run(session, 25, normal, alerts=(medium,), checks=stored(session, 25))
     assert resolved(evaluation) == [AlertKind.SEVERE_HYPERTENSION.value]
 
 

@@ -236,6 +236,15 @@ async def test_confirming_reading_below_the_hold_resolves_the_hold(
     await ingest(ward.clinic, clock, measurement(162, 92))
     clock.advance(3)
     await ingest(ward.clinic, clock, measurement(142, 86))
+    # The hold is high priority: it latches (#13 finding 8) until a clinician
+    # acknowledges it, and is then resolved.
+    assert await alert_kinds(ward.clinic, session.id) == {
+        ("dosing_hold", "active"),
+        ("elevated_baseline", "active"),
+    }
+    (hold,) = await ward.clinic.list_alerts(session_id=session.id, kind="dosing_hold")
+    assert hold.condition_cleared_at is not None
+    await ward.clinic.acknowledge_alert(hold.id, by=CLINICIAN)
     assert await alert_kinds(ward.clinic, session.id) == {
         ("dosing_hold", "resolved"),
         ("elevated_baseline", "active"),
@@ -317,11 +326,21 @@ async def test_clean_reading_resolves_a_cleared_condition_and_keeps_it_in_the_tr
     await ingest(ward.clinic, clock, measurement(184, 104))
     clock.advance(3)
     await ingest(ward.clinic, clock, measurement(150, 92))
+    # A high alert latches when its condition clears (#13 finding 8): it stays active,
+    # marked, until someone acknowledges it; then it is resolved, all in the trail.
+    (severe,) = await ward.clinic.list_alerts(session_id=session.id, kind="severe_hypertension")
+    assert (severe.state, severe.condition_cleared_at) == ("active", clock.now)
+    await ward.clinic.acknowledge_alert(severe.id, by=NURSE)
     (severe,) = await ward.clinic.list_alerts(session_id=session.id, kind="severe_hypertension")
     trail = await ward.clinic.list_audit(entity="alert", entity_id=severe.id)
     assert (severe.state, [(a.action, a.actor) for a in trail]) == (
         "resolved",
-        [("raised", "system"), ("resolved", "system")],
+        [
+            ("raised", "system"),
+            ("condition_cleared", "system"),
+            ("acknowledged", NURSE.username),
+            ("resolved", "system"),
+        ],
     )
 
 

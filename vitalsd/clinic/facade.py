@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from vitalsd.alerts import DEFAULT_ESCALATION_DELAY, DEFAULT_MAX_SNOOZE
 from vitalsd.domain import require_utc
 from vitalsd.errors import InvalidInput
-from vitalsd.evaluation import DEFAULT_STALE_AFTER
+from vitalsd.evaluation import DEFAULT_STALE_AFTER, alarm_policy
 from vitalsd.protocol import DEFAULT_PRESET, Protocol, load_protocol
 from vitalsd.settings import Settings
 from vitalsd.store.engine import (
@@ -126,7 +126,8 @@ class Clinic:
         self._sessions = Sessions(self._uow, loader, known, default_protocol, stale_after)
         self._ingest = Ingest(self._uow, stale_after)
         self._equipment = Equipment(self._uow, self.now)
-        self._alerting = Alerting(self._uow, reads, max_snooze)
+        default_policy = alarm_policy(known[default_protocol].safety)
+        self._alerting = Alerting(self._uow, reads, loader, max_snooze, default_policy)
         self._timers = Timers(
             self._uow,
             reads,
@@ -134,6 +135,7 @@ class Clinic:
             self.now,
             stale_after=stale_after,
             escalation_delay=escalation_delay,
+            default_policy=default_policy,
         )
         self._reads = Reads(engine, reads, loader, self.now)
 
