@@ -21,6 +21,7 @@ from vitalsd.domain import (
     Reading,
     SessionFacts,
 )
+from vitalsd.gates import DOSE_BLOCKING_KINDS, GateDecision
 from vitalsd.protocol import Protocol, SafetyRule
 from vitalsd.schedule import Check, CheckSchedule
 from vitalsd.thresholds import BASELINE_KINDS, Finding
@@ -298,22 +299,36 @@ def _assess_reading(
 # -- doses and closing -------------------------------------------------------------------
 
 
-def dose_flags(
-    protocol: Protocol,
-    schedule: CheckSchedule,
-    facts: SessionFacts,
-    given_at: datetime,
-    *,
-    hold_overridden: bool,
-) -> tuple[DoseFlag, ...]:
-    """How a dose given at `given_at` is flagged: it overrode a standing dosing hold; it
-    was given without the baseline the protocol requires."""
-    flags: list[DoseFlag] = []
-    if hold_overridden:
-        flags.append(DoseFlag.HOLD_OVERRIDDEN)
-    if protocol.baseline.required and schedule.dose_lacks_baseline(facts, given_at):
-        flags.append(DoseFlag.NO_BASELINE)
-    return tuple(flags)
+# The order a dose's flags are stored and shown in.
+DOSE_FLAG_ORDER = (DoseFlag.HOLD_OVERRIDDEN, DoseFlag.NO_BASELINE, DoseFlag.NO_RECENT_BP)
+
+
+def dose_flags(protocol: Protocol, decision: GateDecision) -> tuple[DoseFlag, ...]:
+    """How a dose is flagged: what the dosing gate (`vitalsd.gates.gate_dose`) found it
+    lacked or overrode; `no_baseline` only where the protocol requires a baseline."""
+    flags = set(decision.flags)
+    if not protocol.baseline.required:
+        flags.discard(DoseFlag.NO_BASELINE)
+    ordered = [f for f in DOSE_FLAG_ORDER if f in flags]
+    return (*ordered, *sorted(flags - set(ordered), key=lambda f: f.value))
+
+
+def gate_overrides(
+    open_alerts: Iterable[Alert], by: str, reason: str, now: datetime
+) -> list[AlertChange]:
+    """A clinician doses over what the gate found: each standing severe or hold alert
+    that was not yet acknowledged is acknowledged, noting why (it stays open: only its
+    resolution lifts it for the next dose)."""
+    return hold_overrides(
+        [
+            a
+            for a in open_alerts
+            if a.kind in DOSE_BLOCKING_KINDS and a.state in (AlertState.ACTIVE, AlertState.SNOOZED)
+        ],
+        by,
+        reason,
+        now,
+    )
 
 
 def hold_overrides(

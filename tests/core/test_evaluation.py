@@ -29,9 +29,11 @@ from vitalsd.evaluation import (
     dose_flags,
     ended_with_session,
     evaluate,
+    gate_overrides,
     hold_overrides,
     infusion_running,
 )
+from vitalsd.gates import gate_dose
 from vitalsd.protocol import load_protocol
 from vitalsd.schedule import CheckSchedule
 from vitalsd.thresholds import Finding
@@ -275,21 +277,27 @@ def test_the_phase_is_reported_against_the_stored_one() -> None:
 # -- doses and closing --------------------------------------------------------------------
 
 
+def flags_of(session: SessionFacts, minutes: float, *, overridden: bool) -> tuple[DoseFlag, ...]:
+    return dose_flags(KAP, gate_dose(session, SCHEDULE, (), at(minutes), overridden=overridden))
+
+
 def test_a_first_dose_without_a_baseline_is_flagged_no_baseline() -> None:
-    flags = dose_flags(KAP, SCHEDULE, facts(), at(5), hold_overridden=False)
+    flags = flags_of(facts(), 5, overridden=False)
     assert flags == (DoseFlag.NO_BASELINE,)
     assert [f.value for f in flags] == ["no_baseline"]
 
 
 def test_a_dose_after_a_baseline_is_not_flagged() -> None:
-    assert (
-        dose_flags(KAP, SCHEDULE, facts(reading(0), reading(2)), at(5), hold_overridden=False) == ()
-    )
+    assert flags_of(facts(reading(0), reading(2)), 5, overridden=False) == ()
 
 
 def test_a_dose_over_a_hold_is_flagged_hold_overridden() -> None:
-    flags = dose_flags(KAP, SCHEDULE, facts(reading(0), reading(2)), at(5), hold_overridden=True)
-    assert [f.value for f in flags] == ["hold_overridden"]
+    held = facts(reading(0, 170, 104), reading(2, 168, 102))
+    assert [f.value for f in flags_of(held, 5, overridden=True)] == ["hold_overridden"]
+
+
+def test_an_override_with_nothing_standing_flags_nothing() -> None:
+    assert flags_of(facts(reading(0), reading(2)), 5, overridden=True) == ()
 
 
 def test_overriding_a_hold_acknowledges_it_with_the_reason() -> None:
@@ -334,3 +342,15 @@ def test_closing_resolves_only_the_conditions_that_end_with_the_session() -> Non
         (c.after.state, c.audit.by, c.audit.note) == (AlertState.RESOLVED, SYSTEM, "session closed")
         for c in changes
     )
+
+
+def test_overriding_the_gate_acknowledges_standing_severe_and_hold_alerts_only() -> None:
+    severe = open_alert(AlertKind.SEVERE_HYPERTENSION, 2)
+    hold = open_alert(AlertKind.DOSING_HOLD, 3)
+    stale = open_alert(AlertKind.STALE, 4, Priority.LOW)
+    changes = gate_overrides([severe, hold, stale], "dr.k", "discussed", at(5))
+    assert [(c.after.kind, c.after.state) for c in changes] == [
+        (AlertKind.SEVERE_HYPERTENSION, AlertState.ACKNOWLEDGED),
+        (AlertKind.DOSING_HOLD, AlertState.ACKNOWLEDGED),
+    ]
+    assert all("discussed" in (c.audit.note or "") for c in changes)

@@ -208,17 +208,19 @@ async def test_clinician_override_with_reason_records_the_dose_and_audits_it(
     ]
 
 
-async def test_clinician_acknowledgement_lifts_the_dosing_hold(
+async def test_finding_2_acknowledging_a_dosing_hold_does_not_lift_it(
     ward: Ward, clock: FakeClock
 ) -> None:
+    """DESIGN.md "Dosing gate": acknowledging a hold says it was seen; the dose still
+    needs a clinician's reason while it stands (this test said the opposite before #13)."""
     session = await start(ward)
     await ingest(ward.clinic, clock, measurement(168, 96))
     (hold,) = await ward.clinic.list_alerts(session_id=session.id, kind="dosing_hold")
     await ward.clinic.acknowledge_alert(hold.id, by=CLINICIAN)
-    dose = await ward.clinic.record_dose(
-        session.id, drug="ketamine", amount_mg=50, route="IM", by=NURSE
-    )
-    assert dose.flags == ()
+    with pytest.raises(DosingHoldActive, match="168/96"):
+        await ward.clinic.record_dose(
+            session.id, drug="ketamine", amount_mg=50, route="IM", by=NURSE
+        )
 
 
 async def test_nurse_cannot_acknowledge_a_dosing_hold(ward: Ward, clock: FakeClock) -> None:

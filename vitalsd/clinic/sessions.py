@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vitalsd import views
 from vitalsd.auth import Actor
 from vitalsd.domain import (
-    AlertKind,
     AlertState,
     AuditAction,
     CheckKind,
@@ -37,9 +36,10 @@ from vitalsd.evaluation import (
     close_check_missing,
     dose_flags,
     ended_with_session,
-    hold_overrides,
+    gate_overrides,
     infusion_running,
 )
+from vitalsd.gates import gate_dose
 from vitalsd.protocol import DoseOutOfRange, Protocol
 from vitalsd.schedule import derive_dose_increase
 from vitalsd.store import models
@@ -137,9 +137,11 @@ class Sessions:
         increase: bool | None = None,
         override_reason: str | None = None,
     ) -> views.DoseView:
-        """Record a dose. Refused (`DosingHoldActive`) while a dosing hold stands, unless
-        a clinician overrides it with a reason; accepted but flagged `no_baseline` without
-        a baseline reading. `increase` None: derived from the previous session."""
+        """Record a dose. Every dose passes the dosing gate: refused (`DosingHoldActive`)
+        while a hold-range baseline or latest reading, or an unresolved severe or hold
+        alert, stands, unless a clinician overrides it with a reason (then flagged
+        `hold_overridden`); flagged `no_baseline` / `no_recent_bp` without a reading
+        before it. `increase` None: derived from the previous session."""
         try:
             drug_value, route_value = Drug(drug), Route(route)
         except ValueError as error:
@@ -154,32 +156,25 @@ class Sessions:
             ended = None if ended_at is None else require_utc(ended_at, "ended_at")
             if ended is not None and (ended < given or ended > tx.now):
                 raise InvalidInput("ended_at must be after given_at and not in the future")
-            holds = list(
-                await tx.session.scalars(
-                    select(models.Alert).where(
-                        models.Alert.session_id == row.id,
-                        models.Alert.kind == AlertKind.DOSING_HOLD.value,
-                        models.Alert.state.in_([AlertState.ACTIVE.value, AlertState.SNOOZED.value]),
-                    )
-                )
+            # Every dose, first or later, passes the gate (DESIGN.md "Dosing gate").
+            state = await tx.reloaded_state(row)
+            open_rows = {a.condition: a for a in await _open_alert_rows(tx, row.id)}
+            open_alerts = [alert_of(a) for a in open_rows.values()]
+            overriding = reason is not None and by.is_clinician
+            decision = gate_dose(
+                state.facts, state.schedule, open_alerts, given, overridden=overriding
             )
-            overridden = bool(holds)
-            if overridden:
-                if reason is None or not by.is_clinician:
+            if decision.blocked:
+                if not overriding:
                     raise DosingHoldActive(
-                        "a dosing hold stands (baseline at or above the hold threshold): a "
-                        "clinician acknowledges it, or overrides it with a reason"
+                        f"dosing hold: {decision.refusal('the dose is')}; a clinician "
+                        "overrides it with a reason"
                     )
                 assert reason is not None
                 await apply_alert_changes(
-                    tx,
-                    hold_overrides([alert_of(h) for h in holds], by.username, reason, tx.now),
-                    {hold.condition: hold for hold in holds},
+                    tx, gate_overrides(open_alerts, by.username, reason, tx.now), open_rows
                 )
-            state = await tx.reloaded_state(row)
-            flags = dose_flags(
-                state.protocol, state.schedule, state.facts, given, hold_overridden=overridden
-            )
+            flags = dose_flags(state.protocol, decision)
             stated = increase is not None
             if increase is None:
                 increase = await self._derive_increase(tx.session, row, drug_value, amount_mg)
@@ -193,7 +188,7 @@ class Sessions:
                 increase=increase,
                 increase_stated=stated,
                 flags=[f.value for f in flags],
-                override_reason=reason if holds else None,
+                override_reason=reason if decision.blocked else None,
                 recorded_by=by.username,
                 recorded_at=tx.now,
             )
@@ -205,7 +200,7 @@ class Sessions:
                 dose.id,
                 session_id=row.id,
                 note=f"{drug_value.value} {amount_mg:g} mg {route_value.value}"
-                + (f"; hold overridden: {reason}" if holds else "")
+                + (f"; hold overridden: {reason}" if decision.blocked else "")
                 + ("; no baseline" if DoseFlag.NO_BASELINE in flags else ""),
             )
             await reevaluate(tx, await tx.reloaded_state(row), self._stale_after, force_event=True)
