@@ -356,10 +356,13 @@ def infusion_running(schedule: CheckSchedule, facts: SessionFacts) -> bool:
     return schedule.doses_are_infusions and any(d.ended_at is None for d in facts.doses)
 
 
-def ended_with_session(open_alerts: Iterable[Alert], now: datetime) -> list[AlertChange]:
-    """The alerts a close resolves: conditions that exist only while a session is open."""
+def ended_with_session(
+    open_alerts: Iterable[Alert], now: datetime, by: str = SYSTEM, reason: str | None = None
+) -> list[AlertChange]:
+    """The alerts a close resolves: every open alert of the session, noting the close's
+    reason (DESIGN.md "Closing": a closed session leaves nothing on its chair; the gate
+    made a clinician give a reason for any that still mattered)."""
+    note = SESSION_CLOSED_NOTE if reason is None else f"{SESSION_CLOSED_NOTE}: {reason}"
     return [
-        AlertChange(alert, *alert.resolve(SYSTEM, now, SESSION_CLOSED_NOTE))
-        for alert in open_alerts
-        if alert.is_open and alert.kind in ENDS_WITH_SESSION
+        AlertChange(alert, *alert.resolve(by, now, note)) for alert in open_alerts if alert.is_open
     ]

@@ -325,7 +325,9 @@ def test_a_running_infusion_is_seen_only_under_an_infusion_protocol() -> None:
     assert not infusion_running(SCHEDULE, running)
 
 
-def test_closing_resolves_only_the_conditions_that_end_with_the_session() -> None:
+def test_finding_6_closing_resolves_every_alert_of_the_session_noting_the_reason() -> None:
+    # Before #13 only baseline and stale alerts ended with the session; a rise alert then
+    # showed over the next patient in the chair.
     alerts = [
         open_alert(AlertKind.DOSING_HOLD, 1),
         open_alert(AlertKind.ELEVATED_BASELINE, 2, Priority.MEDIUM),
@@ -333,15 +335,13 @@ def test_closing_resolves_only_the_conditions_that_end_with_the_session() -> Non
         open_alert(AlertKind.SEVERE_HYPERTENSION, 4),
     ]
     changes = ended_with_session(alerts, at(90))
-    assert [c.after.kind for c in changes] == [
-        AlertKind.DOSING_HOLD,
-        AlertKind.ELEVATED_BASELINE,
-        AlertKind.STALE,
-    ]
+    assert [c.after.kind for c in changes] == [a.kind for a in alerts]
     assert all(
         (c.after.state, c.audit.by, c.audit.note) == (AlertState.RESOLVED, SYSTEM, "session closed")
         for c in changes
     )
+    (change,) = ended_with_session(alerts[3:], at(90), "dr.k", "sent to ED")
+    assert (change.audit.by, change.after.resolution_note) == ("dr.k", "session closed: sent to ED")
 
 
 def test_overriding_the_gate_acknowledges_standing_severe_and_hold_alerts_only() -> None:

@@ -39,7 +39,7 @@ from vitalsd.evaluation import (
     gate_overrides,
     infusion_running,
 )
-from vitalsd.gates import gate_dose
+from vitalsd.gates import gate_close, gate_dose
 from vitalsd.protocol import DoseOutOfRange, Protocol
 from vitalsd.schedule import derive_dose_increase
 from vitalsd.store import models
@@ -321,8 +321,11 @@ class Sessions:
         reason: str | None = None,
         at: datetime | None = None,
     ) -> views.SessionView:
-        """Close a session. Without the close-of-session check a clinician's reason is
-        needed (`CloseCheckMissing` otherwise); it is kept as the check's waiver."""
+        """Close a session, through the close gate (DESIGN.md "Closing"): without the
+        close-of-session reading, with a high or medium alert unresolved, or with an
+        unstable latest reading, a clinician's reason is needed (`CloseCheckMissing`
+        otherwise, naming what stands); it waives a missing close check. Every alert of
+        the session is resolved, noting the reason."""
         why = text(reason, "reason")
         async with self._uow.transaction() as tx:
             row = await _open_session(tx, session_id, "the session is closed already")
@@ -332,14 +335,18 @@ class Sessions:
             state = await tx.reloaded_state(row)
             if infusion_running(state.schedule, state.facts):
                 raise Conflict("an infusion is still running: stop it first")
-            if close_check_missing(state.schedule, state.facts, closing):
+            open_rows = {a.condition: a for a in await _open_alert_rows(tx, row.id)}
+            open_alerts = [alert_of(a) for a in open_rows.values()]
+            decision = gate_close(state.facts, state.schedule, open_alerts, closing)
+            if decision.blocked:
                 if why is None or not by.is_clinician:
                     raise CloseCheckMissing(
-                        "no close-of-session reading: take one, or a clinician closes the "
-                        "session with a reason"
+                        f"{decision.refusal('closing is')}: take a reading or settle the "
+                        "alerts, or a clinician closes the session with a reason"
                     )
+                assert why is not None
                 close_row = state.check_rows.get("close")
-                if close_row is not None:
+                if close_check_missing(state.schedule, state.facts, closing) and close_row:
                     _waive(tx, close_row, why, by)
             row.closed_at = closing
             row.closed_by = by.username
@@ -352,10 +359,9 @@ class Sessions:
                 to_state=Phase.CLOSED.value,
                 note=why,
             )
-            # Conditions that exist only while a session is open clear with it.
-            open_rows = {a.condition: a for a in await _open_alert_rows(tx, row.id)}
+            # A closed session leaves nothing on its chair: every alert of it is resolved.
             await apply_alert_changes(
-                tx, ended_with_session([alert_of(a) for a in open_rows.values()], tx.now), open_rows
+                tx, ended_with_session(open_alerts, tx.now, by.username, why), open_rows
             )
             return await reevaluated_view(tx, row, self._stale_after)
 
