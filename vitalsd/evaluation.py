@@ -186,15 +186,21 @@ def evaluate(
     stale_raised_since_deadline: bool = False,
     session_id: int | None = None,
     chair_id: int | None = None,
+    patient_name: str | None = None,
 ) -> Evaluation:
     """Bring a session's checks, alerts and phase up to date with its facts and `now`.
 
     `trigger`: the reading just stored (its id set), whose findings raise and clear
     alerts; `phase`: the stored one. `stale_raised_since_deadline` (asked by the shell
     only when `stale.is_due(now)`): a stale alert was raised at or after the deadline,
-    so none is raised again until a reading moves the deadline."""
+    so none is raised again until a reading moves the deadline. `patient_name`: whom
+    a late reading of a closed session's alert names, so the patient can be called back."""
     is_open = facts.closed_at is None
-    alerts = _OpenAlerts(open_alerts, session_id, chair_id, alarm_policy(protocol.safety))
+    # A closed session's chair may hold the next patient: what it raises now (a late
+    # reading) is the ward's, named by the patient, not the chair's.
+    alerts = _OpenAlerts(
+        open_alerts, session_id, chair_id if is_open else None, alarm_policy(protocol.safety)
+    )
 
     # 1. Checks: each with its state; settled ones clear their overdue alert.
     computed = schedule.checks(facts, now)
@@ -214,7 +220,15 @@ def evaluate(
     )
     settled.extend(_overdue_condition(d.key) for d in dropped)
 
-    # 2. What a new reading shows (a closed session raises nothing new).
+    # 2. What a new reading shows. A closed session raises only for a late reading
+    # (measured before the close, delivered after), with the patient's name.
+    if (
+        trigger is not None
+        and trigger.valid
+        and facts.closed_at is not None
+        and trigger.measured_at <= facts.closed_at
+    ):
+        _assess_late_reading(facts, schedule, alerts, trigger, now, patient_name)
     if trigger is not None and trigger.valid and is_open:
         _assess_reading(facts, schedule, protocol, alerts, trigger, now)
         # A reading taken after an overdue check's window settles its alert.
@@ -294,6 +308,32 @@ def _assess_reading(
         )
         gone = {k.value for k in BASELINE_KINDS} - {f.kind.value for f in found}
         alerts.reconcile(found, gone, now, reading_id=reading.id)
+
+
+def _assess_late_reading(
+    facts: SessionFacts,
+    schedule: CheckSchedule,
+    alerts: _OpenAlerts,
+    reading: Reading,
+    now: datetime,
+    patient_name: str | None,
+) -> None:
+    """A reading of a closed session that crosses a threshold alerts, naming the patient
+    (DESIGN.md "Closing"); it clears nothing: the session is over."""
+    first_dose = facts.first_dose_at
+    post_dose = first_dose is not None and reading.measured_at > first_dose
+    assessment = schedule.thresholds.assess(reading, schedule.baseline(facts), post_dose)
+    who = patient_name or "the patient"
+    findings = [
+        replace(
+            f,
+            message=f"{who}: {f.message} (measured before the session closed, delivered "
+            "after it): call the patient back",
+        )
+        for f in assessment.findings
+    ]
+    if findings:
+        alerts.reconcile(findings, [], now, reading_id=reading.id)
 
 
 # -- doses and closing -------------------------------------------------------------------

@@ -138,10 +138,41 @@ def test_a_late_record_of_an_older_normal_reading_clears_nothing() -> None:
     assert resolved(evaluation) == []
 
 
-def test_a_reading_of_a_closed_session_raises_no_alert() -> None:
-    severe = reading(20, 186, 114)
+def test_finding_5_a_late_reading_of_a_closed_session_alerts_with_the_patients_name() -> None:
+    # Before #13 a closed session raised nothing: a 196/118 measured before the close
+    # and delivered after it was stored silently.
+    severe = reading(20, 196, 118)
     session = facts(reading(0), reading(2), dose(5), severe, closed=30)
-    evaluation = run(session, 40, severe, checks=stored(session, 40))
+    now = at(40)
+    evaluation = evaluate(
+        session,
+        SCHEDULE,
+        KAP,
+        (),
+        stored(session, 40),
+        now,
+        severe,
+        phase=Phase.CLOSED,
+        stale=StaleWatch.of(session, DEFAULT_STALE_AFTER),
+        session_id=SESSION,
+        chair_id=CHAIR,
+        patient_name="Alex Doe",
+    )
+    raised = [d.change.after for d in evaluation.alerts if d.change.before is None]
+    assert [(a.kind, a.priority) for a in raised] == [
+        (AlertKind.SEVERE_HYPERTENSION, Priority.HIGH)
+    ]
+    (alert,) = raised
+    assert alert.message.startswith("Alex Doe: ")
+    assert "196/118" in alert.message and "call the patient back" in alert.message
+    # The chair may hold the next patient: the alert is the session's, not the chair's.
+    assert (alert.session_id, alert.chair_id, alert.reading_id) == (SESSION, None, severe.id)
+
+
+def test_a_normal_late_reading_of_a_closed_session_raises_nothing() -> None:
+    normal = reading(20, 124, 80)
+    session = facts(reading(0), reading(2), dose(5), normal, closed=30)
+    evaluation = run(session, 40, normal, checks=stored(session, 40))
     assert evaluation.alerts == ()
 
 

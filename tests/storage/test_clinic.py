@@ -532,7 +532,7 @@ async def test_cuff_seen_for_the_first_time_is_a_device_status_event(clinic: Cli
     )
 
 
-async def test_late_record_of_a_closed_session_satisfies_its_check_and_raises_nothing(
+async def test_late_record_of_a_closed_session_satisfies_its_check_and_alerts(
     ward: Ward, clock: FakeClock
 ) -> None:
     session = await start(ward, course_session=5)
@@ -546,4 +546,8 @@ async def test_late_record_of_a_closed_session_satisfies_its_check_and_raises_no
     result = await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(late), taken, bytes(late))
     (close,) = [c for c in await ward.clinic.list_checks(session.id) if c.kind == "close"]
     assert (result.reading.session_id, close.state) == (session.id, "satisfied")
-    assert await ward.clinic.list_alerts(session_id=session.id, open_only=True) == []
+    # #13 finding 5 (this test said "raises nothing" before): a late severe reading
+    # alerts, naming the patient, so they can be called back.
+    (alert,) = await ward.clinic.list_alerts(session_id=session.id, open_only=True)
+    assert (alert.kind, alert.chair_id) == ("severe_hypertension", None)
+    assert alert.message.startswith("J. D.: ")

@@ -56,6 +56,7 @@ async def reevaluate(
         and await _stale_raised_since(tx, row.id, stale),
         session_id=row.id,
         chair_id=row.chair_id,
+        patient_name=await _late_reading_patient(tx, row, trigger),
     )
 
     # 1. Checks: each stored with its state; due and overdue announced.
@@ -124,6 +125,17 @@ async def reevaluate(
     view = state.view(now)
     tx.emit(EventType.SESSION_UPDATED, view.as_dict())
     return view
+
+
+async def _late_reading_patient(
+    tx: Tx, row: models.Session, trigger: models.Reading | None
+) -> str | None:
+    """The patient's name when a reading arrives for a closed session (a late reading's
+    alert names them); otherwise not looked up."""
+    if trigger is None or row.closed_at is None:
+        return None
+    patient = await tx.session.get(models.Patient, row.patient_id)
+    return None if patient is None else patient.display_name
 
 
 async def _stale_raised_since(tx: Tx, session_id: int, stale: StaleWatch) -> bool:
