@@ -304,6 +304,17 @@ class Dose:
 
 
 @dataclass(frozen=True)
+class ObservedSideEffect:
+    """A side effect logged in a session, as the rules see it (a severe one asks for a
+    check, DESIGN.md "Monitor until stable")."""
+
+    id: int | None
+    effect: SideEffect
+    severity: int
+    observed_at: datetime
+
+
+@dataclass(frozen=True)
 class SessionFacts:
     """Everything the pure rules need to know about one session at a moment.
 
@@ -318,6 +329,7 @@ class SessionFacts:
     waivers: tuple[tuple[str, str], ...] = ()
     closed_at: datetime | None = None
     date_of_birth: date | None = None
+    side_effects: tuple[ObservedSideEffect, ...] = ()
 
     @property
     def first_dose_at(self) -> datetime | None:

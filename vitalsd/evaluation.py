@@ -16,6 +16,7 @@ from vitalsd.domain import (
     AlertState,
     CheckState,
     DoseFlag,
+    ObservedSideEffect,
     Phase,
     Priority,
     Reading,
@@ -334,6 +335,38 @@ def _assess_late_reading(
     ]
     if findings:
         alerts.reconcile(findings, [], now, reading_id=reading.id)
+
+
+def side_effect_alerts(
+    protocol: Protocol,
+    open_alerts: Sequence[Alert],
+    effect: ObservedSideEffect,
+    now: datetime,
+    *,
+    session_id: int | None = None,
+    chair_id: int | None = None,
+) -> list[AlertChange]:
+    """A severe side effect (the protocol's severity or more) raises a medium alert of its
+    own (DESIGN.md "Monitor until stable"); its follow-up check is the schedule's."""
+    if effect.severity < protocol.safety.severe_side_effect_severity:
+        return []
+    minutes = protocol.safety.side_effect_check_after.total_seconds() / 60
+    finding = Finding(
+        AlertKind.SEVERE_SIDE_EFFECT,
+        Priority.MEDIUM,
+        f"Severe {effect.effect.value} (severity {effect.severity}): check the patient and "
+        f"their blood pressure within {minutes:g} min",
+        subject=f"s{effect.id}",
+    )
+    return reconcile(
+        open_alerts,
+        [finding],
+        [],
+        now,
+        session_id=session_id,
+        chair_id=chair_id,
+        policy=alarm_policy(protocol.safety),
+    )
 
 
 # -- doses and closing -------------------------------------------------------------------

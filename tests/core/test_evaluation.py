@@ -12,12 +12,15 @@ from vitalsd.domain import (
     AlertKind,
     AlertState,
     AuditAction,
+    CheckKind,
     CheckState,
     DoseFlag,
+    ObservedSideEffect,
     Phase,
     Priority,
     Reading,
     SessionFacts,
+    SideEffect,
 )
 from vitalsd.evaluation import (
     DEFAULT_STALE_AFTER,
@@ -32,6 +35,7 @@ from vitalsd.evaluation import (
     gate_overrides,
     hold_overrides,
     infusion_running,
+    side_effect_alerts,
 )
 from vitalsd.gates import gate_dose
 from vitalsd.protocol import load_protocol
@@ -385,3 +389,24 @@ def test_overriding_the_gate_acknowledges_standing_severe_and_hold_alerts_only()
         (AlertKind.DOSING_HOLD, AlertState.ACKNOWLEDGED),
     ]
     assert all("discussed" in (c.audit.note or "") for c in changes)
+
+
+def test_a_severe_side_effect_raises_a_medium_alert_and_its_check_five_minutes_later() -> None:
+    severe = ObservedSideEffect(7, SideEffect.VOMITING, 3, at(20))
+    mild = ObservedSideEffect(8, SideEffect.NAUSEA, 2, at(21))
+    (change,) = side_effect_alerts(KAP, (), severe, at(20), session_id=SESSION, chair_id=CHAIR)
+    assert (change.after.kind, change.after.priority, change.after.condition) == (
+        AlertKind.SEVERE_SIDE_EFFECT,
+        Priority.MEDIUM,
+        "severe_side_effect:s7",
+    )
+    assert side_effect_alerts(KAP, (), mild, at(21)) == []
+    session = replace(facts(reading(0), reading(2), dose(5)), side_effects=(severe, mild))
+    checks = {c.key: c for c in SCHEDULE.checks(session, at(22))}
+    assert "side_effect:s8" not in checks
+    check = checks["side_effect:s7"]
+    assert (check.kind, check.window_start, check.window_end) == (
+        CheckKind.POST_DOSE,
+        at(25),
+        at(35),
+    )

@@ -19,6 +19,7 @@ from vitalsd.domain import (
     CheckState,
     DoseFlag,
     Drug,
+    ObservedSideEffect,
     Phase,
     Route,
     SideEffect,
@@ -38,12 +39,12 @@ from vitalsd.evaluation import (
     ended_with_session,
     gate_overrides,
     infusion_running,
+    side_effect_alerts,
 )
 from vitalsd.gates import gate_close, gate_dose
 from vitalsd.protocol import DoseOutOfRange, Protocol
 from vitalsd.schedule import derive_dose_increase
 from vitalsd.store import models
-from vitalsd.store.events import EventType
 from vitalsd.timebounds import SessionSpan, session_start, within_session
 
 from .lookups import get, open_session_of_chair
@@ -294,8 +295,19 @@ class Sessions:
                 note=f"{effect_value.value} severity {severity}; side effect "
                 f"{effect_row.id} observed {seen.isoformat()}",
             )
-            state = await self._loader.load(tx.session, row)
-            tx.emit(EventType.SESSION_UPDATED, state.view(tx.now).as_dict())
+            open_rows = {a.condition: a for a in await _open_alert_rows(tx, row.id)}
+            observed = ObservedSideEffect(effect_row.id, effect_value, severity, seen)
+            changes = side_effect_alerts(
+                self._loader.protocol_of(row),
+                [alert_of(a) for a in open_rows.values()],
+                observed,
+                tx.now,
+                session_id=row.id,
+                chair_id=row.chair_id if row.closed_at is None else None,
+            )
+            await apply_alert_changes(tx, changes, open_rows)
+            # A severe one asks for a check: the schedule sees the side effect now.
+            await reevaluate(tx, await tx.reloaded_state(row), self._stale_after, force_event=True)
             return side_effect_view(effect_row)
 
     async def waive_check(self, check_id: int, reason: str, *, by: Actor) -> views.CheckView:
