@@ -30,8 +30,6 @@ from vitalsd.thresholds import BASELINE_KINDS, Finding
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
 NO_LONGER_REQUIRED = "no longer required by the protocol"
 SESSION_CLOSED_NOTE = "session closed"
-# Conditions that exist only while a session is open: they clear when it closes.
-ENDS_WITH_SESSION = frozenset({*BASELINE_KINDS, AlertKind.STALE})
 SETTLED = CheckState.SATISFIED, CheckState.WAIVED
 
 

@@ -144,5 +144,13 @@ async def test_finding_8_latching_and_return_are_announced_with_their_reason(
             clock.advance(1)
         cleared = (await updates_until(subscription, "condition_cleared"))[-1]
         returned = (await updates_until(subscription, "condition_returned"))[-1]
+        m = measurement(118, 76)
+        await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
+        await updates_until(subscription, "condition_cleared")
+        await ward.clinic.acknowledge_alert(int(str(returned["id"])), by=NURSE)
+        settled = await updates_until(subscription, "resolved")
+    ours = [e["reason"] for e in settled if e["id"] == returned["id"]]
+    assert ours[-2:] == ["acknowledged", "resolved"]
+    assert settled[-1]["resolution_note"] == "acknowledged after its condition cleared"
     assert cleared["condition_cleared_at"] is not None
     assert (returned["condition_cleared_at"], returned["state"]) == (None, "active")

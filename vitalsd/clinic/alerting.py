@@ -53,14 +53,13 @@ class Alerting:
             await tx.attach_session_with_alert(alert_id)
             row = await get(tx.session, models.Alert, alert_id, "alert")
             policy = await alarm_policy_of(tx.session, self._loader, row, self._default_policy)
-            for index, (after, audit) in enumerate(step(alert_of(row), tx.now, policy)):
+            for after, audit in step(alert_of(row), tx.now, policy):
                 write_alert(row, after)
                 await tx.session.flush()
                 audit_alert(tx, row, audit)
-                # The user's own transition is announced as before; what follows from
-                # it (settled after a latch) says why.
-                data = alert_view(row).as_dict() if index == 0 else alert_event(row, audit)
-                tx.emit(EventType.ALERT_UPDATED, data)
+                # Each step is announced with why (`reason`), e.g. `acknowledged` then
+                # `resolved` for a latched alert acknowledged after its condition cleared.
+                tx.emit(EventType.ALERT_UPDATED, alert_event(row, audit))
             return alert_view(row)
 
     async def acknowledge_alert(self, alert_id: int, *, by: Actor) -> views.AlertView:
