@@ -76,3 +76,29 @@ def test_finding_6_a_closed_session_leaves_its_chair_clean(
     expect(
         page.locator(f"[data-list='open'] .alert-item[data-alert-id='{alert.id}']")
     ).to_have_count(0)
+
+
+def test_finding_3_a_booster_over_a_standing_severe_alert_asks_for_the_override(
+    tablets: TabletFactory, clinic_server: ClinicServer
+) -> None:
+    """A post-dose severe reading (no dosing hold alert): the dose form asks the
+    clinician's reason, and the booster goes through with it."""
+    seat = reseat(
+        clinic_server,
+        3,
+        "TEST-BOOSTER",
+        began_minutes_ago=20,
+        baseline=(122, 78),
+        dosed_minutes_ago=10,
+    )
+    manual(clinic_server, seat.session_id, 196, 118)
+    page = tablets("clinician").open(f"#/session/{seat.session_id}")
+    expect(page.locator(".alert-item[data-kind='severe_hypertension']")).to_have_count(1)
+    form = page.locator("form[data-form='dose']")
+    expect(form.locator("h2")).to_have_text("Dose (dosing hold stands)")
+
+    form.get_by_label("Amount").fill("20")
+    form.get_by_label("Override reason").fill("planned booster; reviewed with the patient")
+    form.get_by_role("button", name="Override hold and record dose").click()
+
+    expect(page.locator(".timeline .dose")).to_have_count(2)
