@@ -69,6 +69,16 @@ async def test_finding_2_a_new_hold_range_reading_after_an_acknowledged_hold_sto
     acked = await client.post(f"/api/alerts/{hold['id']}/acknowledge", headers=auth[Role.CLINICIAN])
     assert acked.json()["state"] == "acknowledged"
     await readings(client, auth, clock, session["id"], (188, 118))
+    # The hold re-arms: worse than when it last sounded, active again with the new value.
+    [hold] = (
+        await client.get(
+            "/api/alerts",
+            params={"session_id": session["id"], "kind": "dosing_hold"},
+            headers=auth[Role.NURSE],
+        )
+    ).json()
+    assert hold["state"] == "active"
+    assert "172/104" not in hold["message"]
     refused = await dose(client, auth, session["id"])
     assert refused.status_code == 409
     assert "188/118" in refused.json()["detail"]
