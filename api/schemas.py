@@ -449,6 +449,19 @@ class AlertOut(Out):
     resolved_at: TimeOut | None
     resolved_by: str | None
     resolution_note: str | None
+    condition_cleared_at: TimeOut | None = Field(
+        None,
+        description="A latched high-priority alert whose condition cleared: it stays "
+        "on screen until someone acknowledges it",
+    )
+    latest_reading_id: int | None = Field(
+        None, description="The latest reading of the alert's condition"
+    )
+    latest_message: str | None = Field(
+        None,
+        description="The alert's condition as the latest reading shows it (`message` keeps "
+        "the value that raised it, or last made it sound again)",
+    )
 
 
 class SnoozeIn(Body):

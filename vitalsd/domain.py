@@ -321,6 +321,17 @@ class Dose:
 
 
 @dataclass(frozen=True)
+class ObservedSideEffect:
+    """A side effect logged in a session, as the rules see it (a severe one asks for a
+    check, DESIGN.md "Monitor until stable")."""
+
+    id: int | None
+    effect: SideEffect
+    severity: int
+    observed_at: datetime
+
+
+@dataclass(frozen=True)
 class SessionFacts:
     """Everything the pure rules need to know about one session at a moment.
 
@@ -335,6 +346,7 @@ class SessionFacts:
     waivers: tuple[tuple[str, str], ...] = ()
     closed_at: datetime | None = None
     date_of_birth: date | None = None
+    side_effects: tuple[ObservedSideEffect, ...] = ()
     # The clinic's time zone (setting `timezone`): ages and day boundaries are local
     # (DESIGN.md "Time"; the low finding of issue #13).
     zone: tzinfo = UTC

@@ -10,26 +10,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from vitalsd.alerts import SYSTEM, Alert, AlertChange, reconcile
+from vitalsd.alerts import SYSTEM, AlarmPolicy, Alert, AlertChange, reconcile
 from vitalsd.domain import (
     AlertKind,
     AlertState,
     CheckState,
     DoseFlag,
+    ObservedSideEffect,
     Phase,
     Priority,
     Reading,
     SessionFacts,
 )
-from vitalsd.protocol import Protocol
+from vitalsd.gates import DOSE_BLOCKING_KINDS, GateDecision
+from vitalsd.protocol import Protocol, SafetyRule
 from vitalsd.schedule import Check, CheckSchedule
 from vitalsd.thresholds import BASELINE_KINDS, Finding
 
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
 NO_LONGER_REQUIRED = "no longer required by the protocol"
 SESSION_CLOSED_NOTE = "session closed"
-# Conditions that exist only while a session is open: they clear when it closes.
-ENDS_WITH_SESSION = frozenset({*BASELINE_KINDS, AlertKind.STALE})
 SETTLED = CheckState.SATISFIED, CheckState.WAIVED
 
 
@@ -108,14 +108,33 @@ class Evaluation:
         return self.phase_changed or bool(self.dropped) or any(c.changed for c in self.checks)
 
 
+def alarm_policy(safety: SafetyRule) -> AlarmPolicy:
+    """The alarm behaviour a protocol's `[safety]` numbers ask for (DESIGN.md "Alarm
+    behaviour"): every alert of a session is reconciled, snoozed and timed with it."""
+    return AlarmPolicy(
+        renotify_high_every=safety.renotify_high_every,
+        snooze_total=safety.snooze_total,
+        snooze_total_high=safety.snooze_total_high,
+        worsening_systolic=safety.worsening_systolic,
+        worsening_diastolic=safety.worsening_diastolic,
+    )
+
+
 class _OpenAlerts:
     """The session's open alerts by condition while decisions pile up, as the shell's
     rows will be once it stored them: each decision sees the ones before it."""
 
-    def __init__(self, alerts: Iterable[Alert], session_id: int | None, chair_id: int | None):
+    def __init__(
+        self,
+        alerts: Iterable[Alert],
+        session_id: int | None,
+        chair_id: int | None,
+        policy: AlarmPolicy,
+    ):
         self._by_condition = {a.condition: a for a in alerts if a.is_open}
         self._session_id = session_id
         self._chair_id = chair_id
+        self._policy = policy
         self.decisions: list[AlertDecision] = []
 
     def __contains__(self, condition: str) -> bool:
@@ -142,6 +161,7 @@ class _OpenAlerts:
             reading_id=reading_id,
             check_id=None if check is None else check.id,
             clear_note=clear_note,
+            policy=self._policy,
         )
         for change in changes:
             self.decisions.append(AlertDecision(change, check_key))
@@ -165,15 +185,21 @@ def evaluate(
     stale_raised_since_deadline: bool = False,
     session_id: int | None = None,
     chair_id: int | None = None,
+    patient_name: str | None = None,
 ) -> Evaluation:
     """Bring a session's checks, alerts and phase up to date with its facts and `now`.
 
     `trigger`: the reading just stored (its id set), whose findings raise and clear
     alerts; `phase`: the stored one. `stale_raised_since_deadline` (asked by the shell
     only when `stale.is_due(now)`): a stale alert was raised at or after the deadline,
-    so none is raised again until a reading moves the deadline."""
+    so none is raised again until a reading moves the deadline. `patient_name`: whom
+    a late reading of a closed session's alert names, so the patient can be called back."""
     is_open = facts.closed_at is None
-    alerts = _OpenAlerts(open_alerts, session_id, chair_id)
+    # A closed session's chair may hold the next patient: what it raises now (a late
+    # reading) is the ward's, named by the patient, not the chair's.
+    alerts = _OpenAlerts(
+        open_alerts, session_id, chair_id if is_open else None, alarm_policy(protocol.safety)
+    )
 
     # 1. Checks: each with its state; settled ones clear their overdue alert.
     computed = schedule.checks(facts, now)
@@ -193,8 +219,16 @@ def evaluate(
     )
     settled.extend(_overdue_condition(d.key) for d in dropped)
 
-    # 2. What a new reading shows (a closed session raises nothing new); a partial frame
-    # too (DESIGN.md "Partial frames"), though it settles nothing.
+    # 2. What a new reading shows. A closed session raises only for a late reading
+    # (measured before the close, delivered after), with the patient's name; a partial
+    # frame is assessed too (DESIGN.md "Partial frames"), though it settles nothing.
+    if (
+        trigger is not None
+        and trigger.valid
+        and facts.closed_at is not None
+        and trigger.measured_at <= facts.closed_at
+    ):
+        _assess_late_reading(facts, schedule, alerts, trigger, now, patient_name)
     if trigger is not None and (trigger.valid or trigger.incomplete) and is_open:
         _assess_reading(facts, schedule, protocol, alerts, trigger, now)
     if trigger is not None and trigger.valid and is_open:
@@ -277,25 +311,97 @@ def _assess_reading(
         alerts.reconcile(found, gone, now, reading_id=reading.id)
 
 
+def _assess_late_reading(
+    facts: SessionFacts,
+    schedule: CheckSchedule,
+    alerts: _OpenAlerts,
+    reading: Reading,
+    now: datetime,
+    patient_name: str | None,
+) -> None:
+    """A reading of a closed session that crosses a threshold alerts, naming the patient
+    (DESIGN.md "Closing"); it clears nothing: the session is over."""
+    first_dose = facts.first_dose_at
+    post_dose = first_dose is not None and reading.measured_at > first_dose
+    assessment = schedule.thresholds.assess(reading, schedule.baseline(facts), post_dose)
+    who = patient_name or "the patient"
+    findings = [
+        replace(
+            f,
+            message=f"{who}: {f.message} (measured before the session closed, delivered "
+            "after it): call the patient back",
+        )
+        for f in assessment.findings
+    ]
+    if findings:
+        alerts.reconcile(findings, [], now, reading_id=reading.id)
+
+
+def side_effect_alerts(
+    protocol: Protocol,
+    open_alerts: Sequence[Alert],
+    effect: ObservedSideEffect,
+    now: datetime,
+    *,
+    session_id: int | None = None,
+    chair_id: int | None = None,
+) -> list[AlertChange]:
+    """A severe side effect (the protocol's severity or more) raises a medium alert of its
+    own (DESIGN.md "Monitor until stable"); its follow-up check is the schedule's."""
+    if effect.severity < protocol.safety.severe_side_effect_severity:
+        return []
+    minutes = protocol.safety.side_effect_check_after.total_seconds() / 60
+    finding = Finding(
+        AlertKind.SEVERE_SIDE_EFFECT,
+        Priority.MEDIUM,
+        f"Severe {effect.effect.value} (severity {effect.severity}): check the patient and "
+        f"their blood pressure within {minutes:g} min",
+        subject=f"s{effect.id}",
+    )
+    return reconcile(
+        open_alerts,
+        [finding],
+        [],
+        now,
+        session_id=session_id,
+        chair_id=chair_id,
+        policy=alarm_policy(protocol.safety),
+    )
+
+
 # -- doses and closing -------------------------------------------------------------------
 
 
-def dose_flags(
-    protocol: Protocol,
-    schedule: CheckSchedule,
-    facts: SessionFacts,
-    given_at: datetime,
-    *,
-    hold_overridden: bool,
-) -> tuple[DoseFlag, ...]:
-    """How a dose given at `given_at` is flagged: it overrode a standing dosing hold; it
-    was given without the baseline the protocol requires."""
-    flags: list[DoseFlag] = []
-    if hold_overridden:
-        flags.append(DoseFlag.HOLD_OVERRIDDEN)
-    if protocol.baseline.required and schedule.dose_lacks_baseline(facts, given_at):
-        flags.append(DoseFlag.NO_BASELINE)
-    return tuple(flags)
+# The order a dose's flags are stored and shown in.
+DOSE_FLAG_ORDER = (DoseFlag.HOLD_OVERRIDDEN, DoseFlag.NO_BASELINE, DoseFlag.NO_RECENT_BP)
+
+
+def dose_flags(protocol: Protocol, decision: GateDecision) -> tuple[DoseFlag, ...]:
+    """How a dose is flagged: what the dosing gate (`vitalsd.gates.gate_dose`) found it
+    lacked or overrode; `no_baseline` only where the protocol requires a baseline."""
+    flags = set(decision.flags)
+    if not protocol.baseline.required:
+        flags.discard(DoseFlag.NO_BASELINE)
+    ordered = [f for f in DOSE_FLAG_ORDER if f in flags]
+    return (*ordered, *sorted(flags - set(ordered), key=lambda f: f.value))
+
+
+def gate_overrides(
+    open_alerts: Iterable[Alert], by: str, reason: str, now: datetime
+) -> list[AlertChange]:
+    """A clinician doses over what the gate found: each standing severe or hold alert
+    that was not yet acknowledged is acknowledged, noting why (it stays open: only its
+    resolution lifts it for the next dose)."""
+    return hold_overrides(
+        [
+            a
+            for a in open_alerts
+            if a.kind in DOSE_BLOCKING_KINDS and a.state in (AlertState.ACTIVE, AlertState.SNOOZED)
+        ],
+        by,
+        reason,
+        now,
+    )
 
 
 def hold_overrides(
@@ -323,10 +429,13 @@ def infusion_running(schedule: CheckSchedule, facts: SessionFacts) -> bool:
     return schedule.doses_are_infusions and any(d.ended_at is None for d in facts.doses)
 
 
-def ended_with_session(open_alerts: Iterable[Alert], now: datetime) -> list[AlertChange]:
-    """The alerts a close resolves: conditions that exist only while a session is open."""
+def ended_with_session(
+    open_alerts: Iterable[Alert], now: datetime, by: str = SYSTEM, reason: str | None = None
+) -> list[AlertChange]:
+    """The alerts a close resolves: every open alert of the session, noting the close's
+    reason (DESIGN.md "Closing": a closed session leaves nothing on its chair; the gate
+    made a clinician give a reason for any that still mattered)."""
+    note = SESSION_CLOSED_NOTE if reason is None else f"{SESSION_CLOSED_NOTE}: {reason}"
     return [
-        AlertChange(alert, *alert.resolve(SYSTEM, now, SESSION_CLOSED_NOTE))
-        for alert in open_alerts
-        if alert.is_open and alert.kind in ENDS_WITH_SESSION
+        AlertChange(alert, *alert.resolve(by, now, note)) for alert in open_alerts if alert.is_open
     ]

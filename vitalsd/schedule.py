@@ -208,6 +208,7 @@ class CheckSchedule:
             for index, dose in enumerate(doses):
                 windows.extend(self._infusion_windows(dose, index, now))
         windows.extend(self._follow_up_windows(facts))
+        windows.extend(self._side_effect_windows(facts))
         windows.append(self._close_window(facts, doses, now))
         return windows
 
@@ -285,6 +286,30 @@ class CheckSchedule:
                     opens + rule.follow_up_window,
                     f"Follow-up {_minutes(after)} min after an unstable reading",
                     required_since=reading.known_at,
+                )
+            )
+        return windows
+
+    def _side_effect_windows(self, facts: SessionFacts) -> list[_Window]:
+        """A severe side effect asks for a blood pressure check a few minutes later
+        (DESIGN.md "Monitor until stable"). Required from when it was observed (the
+        record keeps no separate entry time)."""
+        rule = self.protocol.safety
+        windows = []
+        for index, effect in enumerate(facts.side_effects):
+            if effect.severity < rule.severe_side_effect_severity:
+                continue
+            opens = effect.observed_at + rule.side_effect_check_after
+            ref = f"s{effect.id}" if effect.id is not None else f"i{index}"
+            windows.append(
+                _Window(
+                    f"side_effect:{ref}",
+                    CheckKind.POST_DOSE,
+                    opens,
+                    opens + rule.follow_up_window,
+                    f"Check {_minutes(rule.side_effect_check_after)} min after severe "
+                    f"{effect.effect.value}",
+                    required_since=effect.observed_at,
                 )
             )
         return windows

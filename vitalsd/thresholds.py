@@ -208,7 +208,10 @@ class Thresholds:
                     Priority.HIGH,
                     f"Dosing hold: baseline {shown} "
                     f"(>= {self.limits.hold_systolic:g}/{self.limits.hold_diastolic:g}); "
-                    f"a clinician acknowledges or overrides before dosing{confirm}",
+                    f"a dose needs a clinician's reason while it stands{confirm}",
+                    # The values judged: a hold worsens (sounds again) from them.
+                    systolic=whole_mmhg(baseline.systolic),
+                    diastolic=whole_mmhg(baseline.diastolic),
                 )
             )
         elif self.is_elevated_baseline(baseline, age_years):

@@ -180,6 +180,12 @@ class AlertView(View):
     resolved_at: datetime | None
     resolved_by: str | None
     resolution_note: str | None
+    # Alarm behaviour (DESIGN.md): a latched high alert whose condition cleared (it stays
+    # until acknowledged); the latest reading of the condition and its words (`message`
+    # keeps the value that raised or last re-sounded it).
+    condition_cleared_at: datetime | None = None
+    latest_reading_id: int | None = None
+    latest_message: str | None = None
 
 
 @dataclass(frozen=True)

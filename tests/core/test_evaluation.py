@@ -12,12 +12,15 @@ from vitalsd.domain import (
     AlertKind,
     AlertState,
     AuditAction,
+    CheckKind,
     CheckState,
     DoseFlag,
+    ObservedSideEffect,
     Phase,
     Priority,
     Reading,
     SessionFacts,
+    SideEffect,
 )
 from vitalsd.evaluation import (
     DEFAULT_STALE_AFTER,
@@ -29,9 +32,12 @@ from vitalsd.evaluation import (
     dose_flags,
     ended_with_session,
     evaluate,
+    gate_overrides,
     hold_overrides,
     infusion_running,
+    side_effect_alerts,
 )
+from vitalsd.gates import gate_dose
 from vitalsd.protocol import load_protocol
 from vitalsd.schedule import CheckSchedule
 from vitalsd.thresholds import Finding
@@ -113,10 +119,18 @@ def test_a_severe_post_dose_reading_raises_a_high_alert_naming_the_reading() -> 
 
 
 def test_the_latest_reading_clears_what_an_earlier_one_raised() -> None:
+    # DESIGN.md "Alarm behaviour" (#13 finding 8): a high alert latches when its
+    # condition clears, until someone acknowledges it; a medium one resolves.
     normal = reading(25, 124, 80)
     session = facts(reading(0), reading(2), dose(5), reading(20, 186, 114), normal)
     severe = open_alert(AlertKind.SEVERE_HYPERTENSION, 20)
     evaluation = run(session, 25, normal, alerts=(severe,), checks=stored(session, 25))
+    assert resolved(evaluation) == []
+    (latched,) = [d.change.after for d in evaluation.alerts]
+    assert latched.condition_cleared_at == at(25)
+    assert latched.state is AlertState.ACTIVE
+    medium = open_alert(AlertKind.SEVERE_HYPERTENSION, 20, Priority.MEDIUM)
+    evaluation = run(session, 25, normal, alerts=(medium,), checks=stored(session, 25))
     assert resolved(evaluation) == [AlertKind.SEVERE_HYPERTENSION.value]
 
 
@@ -128,10 +142,41 @@ def test_a_late_record_of_an_older_normal_reading_clears_nothing() -> None:
     assert resolved(evaluation) == []
 
 
-def test_a_reading_of_a_closed_session_raises_no_alert() -> None:
-    severe = reading(20, 186, 114)
+def test_finding_5_a_late_reading_of_a_closed_session_alerts_with_the_patients_name() -> None:
+    # Before #13 a closed session raised nothing: a 196/118 measured before the close
+    # and delivered after it was stored silently.
+    severe = reading(20, 196, 118)
     session = facts(reading(0), reading(2), dose(5), severe, closed=30)
-    evaluation = run(session, 40, severe, checks=stored(session, 40))
+    now = at(40)
+    evaluation = evaluate(
+        session,
+        SCHEDULE,
+        KAP,
+        (),
+        stored(session, 40),
+        now,
+        severe,
+        phase=Phase.CLOSED,
+        stale=StaleWatch.of(session, DEFAULT_STALE_AFTER),
+        session_id=SESSION,
+        chair_id=CHAIR,
+        patient_name="Alex Doe",
+    )
+    raised = [d.change.after for d in evaluation.alerts if d.change.before is None]
+    assert [(a.kind, a.priority) for a in raised] == [
+        (AlertKind.SEVERE_HYPERTENSION, Priority.HIGH)
+    ]
+    (alert,) = raised
+    assert alert.message.startswith("Alex Doe: ")
+    assert "196/118" in alert.message and "call the patient back" in alert.message
+    # The chair may hold the next patient: the alert is the session's, not the chair's.
+    assert (alert.session_id, alert.chair_id, alert.reading_id) == (SESSION, None, severe.id)
+
+
+def test_a_normal_late_reading_of_a_closed_session_raises_nothing() -> None:
+    normal = reading(20, 124, 80)
+    session = facts(reading(0), reading(2), dose(5), normal, closed=30)
+    evaluation = run(session, 40, normal, checks=stored(session, 40))
     assert evaluation.alerts == ()
 
 
@@ -267,21 +312,27 @@ def test_the_phase_is_reported_against_the_stored_one() -> None:
 # -- doses and closing --------------------------------------------------------------------
 
 
+def flags_of(session: SessionFacts, minutes: float, *, overridden: bool) -> tuple[DoseFlag, ...]:
+    return dose_flags(KAP, gate_dose(session, SCHEDULE, (), at(minutes), overridden=overridden))
+
+
 def test_a_first_dose_without_a_baseline_is_flagged_no_baseline() -> None:
-    flags = dose_flags(KAP, SCHEDULE, facts(), at(5), hold_overridden=False)
+    flags = flags_of(facts(), 5, overridden=False)
     assert flags == (DoseFlag.NO_BASELINE,)
     assert [f.value for f in flags] == ["no_baseline"]
 
 
 def test_a_dose_after_a_baseline_is_not_flagged() -> None:
-    assert (
-        dose_flags(KAP, SCHEDULE, facts(reading(0), reading(2)), at(5), hold_overridden=False) == ()
-    )
+    assert flags_of(facts(reading(0), reading(2)), 5, overridden=False) == ()
 
 
 def test_a_dose_over_a_hold_is_flagged_hold_overridden() -> None:
-    flags = dose_flags(KAP, SCHEDULE, facts(reading(0), reading(2)), at(5), hold_overridden=True)
-    assert [f.value for f in flags] == ["hold_overridden"]
+    held = facts(reading(0, 170, 104), reading(2, 168, 102))
+    assert [f.value for f in flags_of(held, 5, overridden=True)] == ["hold_overridden"]
+
+
+def test_an_override_with_nothing_standing_flags_nothing() -> None:
+    assert flags_of(facts(reading(0), reading(2)), 5, overridden=True) == ()
 
 
 def test_overriding_a_hold_acknowledges_it_with_the_reason() -> None:
@@ -309,7 +360,9 @@ def test_a_running_infusion_is_seen_only_under_an_infusion_protocol() -> None:
     assert not infusion_running(SCHEDULE, running)
 
 
-def test_closing_resolves_only_the_conditions_that_end_with_the_session() -> None:
+def test_finding_6_closing_resolves_every_alert_of_the_session_noting_the_reason() -> None:
+    # Before #13 only baseline and stale alerts ended with the session; a rise alert then
+    # showed over the next patient in the chair.
     alerts = [
         open_alert(AlertKind.DOSING_HOLD, 1),
         open_alert(AlertKind.ELEVATED_BASELINE, 2, Priority.MEDIUM),
@@ -317,12 +370,43 @@ def test_closing_resolves_only_the_conditions_that_end_with_the_session() -> Non
         open_alert(AlertKind.SEVERE_HYPERTENSION, 4),
     ]
     changes = ended_with_session(alerts, at(90))
-    assert [c.after.kind for c in changes] == [
-        AlertKind.DOSING_HOLD,
-        AlertKind.ELEVATED_BASELINE,
-        AlertKind.STALE,
-    ]
+    assert [c.after.kind for c in changes] == [a.kind for a in alerts]
     assert all(
         (c.after.state, c.audit.by, c.audit.note) == (AlertState.RESOLVED, SYSTEM, "session closed")
         for c in changes
+    )
+    (change,) = ended_with_session(alerts[3:], at(90), "dr.k", "sent to ED")
+    assert (change.audit.by, change.after.resolution_note) == ("dr.k", "session closed: sent to ED")
+
+
+def test_overriding_the_gate_acknowledges_standing_severe_and_hold_alerts_only() -> None:
+    severe = open_alert(AlertKind.SEVERE_HYPERTENSION, 2)
+    hold = open_alert(AlertKind.DOSING_HOLD, 3)
+    stale = open_alert(AlertKind.STALE, 4, Priority.LOW)
+    changes = gate_overrides([severe, hold, stale], "dr.k", "discussed", at(5))
+    assert [(c.after.kind, c.after.state) for c in changes] == [
+        (AlertKind.SEVERE_HYPERTENSION, AlertState.ACKNOWLEDGED),
+        (AlertKind.DOSING_HOLD, AlertState.ACKNOWLEDGED),
+    ]
+    assert all("discussed" in (c.audit.note or "") for c in changes)
+
+
+def test_a_severe_side_effect_raises_a_medium_alert_and_its_check_five_minutes_later() -> None:
+    severe = ObservedSideEffect(7, SideEffect.VOMITING, 3, at(20))
+    mild = ObservedSideEffect(8, SideEffect.NAUSEA, 2, at(21))
+    (change,) = side_effect_alerts(KAP, (), severe, at(20), session_id=SESSION, chair_id=CHAIR)
+    assert (change.after.kind, change.after.priority, change.after.condition) == (
+        AlertKind.SEVERE_SIDE_EFFECT,
+        Priority.MEDIUM,
+        "severe_side_effect:s7",
+    )
+    assert side_effect_alerts(KAP, (), mild, at(21)) == []
+    session = replace(facts(reading(0), reading(2), dose(5)), side_effects=(severe, mild))
+    checks = {c.key: c for c in SCHEDULE.checks(session, at(22))}
+    assert "side_effect:s8" not in checks
+    check = checks["side_effect:s7"]
+    assert (check.kind, check.window_start, check.window_end) == (
+        CheckKind.POST_DOSE,
+        at(25),
+        at(35),
     )

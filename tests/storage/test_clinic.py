@@ -208,17 +208,19 @@ async def test_clinician_override_with_reason_records_the_dose_and_audits_it(
     ]
 
 
-async def test_clinician_acknowledgement_lifts_the_dosing_hold(
+async def test_finding_2_acknowledging_a_dosing_hold_does_not_lift_it(
     ward: Ward, clock: FakeClock
 ) -> None:
+    """DESIGN.md "Dosing gate": acknowledging a hold says it was seen; the dose still
+    needs a clinician's reason while it stands (this test said the opposite before #13)."""
     session = await start(ward)
     await ingest(ward.clinic, clock, measurement(168, 96))
     (hold,) = await ward.clinic.list_alerts(session_id=session.id, kind="dosing_hold")
     await ward.clinic.acknowledge_alert(hold.id, by=CLINICIAN)
-    dose = await ward.clinic.record_dose(
-        session.id, drug="ketamine", amount_mg=50, route="IM", by=NURSE
-    )
-    assert dose.flags == ()
+    with pytest.raises(DosingHoldActive, match="168/96"):
+        await ward.clinic.record_dose(
+            session.id, drug="ketamine", amount_mg=50, route="IM", by=NURSE
+        )
 
 
 async def test_nurse_cannot_acknowledge_a_dosing_hold(ward: Ward, clock: FakeClock) -> None:
@@ -236,6 +238,15 @@ async def test_confirming_reading_below_the_hold_resolves_the_hold(
     await ingest(ward.clinic, clock, measurement(162, 92))
     clock.advance(3)
     await ingest(ward.clinic, clock, measurement(142, 86))
+    # The hold is high priority: it latches (#13 finding 8) until a clinician
+    # acknowledges it, and is then resolved.
+    assert await alert_kinds(ward.clinic, session.id) == {
+        ("dosing_hold", "active"),
+        ("elevated_baseline", "active"),
+    }
+    (hold,) = await ward.clinic.list_alerts(session_id=session.id, kind="dosing_hold")
+    assert hold.condition_cleared_at is not None
+    await ward.clinic.acknowledge_alert(hold.id, by=CLINICIAN)
     assert await alert_kinds(ward.clinic, session.id) == {
         ("dosing_hold", "resolved"),
         ("elevated_baseline", "active"),
@@ -317,11 +328,21 @@ async def test_clean_reading_resolves_a_cleared_condition_and_keeps_it_in_the_tr
     await ingest(ward.clinic, clock, measurement(184, 104))
     clock.advance(3)
     await ingest(ward.clinic, clock, measurement(150, 92))
+    # A high alert latches when its condition clears (#13 finding 8): it stays active,
+    # marked, until someone acknowledges it; then it is resolved, all in the trail.
+    (severe,) = await ward.clinic.list_alerts(session_id=session.id, kind="severe_hypertension")
+    assert (severe.state, severe.condition_cleared_at) == ("active", clock.now)
+    await ward.clinic.acknowledge_alert(severe.id, by=NURSE)
     (severe,) = await ward.clinic.list_alerts(session_id=session.id, kind="severe_hypertension")
     trail = await ward.clinic.list_audit(entity="alert", entity_id=severe.id)
     assert (severe.state, [(a.action, a.actor) for a in trail]) == (
         "resolved",
-        [("raised", "system"), ("resolved", "system")],
+        [
+            ("raised", "system"),
+            ("condition_cleared", "system"),
+            ("acknowledged", NURSE.username),
+            ("resolved", "system"),
+        ],
     )
 
 
@@ -511,7 +532,7 @@ async def test_cuff_seen_for_the_first_time_is_a_device_status_event(clinic: Cli
     )
 
 
-async def test_late_record_of_a_closed_session_satisfies_its_check_and_raises_nothing(
+async def test_late_record_of_a_closed_session_satisfies_its_check_and_alerts(
     ward: Ward, clock: FakeClock
 ) -> None:
     session = await start(ward, course_session=5)
@@ -525,4 +546,8 @@ async def test_late_record_of_a_closed_session_satisfies_its_check_and_raises_no
     result = await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(late), taken, bytes(late))
     (close,) = [c for c in await ward.clinic.list_checks(session.id) if c.kind == "close"]
     assert (result.reading.session_id, close.state) == (session.id, "satisfied")
-    assert await ward.clinic.list_alerts(session_id=session.id, open_only=True) == []
+    # #13 finding 5 (this test said "raises nothing" before): a late severe reading
+    # alerts, naming the patient, so they can be called back.
+    (alert,) = await ward.clinic.list_alerts(session_id=session.id, open_only=True)
+    assert (alert.kind, alert.chair_id) == ("severe_hypertension", None)
+    assert alert.message.startswith("J. D.: ")

@@ -458,3 +458,26 @@ async def test_reader_pool_is_sized_by_the_settings(tmp_path: Path) -> None:
         assert (pool.size(), pool._max_overflow) == (3, 2)
     finally:
         await clinic.close()
+
+
+async def test_finding_5_a_late_record_of_a_closed_session_alerts_with_the_patients_name(
+    ward: Ward, clock: FakeClock
+) -> None:
+    """A 196/118 measured before the close and delivered after it: stored on its session
+    and alerting, named by the patient, so the patient can be called back (#13 finding 5).
+    The chair already holds nobody's alert: the alert is the session's."""
+    session = await start(ward)
+    await ingest(ward.clinic, clock, measurement(122, 78))
+    clock.advance(3)
+    measured = clock.now
+    clock.advance(1)
+    await ingest(ward.clinic, clock, measurement(121, 77))
+    await ward.clinic.close_session(session.id, by=CLINICIAN, reason="patient left")
+    clock.advance(2)
+    m = measurement(196, 118)
+    result = await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), measured, bytes(m))
+    assert (result.attached, result.reading.session_id) == (True, session.id)
+    (alert,) = await ward.clinic.list_alerts(session_id=session.id, kind="severe_hypertension")
+    assert alert.state == "active"
+    assert alert.message.startswith("J. D.: ") and "196/118" in alert.message
+    assert (alert.reading_id, alert.chair_id) == (result.reading.id, None)

@@ -87,3 +87,70 @@ async def test_escalation_reaches_subscribers_through_the_timer_loop(
             if data.get("escalated_at"):
                 break
     assert (data["session_id"], data["addressed_to"]) == (session.id, "clinician")
+
+
+async def updates_until(subscription: Subscription, reason: str) -> list[dict[str, object]]:
+    """The `alert_updated` events up to the first with `reason`."""
+    seen: list[dict[str, object]] = []
+    while True:
+        data = await asyncio.wait_for(first_of(subscription, EventType.ALERT_UPDATED), 20)
+        seen.append(data)
+        if data.get("reason") == reason:
+            return seen
+
+
+async def test_finding_9_an_unacknowledged_high_alert_renotifies_every_two_minutes(
+    ward: Ward, clock: FakeClock
+) -> None:
+    """Escalation happened once and nothing re-notified (#13 finding 9): now, after the
+    escalation, it sounds again every 2 minutes until acknowledged, each an
+    `alert_updated` that says why."""
+    await ward.clinic.start_session(ward.patient_id, ward.chair_id, by=CLINICIAN)
+    m = measurement(188, 112)
+    await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
+    async with ward.clinic.bus.subscribe() as subscription:
+        clock.advance(2)
+        await ward.clinic.apply_time()
+        (escalated,) = await updates_until(subscription, "escalated")
+        assert escalated["renotify"] is True
+        renotified = []
+        for _ in range(2):
+            clock.advance(2)
+            await ward.clinic.apply_time()
+            renotified.append((await updates_until(subscription, "renotified"))[-1])
+    assert [r["renotify"] for r in renotified] == [True, True]
+    (alert,) = await ward.clinic.list_alerts(kind="severe_hypertension")
+    await ward.clinic.acknowledge_alert(alert.id, by=NURSE)
+    clock.advance(5)
+    await ward.clinic.apply_time()
+    trail = await ward.clinic.list_audit(entity="alert", entity_id=alert.id)
+    assert [a.action for a in trail] == [
+        "raised",
+        "escalated",
+        "renotified",
+        "renotified",
+        "acknowledged",
+    ]
+
+
+async def test_finding_8_latching_and_return_are_announced_with_their_reason(
+    ward: Ward, clock: FakeClock
+) -> None:
+    await ward.clinic.start_session(ward.patient_id, ward.chair_id, by=CLINICIAN)
+    async with ward.clinic.bus.subscribe() as subscription:
+        for systolic, diastolic in ((188, 112), (116, 78), (186, 110)):
+            m = measurement(systolic, diastolic)
+            await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
+            clock.advance(1)
+        cleared = (await updates_until(subscription, "condition_cleared"))[-1]
+        returned = (await updates_until(subscription, "condition_returned"))[-1]
+        m = measurement(118, 76)
+        await ward.clinic.ingest_cuff_measurement(CUFF, cuff_reading(m), clock.now, bytes(m))
+        await updates_until(subscription, "condition_cleared")
+        await ward.clinic.acknowledge_alert(int(str(returned["id"])), by=NURSE)
+        settled = await updates_until(subscription, "resolved")
+    ours = [e["reason"] for e in settled if e["id"] == returned["id"]]
+    assert ours[-2:] == ["acknowledged", "resolved"]
+    assert settled[-1]["resolution_note"] == "acknowledged after its condition cleared"
+    assert cleared["condition_cleared_at"] is not None
+    assert (returned["condition_cleared_at"], returned["state"]) == (None, "active")

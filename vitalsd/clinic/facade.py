@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from vitalsd.alerts import DEFAULT_ESCALATION_DELAY, DEFAULT_MAX_SNOOZE
 from vitalsd.domain import require_utc
 from vitalsd.errors import InvalidInput
-from vitalsd.evaluation import DEFAULT_STALE_AFTER
+from vitalsd.evaluation import DEFAULT_STALE_AFTER, alarm_policy
 from vitalsd.protocol import DEFAULT_PRESET, Protocol, load_protocol
 from vitalsd.settings import Settings
 from vitalsd.store.engine import (
@@ -131,7 +131,8 @@ class Clinic:
             self._uow, stale_after, known[default_protocol].safety.cuff_clock_tolerance
         )
         self._equipment = Equipment(self._uow, self.now)
-        self._alerting = Alerting(self._uow, reads, max_snooze)
+        default_policy = alarm_policy(known[default_protocol].safety)
+        self._alerting = Alerting(self._uow, reads, loader, max_snooze, default_policy)
         self._timers = Timers(
             self._uow,
             reads,
@@ -139,6 +140,7 @@ class Clinic:
             self.now,
             stale_after=stale_after,
             escalation_delay=escalation_delay,
+            default_policy=default_policy,
         )
         self._reads = Reads(engine, reads, loader, self.now)
 

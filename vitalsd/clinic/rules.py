@@ -7,18 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vitalsd import views
-from vitalsd.alerts import SYSTEM, AlertChange, AuditEntry
+from vitalsd.alerts import SYSTEM, AlarmPolicy, AlertChange, AuditEntry
 from vitalsd.domain import AlertKind, AlertState, AuditAction, CheckState, Phase
-from vitalsd.evaluation import NO_LONGER_REQUIRED, StaleWatch, evaluate
+from vitalsd.evaluation import NO_LONGER_REQUIRED, StaleWatch, alarm_policy, evaluate
 from vitalsd.store import models
 from vitalsd.store.events import EventType
 
 from .rows import alert_of, alert_view, check_view, reading_facts, stored_check, write_alert
-from .session_state import SessionState
+from .session_state import SessionLoader, SessionState
 from .unit_of_work import Tx
 
 
@@ -54,6 +56,7 @@ async def reevaluate(
         and await _stale_raised_since(tx, row.id, stale),
         session_id=row.id,
         chair_id=row.chair_id,
+        patient_name=await _late_reading_patient(tx, row, trigger),
     )
 
     # 1. Checks: each stored with its state; due and overdue announced.
@@ -124,6 +127,17 @@ async def reevaluate(
     return view
 
 
+async def _late_reading_patient(
+    tx: Tx, row: models.Session, trigger: models.Reading | None
+) -> str | None:
+    """The patient's name when a reading arrives for a closed session (a late reading's
+    alert names them); otherwise not looked up."""
+    if trigger is None or row.closed_at is None:
+        return None
+    patient = await tx.session.get(models.Patient, row.patient_id)
+    return None if patient is None else patient.display_name
+
+
 async def _stale_raised_since(tx: Tx, session_id: int, stale: StaleWatch) -> bool:
     """Whether a stale alert of the session (resolved or not) was raised at or after the
     deadline: then it is not raised again before a reading moves the deadline."""
@@ -159,14 +173,41 @@ async def apply_alert_changes(
         write_alert(row, change.after)
         await tx.session.flush()
         audit_alert(tx, row, change.audit)
-        tx.emit(
-            EventType.ALERT if change.before is None else EventType.ALERT_UPDATED,
-            alert_view(row).as_dict(),
-        )
+        if change.before is None:
+            tx.emit(EventType.ALERT, alert_view(row).as_dict())
+        else:
+            tx.emit(EventType.ALERT_UPDATED, alert_event(row, change.audit))
         if row.state == AlertState.RESOLVED.value:
             rows_by_condition.pop(row.condition, None)
         else:
             rows_by_condition[row.condition] = row
+
+
+# Updates that sound again: the tablets notify anew (DESIGN.md "Alarm behaviour").
+SOUNDS_AGAIN = frozenset({AuditAction.ESCALATED, AuditAction.RENOTIFIED, AuditAction.WORSENED})
+
+
+def alert_event(row: models.Alert, audit: AuditEntry) -> dict[str, Any]:
+    """An `alert_updated` event's data: the alert as shown, and why it changed
+    (`reason`: the transition, e.g. `worsened`, `renotified`, `condition_cleared`,
+    `condition_returned`, `latest_value`); `renotify` when it sounds again."""
+    data = alert_view(row).as_dict()
+    data["reason"] = audit.action.value
+    if audit.action in SOUNDS_AGAIN:
+        data["renotify"] = True
+    return data
+
+
+async def alarm_policy_of(
+    session: AsyncSession, loader: SessionLoader, row: models.Alert, default: AlarmPolicy
+) -> AlarmPolicy:
+    """The alarm behaviour of an alert: its session's protocol's, else the clinic's."""
+    if row.session_id is None:
+        return default
+    session_row = await session.get(models.Session, row.session_id)
+    if session_row is None:
+        return default
+    return alarm_policy(loader.protocol_of(session_row).safety)
 
 
 def audit_alert(tx: Tx, row: models.Alert, audit: AuditEntry) -> None:

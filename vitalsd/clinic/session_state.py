@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vitalsd import views
-from vitalsd.domain import AlertState, SessionFacts
+from vitalsd.domain import AlertState, ObservedSideEffect, SessionFacts, SideEffect
 from vitalsd.protocol import Protocol, parse_protocol
 from vitalsd.schedule import CheckSchedule, next_check
 from vitalsd.store import models
@@ -122,6 +122,13 @@ class SessionLoader:
         ):
             assert reading.session_id is not None
             readings[reading.session_id].append(reading)
+        effects: dict[int, list[models.SideEffect]] = {i: [] for i in ids}
+        for effect in await session.scalars(
+            select(models.SideEffect)
+            .where(models.SideEffect.session_id.in_(ids))
+            .order_by(models.SideEffect.observed_at, models.SideEffect.id)
+        ):
+            effects[effect.session_id].append(effect)
         checks: dict[int, dict[str, models.Check]] = {i: {} for i in ids}
         for check in await session.scalars(
             select(models.Check).where(models.Check.session_id.in_(ids))
@@ -156,6 +163,10 @@ class SessionLoader:
                 closed_at=row.closed_at,
                 date_of_birth=births.get(row.patient_id),
                 zone=self.zone,
+                side_effects=tuple(
+                    ObservedSideEffect(e.id, SideEffect(e.effect), e.severity, e.observed_at)
+                    for e in effects[row.id]
+                ),
             )
             states.append(
                 SessionState(

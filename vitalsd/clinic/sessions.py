@@ -13,13 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vitalsd import views
 from vitalsd.auth import Actor
 from vitalsd.domain import (
-    AlertKind,
-    AlertState,
     AuditAction,
     CheckKind,
     CheckState,
     DoseFlag,
     Drug,
+    ObservedSideEffect,
     Phase,
     Route,
     SideEffect,
@@ -37,13 +36,14 @@ from vitalsd.evaluation import (
     close_check_missing,
     dose_flags,
     ended_with_session,
-    hold_overrides,
+    gate_overrides,
     infusion_running,
+    side_effect_alerts,
 )
+from vitalsd.gates import gate_close, gate_dose
 from vitalsd.protocol import DoseOutOfRange, Protocol
 from vitalsd.schedule import derive_dose_increase
 from vitalsd.store import models
-from vitalsd.store.events import EventType
 from vitalsd.timebounds import SessionSpan, session_start, within_session
 
 from .lookups import get, open_alert_rows, open_session_of_chair
@@ -137,9 +137,11 @@ class Sessions:
         increase: bool | None = None,
         override_reason: str | None = None,
     ) -> views.DoseView:
-        """Record a dose. Refused (`DosingHoldActive`) while a dosing hold stands, unless
-        a clinician overrides it with a reason; accepted but flagged `no_baseline` without
-        a baseline reading. `increase` None: derived from the previous session."""
+        """Record a dose. Every dose passes the dosing gate: refused (`DosingHoldActive`)
+        while a hold-range baseline or latest reading, or an unresolved severe or hold
+        alert, stands, unless a clinician overrides it with a reason (then flagged
+        `hold_overridden`); flagged `no_baseline` / `no_recent_bp` without a reading
+        before it. `increase` None: derived from the previous session."""
         try:
             drug_value, route_value = Drug(drug), Route(route)
         except ValueError as error:
@@ -154,32 +156,25 @@ class Sessions:
             ended = None if ended_at is None else require_utc(ended_at, "ended_at")
             if ended is not None and (ended < given or ended > tx.now):
                 raise InvalidInput("ended_at must be after given_at and not in the future")
-            holds = list(
-                await tx.session.scalars(
-                    select(models.Alert).where(
-                        models.Alert.session_id == row.id,
-                        models.Alert.kind == AlertKind.DOSING_HOLD.value,
-                        models.Alert.state.in_([AlertState.ACTIVE.value, AlertState.SNOOZED.value]),
-                    )
-                )
+            # Every dose, first or later, passes the gate (DESIGN.md "Dosing gate").
+            state = await tx.reloaded_state(row)
+            open_rows = {a.condition: a for a in await open_alert_rows(tx.session, row.id)}
+            open_alerts = [alert_of(a) for a in open_rows.values()]
+            overriding = reason is not None and by.is_clinician
+            decision = gate_dose(
+                state.facts, state.schedule, open_alerts, given, overridden=overriding
             )
-            overridden = bool(holds)
-            if overridden:
-                if reason is None or not by.is_clinician:
+            if decision.blocked:
+                if not overriding:
                     raise DosingHoldActive(
-                        "a dosing hold stands (baseline at or above the hold threshold): a "
-                        "clinician acknowledges it, or overrides it with a reason"
+                        f"dosing hold: {decision.refusal('the dose is')}; a clinician "
+                        "overrides it with a reason"
                     )
                 assert reason is not None
                 await apply_alert_changes(
-                    tx,
-                    hold_overrides([alert_of(h) for h in holds], by.username, reason, tx.now),
-                    {hold.condition: hold for hold in holds},
+                    tx, gate_overrides(open_alerts, by.username, reason, tx.now), open_rows
                 )
-            state = await tx.reloaded_state(row)
-            flags = dose_flags(
-                state.protocol, state.schedule, state.facts, given, hold_overridden=overridden
-            )
+            flags = dose_flags(state.protocol, decision)
             stated = increase is not None
             if increase is None:
                 increase = await self._derive_increase(tx.session, row, drug_value, amount_mg)
@@ -193,7 +188,7 @@ class Sessions:
                 increase=increase,
                 increase_stated=stated,
                 flags=[f.value for f in flags],
-                override_reason=reason if holds else None,
+                override_reason=reason if decision.blocked else None,
                 recorded_by=by.username,
                 recorded_at=tx.now,
             )
@@ -205,7 +200,7 @@ class Sessions:
                 dose.id,
                 session_id=row.id,
                 note=f"{drug_value.value} {amount_mg:g} mg {route_value.value}"
-                + (f"; hold overridden: {reason}" if holds else "")
+                + (f"; hold overridden: {reason}" if decision.blocked else "")
                 + ("; no baseline" if DoseFlag.NO_BASELINE in flags else ""),
             )
             await reevaluate(tx, await tx.reloaded_state(row), self._stale_after, force_event=True)
@@ -299,8 +294,19 @@ class Sessions:
                 note=f"{effect_value.value} severity {severity}; side effect "
                 f"{effect_row.id} observed {seen.isoformat()}",
             )
-            state = await self._loader.load(tx.session, row)
-            tx.emit(EventType.SESSION_UPDATED, state.view(tx.now).as_dict())
+            open_rows = {a.condition: a for a in await open_alert_rows(tx.session, row.id)}
+            observed = ObservedSideEffect(effect_row.id, effect_value, severity, seen)
+            changes = side_effect_alerts(
+                self._loader.protocol_of(row),
+                [alert_of(a) for a in open_rows.values()],
+                observed,
+                tx.now,
+                session_id=row.id,
+                chair_id=row.chair_id if row.closed_at is None else None,
+            )
+            await apply_alert_changes(tx, changes, open_rows)
+            # A severe one asks for a check: the schedule sees the side effect now.
+            await reevaluate(tx, await tx.reloaded_state(row), self._stale_after, force_event=True)
             return side_effect_view(effect_row)
 
     async def waive_check(self, check_id: int, reason: str, *, by: Actor) -> views.CheckView:
@@ -326,8 +332,11 @@ class Sessions:
         reason: str | None = None,
         at: datetime | None = None,
     ) -> views.SessionView:
-        """Close a session. Without the close-of-session check a clinician's reason is
-        needed (`CloseCheckMissing` otherwise); it is kept as the check's waiver."""
+        """Close a session, through the close gate (DESIGN.md "Closing"): without the
+        close-of-session reading, with a high or medium alert unresolved, or with an
+        unstable latest reading, a clinician's reason is needed (`CloseCheckMissing`
+        otherwise, naming what stands); it waives a missing close check. Every alert of
+        the session is resolved, noting the reason."""
         why = text(reason, "reason")
         async with self._uow.transaction() as tx:
             row = await _open_session(tx, session_id, "the session is closed already")
@@ -337,14 +346,18 @@ class Sessions:
             state = await tx.reloaded_state(row)
             if infusion_running(state.schedule, state.facts):
                 raise Conflict("an infusion is still running: stop it first")
-            if close_check_missing(state.schedule, state.facts, closing):
+            open_rows = {a.condition: a for a in await open_alert_rows(tx.session, row.id)}
+            open_alerts = [alert_of(a) for a in open_rows.values()]
+            decision = gate_close(state.facts, state.schedule, open_alerts, closing)
+            if decision.blocked:
                 if why is None or not by.is_clinician:
                     raise CloseCheckMissing(
-                        "no close-of-session reading: take one, or a clinician closes the "
-                        "session with a reason"
+                        f"{decision.refusal('closing is')}: take a reading or settle the "
+                        "alerts, or a clinician closes the session with a reason"
                     )
+                assert why is not None
                 close_row = state.check_rows.get("close")
-                if close_row is not None:
+                if close_check_missing(state.schedule, state.facts, closing) and close_row:
                     _waive(tx, close_row, why, by)
             row.closed_at = closing
             row.closed_by = by.username
@@ -357,10 +370,9 @@ class Sessions:
                 to_state=Phase.CLOSED.value,
                 note=why,
             )
-            # Conditions that exist only while a session is open clear with it.
-            open_rows = {a.condition: a for a in await open_alert_rows(tx.session, row.id)}
+            # A closed session leaves nothing on its chair: every alert of it is resolved.
             await apply_alert_changes(
-                tx, ended_with_session([alert_of(a) for a in open_rows.values()], tx.now), open_rows
+                tx, ended_with_session(open_alerts, tx.now, by.username, why), open_rows
             )
             return await reevaluated_view(tx, row, self._stale_after)
 

@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vitalsd.domain import AlertState, AuditAction
+from vitalsd.alerts import AlarmPolicy
+from vitalsd.domain import AlertState
 from vitalsd.evaluation import StaleWatch
 from vitalsd.store import models
 from vitalsd.store.events import EventType
 
-from .rows import alert_of, alert_view, write_alert
-from .rules import audit_alert, reevaluate
+from .rows import alert_of, write_alert
+from .rules import alarm_policy_of, alert_event, audit_alert, reevaluate
 from .session_state import SessionLoader
 from .unit_of_work import UnitOfWork
 
@@ -39,7 +40,9 @@ class Timers:
         *,
         stale_after: timedelta,
         escalation_delay: timedelta,
+        default_policy: AlarmPolicy,
     ) -> None:
+        self._default_policy = default_policy
         self._uow = uow
         self._reads = reads
         self._loader = loader
@@ -67,16 +70,16 @@ class Timers:
                 )
             )
             for alert_row in open_rows:
+                policy = await alarm_policy_of(
+                    tx.session, self._loader, alert_row, self._default_policy
+                )
                 for after, audit in alert_of(alert_row).due_transitions(
-                    tx.now, self._escalation_delay
+                    tx.now, self._escalation_delay, policy
                 ):
                     write_alert(alert_row, after)
                     await tx.session.flush()
                     audit_alert(tx, alert_row, audit)
-                    data = alert_view(alert_row).as_dict()
-                    if audit.action is AuditAction.ESCALATED:
-                        data["renotify"] = True
-                    tx.emit(EventType.ALERT_UPDATED, data)
+                    tx.emit(EventType.ALERT_UPDATED, alert_event(alert_row, audit))
 
     async def next_deadline(self) -> datetime | None:
         """The next moment time alone changes something: a window edge, a phase change,
@@ -99,7 +102,10 @@ class Timers:
             for alert_row in await session.scalars(
                 select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
             ):
-                due = alert_of(alert_row).next_deadline(self._escalation_delay)
+                policy = await alarm_policy_of(
+                    session, self._loader, alert_row, self._default_policy
+                )
+                due = alert_of(alert_row).next_deadline(self._escalation_delay, policy)
                 if due is not None:
                     deadlines.append(due)
         return min(deadlines, default=None)

@@ -51,6 +51,23 @@ function statusOf(alert, now) {
   return alert.escalated_at ? `Escalated to ${alert.addressed_to} at ${clockTime(alert.escalated_at)}` : "Not acknowledged";
 }
 
+/** The latest value of the alert's condition, beside the one that raised it (DESIGN.md
+ * "Alarm behaviour": an alert always shows both). Nothing when they are the same. */
+function latestOf(alert) {
+  if (!alert.latest_message || alert.latest_message === alert.message) return null;
+  return h("div", { class: "alert-latest" }, `Latest: ${alert.latest_message}`);
+}
+
+/** A latched high alert whose condition cleared stays on screen until acknowledged. */
+function latchedOf(alert) {
+  if (!alert.condition_cleared_at || alert.state === "resolved") return null;
+  return h(
+    "div",
+    { class: "alert-latched", "data-latched": "true" },
+    `Condition cleared at ${clockTime(alert.condition_cleared_at)} - acknowledge`,
+  );
+}
+
 /** Acknowledge and snooze buttons for one alert, as the user's role allows. */
 export function alertActions(app, alert) {
   const actions = h("div", { class: "alert-actions" });
@@ -114,6 +131,8 @@ export function alertItem(app, alert, now) {
         h("span", { class: "alert-where" }, whereOf(app, alert)),
       ),
       h("div", { class: "alert-message" }, alert.message, alert.unverified ? " (unverified reading)" : ""),
+      latestOf(alert),
+      latchedOf(alert),
       h(
         "div",
         { class: "alert-meta" },

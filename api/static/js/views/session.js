@@ -18,6 +18,9 @@ import {
 } from "../format.js";
 import { AlertList } from "./alerts.js";
 
+// Alerts that stop a dose until resolved (vitalsd.gates.DOSE_BLOCKING_KINDS).
+const DOSE_BLOCKING_KINDS = ["dosing_hold", "severe_hypertension"];
+
 const CHART_HEIGHT = 470;
 const DRUGS = ["ketamine", "esketamine", "other"];
 const ROUTES = ["IM", "IV", "intranasal", "oral", "sublingual"];
@@ -319,10 +322,13 @@ export class SessionView {
     }
   }
 
+  /** Whether the dosing gate stands on an alert: an unresolved dosing hold or severe
+   * hypertension stops every dose until resolved (acknowledging does not lift it), so
+   * the clinician's override reason is asked for (vitalsd.gates.gate_dose). */
   holdStanding() {
     return this.app.state
       .alertsOfSession(this.sessionId)
-      .some((a) => a.kind === "dosing_hold" && a.state !== "resolved");
+      .some((a) => DOSE_BLOCKING_KINDS.includes(a.kind) && a.state !== "resolved");
   }
 
   /** Minutes ago -> an ISO time on the server's clock (never in the future). */
@@ -513,7 +519,7 @@ export class SessionView {
       field(
         "Reason",
         h("input", { type: "text", name: "reason", maxlength: 2000 }),
-        "Needed only without a close-of-session reading",
+        "A clinician's reason is needed without a close-of-session reading in the last 15 min, or while an alert or an unstable reading stands",
       ),
       "Close session",
       (v) => this.app.api.closeSession(this.sessionId, v.reason || null),
