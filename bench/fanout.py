@@ -115,7 +115,11 @@ async def our_server(cuffs: int) -> AsyncIterator[OurServer]:
     await clinic.create_user("nurse", "not-a-real-hash", Role.NURSE)
     tokens = TokenIssuer(SECRET, lifetime=timedelta(hours=8))
     # Every client signs in as the one nurse: lift the per-user stream cap (issue #17).
-    app = create_app(clinic, Settings(data_dir=root, max_streams_per_user=1_000_000), tokens=tokens)
+    app = create_app(
+        clinic,
+        Settings(data_dir=root, max_streams_per_user=1_000_000, ws_token_in_url=True),
+        tokens=tokens,
+    )
     config = uvicorn.Config(
         app,
         log_config=None,

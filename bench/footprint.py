@@ -103,6 +103,7 @@ class Serve:
             VITALSD_TOKEN_SECRET=SECRET,
             # Every client signs in as the one nurse: lift the per-user cap (issue #17).
             VITALSD_MAX_STREAMS_PER_USER="1000000",
+            VITALSD_WS_TOKEN_IN_URL="true",  # its clients sign in with /ws?token=
             # wait_connected reads the radio's state from /healthz without signing in.
             VITALSD_PUBLIC_HEALTH_DETAILS="true",
         )

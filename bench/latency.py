@@ -205,6 +205,7 @@ async def running_daemon(cuff_count: int) -> AsyncIterator[RunningClinic]:
         port=0,
         token_secret=SecretStr(SECRET),
         max_streams_per_user=1_000_000,  # every client signs in as the one nurse (#17)
+        ws_token_in_url=True,  # its clients sign in with /ws?token=
     )
     clock = SimClock(SPEED)
     clinic = await Clinic.open(settings, clock=clock.now)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.postgres_cluster import PostgresCluster
+
+# The suite's scripted WebSocket clients sign in with `/ws?token=`, which the product
+# refuses by default (#17): every daemon the tests start, in process or as a child,
+# accepts it. tests/api/test_security_stream.py checks the default refuses it.
+os.environ.setdefault("VITALSD_WS_TOKEN_IN_URL", "true")
 
 
 @pytest.fixture(scope="session")

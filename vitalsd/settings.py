@@ -82,9 +82,10 @@ class Settings(BaseSettings):
     login_lockout_failures: int = Field(default=10, ge=1)
     # Open `/ws` streams one user may hold (shared tablets share a ward account).
     max_streams_per_user: int = Field(default=64, ge=1)
-    # `/ws?token=` for clients that cannot send a header (deprecated: a URL is logged by
-    # proxies; browsers use the cookie or a one-time `?ticket=`; our own logs redact it).
-    ws_token_in_url: bool = True
+    # `/ws?token=` for scripted clients that cannot send a header: off by default (a URL
+    # is logged by proxies; browsers use the cookie or a one-time `?ticket=`, scripts the
+    # `Authorization` header); our own logs redact it when it is switched on.
+    ws_token_in_url: bool = False
     # The clinic's time zone (IANA name): ages, day boundaries and times people read
     # (DESIGN.md "Time"). Stored times stay UTC.
     timezone: str = "UTC"

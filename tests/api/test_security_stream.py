@@ -113,6 +113,13 @@ async def test_an_expired_ws_ticket_is_refused(
         assert late.value.response.status_code == 401
 
 
+def test_tokens_in_urls_are_refused_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 3: no bearer token in a URL unless a clinic switches the legacy path on
+    (the suite's own scripted clients do, through the environment: tests/conftest.py)."""
+    monkeypatch.delenv("VITALSD_WS_TOKEN_IN_URL", raising=False)
+    assert Settings().ws_token_in_url is False
+
+
 async def test_tokens_in_urls_can_be_turned_off(
     clinic: Clinic, tmp_path: Path, tokens: TokenIssuer, clock: FakeClock
 ) -> None:

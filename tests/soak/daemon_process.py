@@ -77,6 +77,7 @@ async def main(argv: Sequence[str]) -> int:
         token_secret=SecretStr(args.secret),
         # Every soak client signs in as the one nurse: lift the per-user cap (issue #17).
         max_streams_per_user=1_000_000,
+        ws_token_in_url=True,  # the soak's clients sign in with /ws?token=
     )
     clock = shared_clock(args.speed, args.epoch_real, args.epoch_sim)
     tasks_log = logging.getLogger("tests.soak.daemon")
