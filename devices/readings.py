@@ -10,6 +10,7 @@ what a cuff's links remember between connections.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,15 +48,19 @@ class ReadingKey:
     """What makes a reading the same reading when a cuff sends it again.
 
     Cuff + user + the cuff's own timestamp (as stamped, before any clock correction, so a
-    replay matches whatever we learnt about the clock since). A BPS 1.1 cuff indicates a
-    reading live on 0x2A35 (no sequence number) and later serves it as a record (with
-    one), so the sequence number joins the key only when there is no timestamp.
+    replay matches whatever we learnt about the clock since) + the values it carries. A
+    BPS 1.1 cuff indicates a reading live on 0x2A35 (no sequence number) and later serves
+    it as a record (with one), so the sequence number joins the key only when there is no
+    timestamp. The values are part of it because a cuff whose clock was reset (a battery
+    change) stamps a new reading with a time an earlier one already had: without them the
+    new reading was taken for a replay and dropped (found by the power-cut test, #18).
     """
 
     address: str
     user_id: int
     timestamp: datetime | None
     sequence_number: int | None
+    values: tuple[float | None, ...] = ()
 
 
 def reading_key(
@@ -64,11 +69,23 @@ def reading_key(
     """The dedupe key, or None when nothing identifies the reading (no timestamp, no
     sequence number): such a reading is delivered every time it arrives."""
     user = measurement.user_id if measurement.user_id is not None else UNKNOWN_USER_KEY
+    values = _values_of(measurement)
     if measurement.timestamp is not None:
-        return ReadingKey(address.upper(), user, measurement.timestamp, None)
+        return ReadingKey(address.upper(), user, measurement.timestamp, None, values)
     if sequence_number is not None:
-        return ReadingKey(address.upper(), user, None, sequence_number)
+        return ReadingKey(address.upper(), user, None, sequence_number, values)
     return None
+
+
+def _values_of(measurement: BloodPressureMeasurement) -> tuple[float | None, ...]:
+    """The pressures and pulse as sent (NaN, which never equals itself, as None)."""
+    sent = (
+        measurement.systolic,
+        measurement.diastolic,
+        measurement.mean_arterial_pressure,
+        measurement.pulse_rate,
+    )
+    return tuple(None if v is None or math.isnan(v) else float(v) for v in sent)
 
 
 def cuff_key(

@@ -32,9 +32,14 @@ ADDRESS = "F0:00:00:00:00:01"
 CONNECTED_AT = datetime(2025, 3, 14, 9, 0, 0, tzinfo=UTC)  # 10:00 in the clinic
 
 
-def reading(timestamp: datetime | None, user_id: int | None = 1) -> BloodPressureMeasurement:
+def reading(
+    timestamp: datetime | None,
+    user_id: int | None = 1,
+    systolic: float = 120.0,
+    diastolic: float = 80.0,
+) -> BloodPressureMeasurement:
     return BloodPressureMeasurement(
-        PressureUnit.MMHG, 120.0, 80.0, 93.0, timestamp=timestamp, user_id=user_id
+        PressureUnit.MMHG, systolic, diastolic, 93.0, timestamp=timestamp, user_id=user_id
     )
 
 
@@ -73,7 +78,19 @@ def test_missing_user_id_counts_as_the_unknown_user() -> None:
 
 
 def test_record_without_timestamp_is_keyed_by_sequence_number() -> None:
-    assert reading_key(ADDRESS, reading(None), 5) == ReadingKey(ADDRESS, 1, None, 5)
+    key = reading_key(ADDRESS, reading(None), 5)
+    assert key is not None and (key.timestamp, key.sequence_number) == (None, 5)
+    assert key == reading_key(ADDRESS, reading(None), 5)
+    assert key != reading_key(ADDRESS, reading(None), 6)
+
+
+def test_a_new_reading_stamped_like_an_earlier_one_is_not_a_replay() -> None:
+    """#18: a cuff whose clock was reset stamps a new reading with an earlier one's time;
+    taking it for a replay dropped it."""
+    stamp = datetime(2020, 1, 1, 0, 0, 39)
+    assert reading_key(ADDRESS, reading(stamp, systolic=117, diastolic=70), None) != (
+        reading_key(ADDRESS, reading(stamp, systolic=113, diastolic=68), None)
+    )
 
 
 def test_reading_without_timestamp_or_sequence_number_cannot_be_deduplicated() -> None:
