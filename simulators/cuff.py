@@ -158,8 +158,8 @@ class SimulatedCuff:
         self._measure_lock = asyncio.Lock()
         self._delivery_lock = asyncio.Lock()
         self._adverts = CuffAdvertising(self)
-        self._racp = CuffRacp(self)
         self._gatt = CuffGatt(self)
+        self._racp = CuffRacp(self, self._gatt)
         self._started_at: datetime | None = None
         self._battery_notified = config.battery_level
         self._scheduled_count = 0
@@ -304,7 +304,7 @@ class SimulatedCuff:
         device.on(Device.EVENT_CONNECTION, self._on_connection)
         device.on("characteristic_subscription", self._gatt.on_subscription)
         self.device = device
-        self._gatt.build(device)
+        self._gatt.build(device, self._racp.on_write)
         try:
             await device.power_on()
         except BaseException:

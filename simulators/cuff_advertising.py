@@ -7,21 +7,18 @@ import asyncio
 import contextlib
 import random
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from bumble.core import AdvertisingData
 
 from devices import gatt
 from simulators.cuff_config import HANGS_UP
-
-if TYPE_CHECKING:
-    from simulators.cuff import SimulatedCuff
+from simulators.cuff_core import CuffCore
 
 
 class CuffAdvertising:
     """The advertising state of one cuff (`SimulatedCuff` composes one)."""
 
-    def __init__(self, cuff: SimulatedCuff) -> None:
+    def __init__(self, cuff: CuffCore) -> None:
         self._cuff = cuff
         self._rng = random.Random(f"windows:{cuff.config.seed}")
         self.active = False

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bumble.att import ATT_Error, Attribute
 from bumble.core import UUID
@@ -23,15 +24,13 @@ from bumble.profiles.gap import GenericAccessService
 from devices import gatt
 from devices.bps import BatteryLevel, BloodPressureFeature, CurrentTime, MalformedPayload
 from simulators.cuff_config import CTS_DATA_FIELD_IGNORED
-
-if TYPE_CHECKING:
-    from simulators.cuff import SimulatedCuff
+from simulators.cuff_core import CuffCore
 
 
 class CuffGatt:
     """The cuff's attribute table; `build(device)` once per power-on."""
 
-    def __init__(self, cuff: SimulatedCuff) -> None:
+    def __init__(self, cuff: CuffCore) -> None:
         self._cuff = cuff
 
     def _connection_of(self, bearer: Any) -> Connection | None:
@@ -98,7 +97,9 @@ class CuffGatt:
             )
         ]
 
-    def build(self, device: Device) -> None:
+    def build(
+        self, device: Device, on_racp_write: Callable[[Connection | None, bytes], None]
+    ) -> None:
         def uuid(short: int) -> UUID:
             return UUID.from_16_bits(short)
 
@@ -135,7 +136,7 @@ class CuffGatt:
                 uuid(gatt.RECORD_ACCESS_CONTROL_POINT),
                 properties.WRITE | properties.INDICATE,
                 self._permissions(write=True),
-                CharacteristicValue(write=self._cuff._racp.on_write),
+                CharacteristicValue(write=on_racp_write),
             )
             blood_pressure += [self.record, self.racp]
         for characteristic in blood_pressure:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bumble import pairing
 
-if TYPE_CHECKING:
-    from simulators.cuff import SimulatedCuff
+from simulators.cuff_core import CuffCore
 
 
-def pairing_config(cuff: SimulatedCuff) -> pairing.PairingConfig:
+def pairing_config(cuff: CuffCore) -> pairing.PairingConfig:
     """How the cuff answers a pairing request, by its `security` setting."""
     if cuff.config.security == "passkey":
         passkey = cuff.config.passkey

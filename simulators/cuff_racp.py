@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from bumble.att import ATT_Error
 from bumble.device import Connection
@@ -20,27 +19,27 @@ from devices.bps import (
     segment_record,
 )
 from simulators.cuff_config import HANGS_UP
-
-if TYPE_CHECKING:
-    from simulators.cuff import SimulatedCuff
+from simulators.cuff_core import CuffCore
+from simulators.cuff_gatt import CuffGatt
 
 
 class CuffRacp:
     """One RACP procedure at a time over the cuff's record database."""
 
-    def __init__(self, cuff: SimulatedCuff) -> None:
+    def __init__(self, cuff: CuffCore, gatt_server: CuffGatt) -> None:
         self._cuff = cuff
+        self._gatt = gatt_server
         self.busy = False
         self._abort = False
         self.idle = asyncio.Event()
         self.idle.set()
 
     def on_write(self, connection: Connection | None, value: bytes) -> None:
-        racp, records = self._cuff._gatt.racp, self._cuff._gatt.record
+        racp, records = self._gatt.racp, self._gatt.record
         assert racp is not None and records is not None
         if connection is None or connection not in self._cuff._links:
             return
-        if not self._cuff._gatt.indicating(connection, racp):
+        if not self._gatt.indicating(connection, racp):
             raise ATT_Error(gatt.ATT_CCCD_IMPROPERLY_CONFIGURED)
         request = RacpRequest.parse(value)
         if isinstance(request, RacpResponse):
@@ -59,14 +58,14 @@ class CuffRacp:
             RacpOpCode.REPORT_STORED_RECORDS,
             RacpOpCode.COMBINED_REPORT,
         )
-        if reporting and not self._cuff._gatt.indicating(connection, records):
+        if reporting and not self._gatt.indicating(connection, records):
             raise ATT_Error(gatt.ATT_CCCD_IMPROPERLY_CONFIGURED)
         self.busy = True
         self.idle.clear()
         self._cuff._spawn(self._run(connection, request), "RACP procedure")
 
     async def _answer_abort(self, connection: Connection) -> None:
-        racp = self._cuff._gatt.racp
+        racp = self._gatt.racp
         assert racp is not None
         await self.idle.wait()
         self._abort = False
@@ -74,7 +73,7 @@ class CuffRacp:
         await self._cuff._indicate(connection, racp, bytes(response))
 
     async def _run(self, connection: Connection, request: RacpRequest) -> None:
-        racp, records = self._cuff._gatt.racp, self._cuff._gatt.record
+        racp, records = self._gatt.racp, self._gatt.record
         assert racp is not None and records is not None
         try:
             selected = request.select(self._cuff._records)

@@ -80,6 +80,9 @@ from devices.bumble_backend.support import (
     BumbleDeviceDetails as BumbleDeviceDetails,
 )
 from devices.bumble_backend.support import (
+    HostScanner as HostScanner,
+)
+from devices.bumble_backend.support import (
     T as T,
 )
 from devices.bumble_backend.support import (

@@ -28,6 +28,7 @@ from devices.bumble_backend.support import (
     CONNECTION_CANCEL_CONFIRM_TIMEOUT,
     DISCONNECT_TIMEOUT,
     BackendHost,
+    HostScanner,
     T,
     VirtualController,
     _CentralPairingSession,
@@ -83,7 +84,7 @@ class BumbleHost(BackendHost):
         self._connecting_to: hci.Address | None = None
         self.connect_yield_after = connect_yield_after
         self.cancel_confirm_timeout = cancel_confirm_timeout
-        self._scanners: set[BumbleBleakScanner] = set()
+        self._scanners: set[HostScanner] = set()
         self._scanning_active = False
         self._address_types: dict[bytes, hci.AddressType] = {}
         self._securing: dict[int, asyncio.Task[None]] = {}
@@ -469,7 +470,7 @@ class BumbleHost(BackendHost):
 
     # --- scanning -------------------------------------------------------------------
 
-    async def add_scanner(self, scanner: BumbleBleakScanner, active: bool) -> None:
+    async def add_scanner(self, scanner: HostScanner, active: bool) -> None:
         self._scanners.add(scanner)
         if self.device.is_scanning and (self._scanning_active or not active):
             return
@@ -478,7 +479,7 @@ class BumbleHost(BackendHost):
         self._scanning_active = active or any(s.active for s in self._scanners)
         await self.device.start_scanning(active=self._scanning_active, filter_duplicates=False)
 
-    async def remove_scanner(self, scanner: BumbleBleakScanner) -> None:
+    async def remove_scanner(self, scanner: HostScanner) -> None:
         self._scanners.discard(scanner)
         if not self._scanners and self.device.is_scanning and not self._closed:
             await self.device.stop_scanning()

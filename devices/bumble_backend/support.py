@@ -4,21 +4,20 @@ and UUID conversion, the virtual controller and the central's pairing workaround
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import Any, Final, Protocol, TypeVar
 
 from bleak.exc import BleakError
 from bumble import core, hci, ll, smp
 from bumble.controller import Connection as LinkLayerConnection
 from bumble.controller import Controller
+from bumble.device import Advertisement, Connection, Device
 
 from devices import gatt
-
-if TYPE_CHECKING:
-    from devices.bumble_backend.host import BumbleHost
 
 T = TypeVar("T")
 
@@ -180,15 +179,50 @@ class _CentralPairingSession(smp.Session):
         super().distribute_keys()
 
 
-class BackendHost:
-    """What `bumble=` must be: the base of `BumbleHost`, here so that the client and the
-    scanner check their host without importing the host module (which imports them)."""
+class HostScanner(Protocol):
+    """What the host asks of a scanner it feeds advertisements to."""
 
+    active: bool
+
+    def on_advertisement(self, advertisement: Advertisement) -> None: ...
+
+
+class BackendHost(abc.ABC):
+    """What `bumble=` must be, and what the client and the scanner use of it: the base of
+    `BumbleHost`, here so that they need not import the host module (which imports them)."""
+
+    device: Device
+
+    @abc.abstractmethod
     def check_loop(self) -> None:
-        raise NotImplementedError
+        """Refuse use from another event loop, or after close."""
+
+    @abc.abstractmethod
+    def typed_address(self, address: str) -> hci.Address:
+        """`address` with the type this host knows it by."""
+
+    @abc.abstractmethod
+    async def create_connection(self, peer: hci.Address, within: float) -> Connection:
+        """Connect to `peer` within `within` seconds."""
+
+    @abc.abstractmethod
+    def secure(self, connection: Connection) -> asyncio.Task[None]:
+        """Pair or re-encrypt `connection`, once at a time."""
+
+    @abc.abstractmethod
+    async def forget_bond(self, peer: hci.Address) -> None:
+        """Delete the bond with `peer`."""
+
+    @abc.abstractmethod
+    async def add_scanner(self, scanner: HostScanner, active: bool) -> None:
+        """Feed `scanner` advertisements, scanning actively if any scanner asks."""
+
+    @abc.abstractmethod
+    async def remove_scanner(self, scanner: HostScanner) -> None:
+        """Stop feeding `scanner`; stop scanning when none is left."""
 
 
-def _host_from_kwargs(kwargs: dict[str, Any]) -> BumbleHost:
+def _host_from_kwargs(kwargs: dict[str, Any]) -> BackendHost:
     host = kwargs.get("bumble")
     if not isinstance(host, BackendHost):
         raise BleakError(
@@ -196,4 +230,4 @@ def _host_from_kwargs(kwargs: dict[str, Any]) -> BumbleHost:
             " BumbleHost.client_kwargs() / scanner_kwargs())"
         )
     host.check_loop()
-    return cast("BumbleHost", host)
+    return host
