@@ -23,6 +23,7 @@ from bumble.profiles.gap import GenericAccessService
 
 from devices import gatt
 from devices.bps import BatteryLevel, BloodPressureFeature, CurrentTime, MalformedPayload
+from devices.bps_gatt import BloodPressureService
 from simulators.cuff_config import CTS_DATA_FIELD_IGNORED
 from simulators.cuff_core import CuffCore
 
@@ -104,44 +105,24 @@ class CuffGatt:
             return UUID.from_16_bits(short)
 
         properties = Characteristic.Properties
-        self.measurement: Characteristic[bytes] = Characteristic(
-            uuid(gatt.BLOOD_PRESSURE_MEASUREMENT), properties.INDICATE, Attribute.Permissions(0)
-        )
-        self.cuff_pressure: Characteristic[bytes] = Characteristic(
-            uuid(gatt.INTERMEDIATE_CUFF_PRESSURE), properties.NOTIFY, Attribute.Permissions(0)
-        )
         feature = (
             BloodPressureFeature.BODY_MOVEMENT_DETECTION
             | BloodPressureFeature.CUFF_FIT_DETECTION
             | BloodPressureFeature.IRREGULAR_PULSE_DETECTION
             | BloodPressureFeature.MEASUREMENT_POSITION_DETECTION
         )
-        blood_pressure = [
-            self.measurement,
-            self.cuff_pressure,
-            Characteristic(
-                uuid(gatt.BLOOD_PRESSURE_FEATURE),
-                properties.READ,
-                self._permissions(read=True),
-                bytes(feature),
-            ),
-        ]
-        self.racp: Characteristic[bytes] | None = None
-        self.record: Characteristic[bytes] | None = None
-        if self._cuff.config.record_style == "bps11":
-            self.record = Characteristic(
-                uuid(gatt.BLOOD_PRESSURE_RECORD), properties.INDICATE, Attribute.Permissions(0)
-            )
-            self.racp = Characteristic(
-                uuid(gatt.RECORD_ACCESS_CONTROL_POINT),
-                properties.WRITE | properties.INDICATE,
-                self._permissions(write=True),
-                CharacteristicValue(write=on_racp_write),
-            )
-            blood_pressure += [self.record, self.racp]
-        for characteristic in blood_pressure:
-            if characteristic.properties & (properties.NOTIFY | properties.INDICATE):
-                self._protected_cccd(device, characteristic)
+        blood_pressure = BloodPressureService(
+            feature,
+            read_permissions=self._permissions(read=True),
+            write_permissions=self._permissions(write=True),
+            on_racp_write=on_racp_write if self._cuff.config.record_style == "bps11" else None,
+        )
+        self.measurement: Characteristic[bytes] = blood_pressure.measurement
+        self.cuff_pressure: Characteristic[bytes] = blood_pressure.intermediate_cuff_pressure
+        self.racp: Characteristic[bytes] | None = blood_pressure.racp
+        self.record: Characteristic[bytes] | None = blood_pressure.record
+        for characteristic in blood_pressure.subscribable:
+            self._protected_cccd(device, characteristic)
 
         def text(short: int, value: str) -> Characteristic[bytes]:
             return Characteristic(
@@ -167,7 +148,7 @@ class CuffGatt:
                 GenericAccessService(
                     self._cuff.config.local_name, gatt.APPEARANCE_BLOOD_PRESSURE_ARM
                 ),
-                Service(uuid(gatt.BLOOD_PRESSURE_SERVICE), blood_pressure),
+                blood_pressure,
                 Service(
                     uuid(gatt.DEVICE_INFORMATION_SERVICE),
                     [
