@@ -45,6 +45,7 @@ from devices.bps import (
     StoredRecord,
     decode_racp_indication,
 )
+from devices.bps_gatt import BloodPressureServiceProxy
 from devices.bumble_backend import raise_if_cancelling
 from devices.errors import (
     CuffLinkError,
@@ -190,9 +191,7 @@ class CuffLink:
                 await self._on_established()
             # Outside the set-up's time: a cuff with hundreds of records may take longer,
             # and the procedure has its own timeout (RACP_IDLE_TIMEOUT).
-            if _characteristic(client, gatt.RECORD_ACCESS_CONTROL_POINT) and _characteristic(
-                client, gatt.BLOOD_PRESSURE_RECORD
-            ):
+            if BloodPressureServiceProxy.of(client).keeps_records:
                 await self._collect_records(client)
             raise_if_cancelling()
             await self._disconnected.wait()
@@ -417,7 +416,7 @@ class CuffLink:
 
     async def _collect_records(self, client: BleakClient) -> None:
         """BPS 1.1 3.5: ask the RACP for the records stored since the last one we got."""
-        racp = _characteristic(client, gatt.RECORD_ACCESS_CONTROL_POINT)
+        racp = BloodPressureServiceProxy.of(client).racp
         assert racp is not None
         await self._subscribe(client, gatt.BLOOD_PRESSURE_RECORD, "record")
 

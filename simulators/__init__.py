@@ -5,6 +5,7 @@
 - `simulators.clock.SimClock`: simulated time at `--speed`.
 - `simulators.cuff`: `CuffConfig`, `SimulatedCuff` (one Bumble GATT peripheral).
 - `simulators.radio.VirtualRadio`: the shared Bumble `LocalLink`, HCI over TCP.
-- `simulators.scenarios`: named scenarios, `start_scenario()`, `CuffFleet`.
+- `simulators.scenarios`: `start_scenario()` (a new `VirtualRadio` unless given one), and
+  re-exports `simulators.fleet`: the named scenarios and `CuffFleet`.
 - `simulators.cli`: the `vitals-sim` command.
 """

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bumble.controller import Controller
 from bumble.link import LocalLink
@@ -25,9 +25,7 @@ from bumble.transport import open_transport
 from bumble.transport.common import Transport
 
 from devices.bumble_backend import VirtualController
-
-if TYPE_CHECKING:
-    from simulators.scenarios import CuffFleet
+from simulators.fleet import CuffFleet, start_scenario_with
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +76,7 @@ class VirtualRadio:
 
     async def start_scenario(self, name: str, **kwargs: Any) -> CuffFleet:
         """Cuffs of scenario `name` on this radio; see `simulators.scenarios.start_scenario`."""
-        from simulators.scenarios import start_scenario
-
-        return await start_scenario(name, link=self, **kwargs)
+        return await start_scenario_with(name, make_radio=VirtualRadio, link=self, **kwargs)
 
     async def close(self) -> None:
         """Detach every controller this radio made and close its transports."""
