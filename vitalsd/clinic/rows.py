@@ -172,12 +172,4 @@ def stored_check(row: models.Check) -> StoredCheck:
 
 def account_of(row: models.User) -> Account:
     """A user as sign-in sees them (`vitalsd.accounts`)."""
-    return Account(
-        id=row.id,
-        username=row.username,
-        role=row.role,
-        disabled=row.disabled,
-        token_version=row.token_version,
-        failed_logins=row.failed_logins,
-        locked_at=row.locked_at,
-    )
+    return copied(Account, row)

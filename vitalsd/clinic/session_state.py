@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,6 +75,9 @@ class SessionState:
         )
 
 
+RowT = TypeVar("RowT")
+
+
 class SessionLoader:
     """Loads session states; parses each distinct protocol text once (a session keeps
     the protocol it was started with, as TOML)."""
@@ -109,26 +113,13 @@ class SessionLoader:
                 )
             )
         }
-        doses: dict[int, list[models.Dose]] = {i: [] for i in ids}
-        for dose in await session.scalars(
-            select(models.Dose).where(models.Dose.session_id.in_(ids)).order_by(models.Dose.id)
-        ):
-            doses[dose.session_id].append(dose)
-        readings: dict[int, list[models.Reading]] = {i: [] for i in ids}
-        for reading in await session.scalars(
-            select(models.Reading)
-            .where(models.Reading.session_id.in_(ids))
-            .order_by(models.Reading.measured_at, models.Reading.id)
-        ):
-            assert reading.session_id is not None
-            readings[reading.session_id].append(reading)
-        effects: dict[int, list[models.SideEffect]] = {i: [] for i in ids}
-        for effect in await session.scalars(
-            select(models.SideEffect)
-            .where(models.SideEffect.session_id.in_(ids))
-            .order_by(models.SideEffect.observed_at, models.SideEffect.id)
-        ):
-            effects[effect.session_id].append(effect)
+        doses = await _rows_by_session(session, models.Dose, ids, models.Dose.id)
+        readings = await _rows_by_session(
+            session, models.Reading, ids, models.Reading.measured_at, models.Reading.id
+        )
+        effects = await _rows_by_session(
+            session, models.SideEffect, ids, models.SideEffect.observed_at, models.SideEffect.id
+        )
         checks: dict[int, dict[str, models.Check]] = {i: {} for i in ids}
         for check in await session.scalars(
             select(models.Check).where(models.Check.session_id.in_(ids))
@@ -174,3 +165,15 @@ class SessionLoader:
                 )
             )
         return states
+
+
+async def _rows_by_session(
+    session: AsyncSession, model: type[RowT], ids: list[int], *order: Any
+) -> dict[int, list[RowT]]:
+    """A session's rows of `model` (doses, readings, side effects) for each of `ids`, in
+    `order`, in one query."""
+    grouped: dict[int, list[RowT]] = {i: [] for i in ids}
+    column: Any = model.session_id  # type: ignore[attr-defined]
+    for row in await session.scalars(select(model).where(column.in_(ids)).order_by(*order)):
+        grouped[row.session_id].append(row)  # type: ignore[attr-defined]
+    return grouped
