@@ -30,15 +30,29 @@ class ErrorBody(BaseModel):
 
 
 # Documented on every route so that the OpenAPI schema tells clients what to expect.
+# Errors are JSON whatever the route serves (an HTML report's 403 is JSON too), so the
+# JSON media type is named even on routes whose own answer is HTML, PDF or CSV.
+def _json() -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "No token, or an invalid or expired one"},
-    403: {"model": ErrorBody, "description": "The user's role may not do this"},
+    401: {
+        "model": ErrorBody,
+        "description": "No token, or an invalid or expired one",
+        "content": _json(),
+    },
+    403: {"model": ErrorBody, "description": "The user's role may not do this", "content": _json()},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such record"},
+    404: {"model": ErrorBody, "description": "No such record", "content": _json()},
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorBody, "description": "The action contradicts the current state"},
+    409: {
+        "model": ErrorBody,
+        "description": "The action contradicts the current state",
+        "content": _json(),
+    },
 }
 
 
