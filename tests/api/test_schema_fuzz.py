@@ -131,10 +131,7 @@ def permitted_role(method: str, path: str) -> Role:
 
 # Logging out ends every token of the user, so the rest of the run would only see 401s:
 # tests/api/test_security_accounts.py covers it.
-schema = (
-    schemathesis.openapi.from_dict(openapi_document())
-    .exclude(path="/api/auth/logout")
-)
+schema = schemathesis.openapi.from_dict(openapi_document()).exclude(path="/api/auth/logout")
 
 
 @schema.parametrize()
