@@ -95,10 +95,6 @@ class Alert:
     def is_open(self) -> bool:
         return self.state is not AlertState.RESOLVED
 
-    @property
-    def latched(self) -> bool:
-        return self.is_open and self.condition_cleared_at is not None
-
     def _audit(
         self, action: AuditAction, at: datetime, by: str, after: Alert, note: str | None = None
     ) -> AuditEntry:

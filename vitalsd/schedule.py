@@ -148,12 +148,6 @@ class CheckSchedule:
             holding.add(PostDoseCondition.DOSE_INCREASE)
         return frozenset(holding)
 
-    def dose_lacks_baseline(self, facts: SessionFacts, given_at: datetime) -> bool:
-        """A dose given with no valid reading before it in this session is flagged."""
-        return not any(
-            r.valid and facts.started_at <= r.measured_at <= given_at for r in facts.readings
-        )
-
     @property
     def doses_are_infusions(self) -> bool:
         return self.protocol.infusion is not None
