@@ -142,8 +142,44 @@ def _validate_common(
             object.__setattr__(target, "status", MeasurementStatus(int(status)))
 
 
+class CompoundPressures:
+    """What 0x2A35 and 0x2B34 share: the compound pressure in a unit, a user id, a status.
+
+    Both measurements are frozen dataclasses; this base only reads their fields.
+    """
+
+    unit: PressureUnit
+    systolic: float
+    diastolic: float
+    mean_arterial_pressure: float
+    user_id: int | None
+    status: MeasurementStatus | None
+
+    @property
+    def pressures_mmhg(self) -> tuple[float, float, float]:
+        """(systolic, diastolic, mean arterial pressure) in mmHg, converted from kPa once."""
+        return (
+            _to_mmhg(self.systolic, self.unit),
+            _to_mmhg(self.diastolic, self.unit),
+            _to_mmhg(self.mean_arterial_pressure, self.unit),
+        )
+
+    @property
+    def user_known(self) -> bool:
+        """False when no user id was sent or it is 0xFF, "unknown user"."""
+        return self.user_id is not None and self.user_id != UNKNOWN_USER
+
+    @property
+    def is_error_frame(self) -> bool:
+        """A failed measurement as real cuffs report it: all pressures NaN, no status bits."""
+        pressures_nan = all(
+            math.isnan(v) for v in (self.systolic, self.diastolic, self.mean_arterial_pressure)
+        )
+        return pressures_nan and not self.status
+
+
 @dataclass(frozen=True)
-class BloodPressureMeasurement:
+class BloodPressureMeasurement(CompoundPressures):
     """Blood Pressure Measurement (0x2A35, GSS 3.31): one completed cuff reading.
 
     Pressures are in ``unit``; ``pressures_mmhg`` converts. ``timestamp`` is the cuff's own
@@ -198,28 +234,6 @@ class BloodPressureMeasurement:
                 self.status,
             )
         )
-
-    @property
-    def pressures_mmhg(self) -> tuple[float, float, float]:
-        """(systolic, diastolic, mean arterial pressure) in mmHg, converted from kPa once."""
-        return (
-            _to_mmhg(self.systolic, self.unit),
-            _to_mmhg(self.diastolic, self.unit),
-            _to_mmhg(self.mean_arterial_pressure, self.unit),
-        )
-
-    @property
-    def user_known(self) -> bool:
-        """False when no user id was sent or it is 0xFF, "unknown user"."""
-        return self.user_id is not None and self.user_id != UNKNOWN_USER
-
-    @property
-    def is_error_frame(self) -> bool:
-        """A failed measurement as real cuffs report it: all pressures NaN, no status bits."""
-        pressures_nan = all(
-            math.isnan(v) for v in (self.systolic, self.diastolic, self.mean_arterial_pressure)
-        )
-        return pressures_nan and not self.status
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum, IntFlag
@@ -13,7 +12,11 @@ from typing import ClassVar, Final, Self
 from devices import gatt
 
 # --- Errors ------------------------------------------------------------------------
-from devices.bps.measurement import UNKNOWN_USER, BloodPressureMeasurement, _validate_common
+from devices.bps.measurement import (
+    BloodPressureMeasurement,
+    CompoundPressures,
+    _validate_common,
+)
 from devices.bps.support import (
     MalformedPayload,
     MeasurementStatus,
@@ -22,7 +25,6 @@ from devices.bps.support import (
     _check_sfloat,
     _check_timestamp,
     _Reader,
-    _to_mmhg,
     _WallClock,
     encode_sfloat,
 )
@@ -73,7 +75,7 @@ def _epoch_seconds(name: str, value: _WallClock, epoch: EpochStart) -> int:
 
 
 @dataclass(frozen=True)
-class EnhancedBloodPressureMeasurement:
+class EnhancedBloodPressureMeasurement(CompoundPressures):
     """Enhanced Blood Pressure Measurement (0x2B34, BPS 1.1).
 
     Unlike 0x2A35 its ``timestamp`` is UTC (a tz-aware datetime here), counted on the wire
@@ -198,27 +200,6 @@ class EnhancedBloodPressureMeasurement:
             seconds = _epoch_seconds("user_facing_time", self.user_facing_time, self.epoch)
             body += seconds.to_bytes(4, "little")
         return bytes((flags,)) + body
-
-    @property
-    def pressures_mmhg(self) -> tuple[float, float, float]:
-        """(systolic, diastolic, mean arterial pressure) in mmHg, converted from kPa once."""
-        return (
-            _to_mmhg(self.systolic, self.unit),
-            _to_mmhg(self.diastolic, self.unit),
-            _to_mmhg(self.mean_arterial_pressure, self.unit),
-        )
-
-    @property
-    def user_known(self) -> bool:
-        return self.user_id is not None and self.user_id != UNKNOWN_USER
-
-    @property
-    def is_error_frame(self) -> bool:
-        """A failed measurement: all pressures NaN and no status bits (as for 0x2A35)."""
-        pressures_nan = all(
-            math.isnan(v) for v in (self.systolic, self.diastolic, self.mean_arterial_pressure)
-        )
-        return pressures_nan and not self.status
 
 
 # --- Blood Pressure Record (BPS 1.1; GSS "Blood Pressure Record", 0x2B36) ------------------
