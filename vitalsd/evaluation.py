@@ -417,13 +417,6 @@ def hold_overrides(
     return changes
 
 
-def close_check_missing(schedule: CheckSchedule, facts: SessionFacts, closing: datetime) -> bool:
-    """Whether closing at `closing` lacks the close-of-session check (neither satisfied
-    nor waived): then only a clinician closes, with a reason."""
-    close = next((c for c in schedule.checks(facts, closing) if c.key == "close"), None)
-    return close is not None and close.state not in SETTLED
-
-
 def infusion_running(schedule: CheckSchedule, facts: SessionFacts) -> bool:
     """Whether an infusion of the session is still running (a close must wait)."""
     return schedule.doses_are_infusions and any(d.ended_at is None for d in facts.doses)

@@ -35,10 +35,12 @@ def _bp(systolic: float | None, diastolic: float | None) -> str:
 
 @dataclass(frozen=True)
 class GateDecision:
-    """`blocked_by` lists what stands (empty: the way is clear); `flags` go on the record."""
+    """`blocked_by` lists what stands (empty: the way is clear); `flags` go on the record.
+    `close_check_missing`: a close overridden with a reason waives the close check."""
 
     blocked_by: tuple[str, ...]
     flags: frozenset[DoseFlag] = frozenset()
+    close_check_missing: bool = False
 
     @property
     def blocked(self) -> bool:
@@ -110,7 +112,8 @@ def gate_close(
     blocked: list[str] = []
     closed = schedule.checks(facts, closing_at)
     close = next((c for c in closed if c.kind is CheckKind.CLOSE), None)
-    if close is not None and close.state not in (CheckState.SATISFIED, CheckState.WAIVED):
+    missing = close is not None and close.state not in (CheckState.SATISFIED, CheckState.WAIVED)
+    if missing:
         minutes = schedule.protocol.safety.close_reading_within.total_seconds() / 60
         blocked.append(f"no close-of-session reading in the {minutes:g} minutes before closing")
     for alert in open_alerts:
@@ -123,4 +126,4 @@ def gate_close(
     if before and not schedule.is_stable(facts, before[-1]):
         latest = before[-1]
         blocked.append(f"the latest reading {_bp(latest.systolic, latest.diastolic)} is not stable")
-    return GateDecision(tuple(blocked))
+    return GateDecision(tuple(blocked), close_check_missing=missing)

@@ -28,7 +28,6 @@ from vitalsd.evaluation import (
     Evaluation,
     StaleWatch,
     StoredCheck,
-    close_check_missing,
     dose_flags,
     ended_with_session,
     evaluate,
@@ -344,13 +343,6 @@ def test_overriding_a_hold_acknowledges_it_with_the_reason() -> None:
         "dr.k",
         "dosing hold overridden: patient anxious, 2nd reading lower",
     )
-
-
-def test_closing_without_the_close_reading_lacks_the_close_check() -> None:
-    session = facts(reading(0), reading(2), dose(5))
-    assert close_check_missing(SCHEDULE, session, at(70))
-    with_close = facts(reading(0), reading(2), dose(5), reading(66))
-    assert not close_check_missing(SCHEDULE, with_close, at(70))
 
 
 def test_a_running_infusion_is_seen_only_under_an_infusion_protocol() -> None:

@@ -179,7 +179,10 @@ def test_finding_6_a_reading_hours_before_the_close_does_not_satisfy_the_close_c
     session = facts(reading(1), dose(5), reading(70), course_session=5)
     decision = gate_close(session, KAP, (), at(250))
     assert decision.blocked_by == ("no close-of-session reading in the 15 minutes before closing",)
-    assert not gate_close(session, KAP, (), at(85)).blocked
+    assert decision.close_check_missing
+    in_time = gate_close(session, KAP, (), at(85))
+    assert not in_time.blocked
+    assert not in_time.close_check_missing
 
 
 def test_finding_6_an_active_rise_alert_stops_the_close() -> None:
@@ -188,6 +191,7 @@ def test_finding_6_an_active_rise_alert_stops_the_close() -> None:
     decision = gate_close(session, KAP, (rise,), at(82))
     assert "the medium rise over baseline alert is not resolved" in decision.blocked_by
     assert "the latest reading 178/108 mmHg is not stable" in decision.blocked_by
+    assert not decision.close_check_missing  # blocked, but the close check itself was met
 
 
 def test_a_low_priority_alert_does_not_stop_the_close() -> None:

@@ -33,7 +33,6 @@ from vitalsd.errors import (
     NotFound,
 )
 from vitalsd.evaluation import (
-    close_check_missing,
     dose_flags,
     ended_with_session,
     gate_overrides,
@@ -357,7 +356,7 @@ class Sessions:
                     )
                 assert why is not None
                 close_row = state.check_rows.get("close")
-                if close_check_missing(state.schedule, state.facts, closing) and close_row:
+                if decision.close_check_missing and close_row:
                     _waive(tx, close_row, why, by)
             row.closed_at = closing
             row.closed_by = by.username
