@@ -3,6 +3,7 @@ session, a cuff's device row (made on first sight), a user by name up to case.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -69,15 +70,18 @@ async def guard_last_admin(session: AsyncSession, row: models.User) -> None:
     refuse_last_admin(int(others or 0))
 
 
+def open_alerts_of(session_ids: Sequence[int]) -> Select[models.Alert]:
+    """The sessions' alerts not yet resolved, oldest first (one query for one or many)."""
+    return (
+        select(models.Alert)
+        .where(
+            models.Alert.session_id.in_(session_ids),
+            models.Alert.state != AlertState.RESOLVED.value,
+        )
+        .order_by(models.Alert.id)
+    )
+
+
 async def open_alert_rows(session: AsyncSession, session_id: int) -> list[models.Alert]:
     """The session's alerts not yet resolved, oldest first."""
-    return list(
-        await session.scalars(
-            select(models.Alert)
-            .where(
-                models.Alert.session_id == session_id,
-                models.Alert.state != AlertState.RESOLVED.value,
-            )
-            .order_by(models.Alert.id)
-        )
-    )
+    return list(await session.scalars(open_alerts_of([session_id])))

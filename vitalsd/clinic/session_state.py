@@ -13,11 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vitalsd import views
-from vitalsd.domain import AlertState, ObservedSideEffect, SessionFacts, SideEffect
+from vitalsd.domain import ObservedSideEffect, SessionFacts, SideEffect
 from vitalsd.protocol import Protocol, parse_protocol
 from vitalsd.schedule import CheckSchedule, next_check
 from vitalsd.store import models
 
+from .lookups import open_alerts_of
 from .rows import check_view, dose_facts, reading_facts
 
 
@@ -127,14 +128,7 @@ class SessionLoader:
             checks[check.session_id][check.key] = check
         alerts: dict[int, dict[str, models.Alert]] = {i: {} for i in ids}
         if with_alerts:
-            for alert in await session.scalars(
-                select(models.Alert)
-                .where(
-                    models.Alert.session_id.in_(ids),
-                    models.Alert.state != AlertState.RESOLVED.value,
-                )
-                .order_by(models.Alert.id)
-            ):
+            for alert in await session.scalars(open_alerts_of(ids)):
                 assert alert.session_id is not None
                 alerts[alert.session_id][alert.condition] = alert
         states = []
