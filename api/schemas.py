@@ -375,6 +375,7 @@ class SideEffectOut(Out):
     observed_at: TimeOut
     note: str | None
     recorded_by: str
+    recorded_at: TimeOut | None = None
 
 
 class ManualReadingIn(Body):

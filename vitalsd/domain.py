@@ -329,6 +329,17 @@ class ObservedSideEffect:
     effect: SideEffect
     severity: int
     observed_at: datetime
+    recorded_at: datetime | None = None  # when it was entered; None: as observed
+
+    @property
+    def known_at(self) -> datetime:
+        """When the rules could first know of it: a side effect entered late is not
+        overdue for a check before anyone could have taken it."""
+        return (
+            self.observed_at
+            if self.recorded_at is None
+            else max(self.observed_at, self.recorded_at)
+        )
 
 
 @dataclass(frozen=True)

@@ -286,14 +286,15 @@ class CheckSchedule:
 
     def _side_effect_windows(self, facts: SessionFacts) -> list[_Window]:
         """A severe side effect asks for a blood pressure check a few minutes later
-        (DESIGN.md "Monitor until stable"). Required from when it was observed (the
-        record keeps no separate entry time)."""
+        (DESIGN.md "Monitor until stable"), a few minutes after it was observed; one
+        entered later than that is checked from its entry (the check is never waived for
+        having been entered late, nor overdue before it could have been taken)."""
         rule = self.protocol.safety
         windows = []
         for index, effect in enumerate(facts.side_effects):
             if effect.severity < rule.severe_side_effect_severity:
                 continue
-            opens = effect.observed_at + rule.side_effect_check_after
+            opens = max(effect.observed_at + rule.side_effect_check_after, effect.known_at)
             ref = f"s{effect.id}" if effect.id is not None else f"i{index}"
             windows.append(
                 _Window(
@@ -303,7 +304,7 @@ class CheckSchedule:
                     opens + rule.follow_up_window,
                     f"Check {_minutes(rule.side_effect_check_after)} min after severe "
                     f"{effect.effect.value}",
-                    required_since=effect.observed_at,
+                    required_since=effect.known_at,
                 )
             )
         return windows

@@ -157,6 +157,7 @@ class SideEffectView(View):
     observed_at: datetime
     note: str | None
     recorded_by: str
+    recorded_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,36 @@ async def test_a_mild_side_effect_raises_nothing(
     assert [a["kind"] for a in alerts.json() if a["kind"] == "severe_side_effect"] == []
     checks = await client.get(f"/api/sessions/{session['id']}/checks", headers=auth[Role.NURSE])
     assert not [c for c in checks.json() if c["key"].startswith("side_effect:")]
+
+
+async def test_a_severe_side_effect_entered_late_asks_for_a_check_from_its_entry(
+    client: httpx.AsyncClient, auth: Auth, ward: Ward, clock: FakeClock, clinic: Clinic
+) -> None:
+    """Observed 20 minutes ago, entered now: the check is due from now (not overdue the
+    moment it is saved, and not waived for being asked after its window)."""
+    session = await start(client, auth, ward)
+    sid = session["id"]
+    await readings(client, auth, clock, sid, (120, 78), (122, 76))
+    assert (await dose(client, auth, sid)).status_code == 201
+    clock.advance(30)
+    observed = clock.now - timedelta(minutes=20)
+    logged = await client.post(
+        f"/api/sessions/{sid}/side-effects",
+        json={"effect": "vomiting", "severity": 3, "observed_at": observed.isoformat()},
+        headers=auth[Role.NURSE],
+    )
+    assert logged.status_code == 201, logged.text
+    body = logged.json()
+    assert (body["observed_at"], body["recorded_at"]) == (
+        observed.isoformat(),
+        clock.now.isoformat(),
+    )
+    checks = await client.get(f"/api/sessions/{sid}/checks", headers=auth[Role.NURSE])
+    [check] = [c for c in checks.json() if c["key"] == f"side_effect:s{body['id']}"]
+    assert (check["window_start"], check["state"]) == (clock.now.isoformat(), "due")
+
+    # A reading now satisfies it.
+    await readings(client, auth, clock, sid, (130, 80))
+    checks = await client.get(f"/api/sessions/{sid}/checks", headers=auth[Role.NURSE])
+    [check] = [c for c in checks.json() if c["key"] == f"side_effect:s{body['id']}"]
+    assert check["state"] == "satisfied"

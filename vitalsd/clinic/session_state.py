@@ -149,7 +149,9 @@ class SessionLoader:
                 date_of_birth=births.get(row.patient_id),
                 zone=self.zone,
                 side_effects=tuple(
-                    ObservedSideEffect(e.id, SideEffect(e.effect), e.severity, e.observed_at)
+                    ObservedSideEffect(
+                        e.id, SideEffect(e.effect), e.severity, e.observed_at, e.recorded_at
+                    )
                     for e in effects[row.id]
                 ),
             )

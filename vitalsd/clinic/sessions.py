@@ -284,6 +284,7 @@ class Sessions:
                 observed_at=seen,
                 note=text(note, "note"),
                 recorded_by=by.username,
+                recorded_at=tx.now,
             )
             await tx.insert(effect_row)
             tx.audit_session(
@@ -294,7 +295,7 @@ class Sessions:
                 f"{effect_row.id} observed {seen.isoformat()}",
             )
             open_rows = {a.condition: a for a in await open_alert_rows(tx.session, row.id)}
-            observed = ObservedSideEffect(effect_row.id, effect_value, severity, seen)
+            observed = ObservedSideEffect(effect_row.id, effect_value, severity, seen, tx.now)
             changes = side_effect_alerts(
                 self._loader.protocol_of(row),
                 [alert_of(a) for a in open_rows.values()],

@@ -245,6 +245,7 @@ class SideEffect(Base):
     observed_at: Mapped[datetime]
     note: Mapped[str | None] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime | None]
 
 
 class Check(Base):
