@@ -183,3 +183,47 @@ async def test_finding_4_a_record_from_a_cuff_whose_clock_was_never_read_joins_n
     (reading,) = await clinic.list_readings(device_address=cuff.address)
     assert reading.session_id != previous_id
     assert reading.session_id is None
+
+
+async def test_a_cuff_clock_alert_raised_before_a_restart_clears_when_the_clock_agrees(
+    start_cuff: StartCuff, central: BumbleHost, clock: SimClock, tmp_path: Path
+) -> None:
+    """The daemon restarts between the off-clock reading and the next one (or another
+    node took the cuff over): the next live reading within the tolerance still clears the
+    open `cuff_clock_off` alert that the earlier process raised."""
+    settings = Settings(data_dir=tmp_path / "clinic")
+    cuff = await start_cuff(record_style="bps10", current_time_service=False)
+    before = await Clinic.open(settings, clock=clock.now)
+    try:
+        await ward_with_previous_patient(before, cuff)
+        received = Received(before)
+        run = await follow(central, cuff, received, clock)
+        try:
+            cuff.clock_offset = timedelta(hours=3)
+            await cuff.measure()
+            await within_patience(received.stored.wait())
+        finally:
+            run.cancel()
+            await asyncio.wait([run])
+        (raised,) = await before.list_alerts(kind="cuff_clock_off")
+        assert raised.state == "active"
+    finally:
+        await before.close()
+
+    after = await Clinic.open(settings, clock=clock.now)
+    try:
+        received = Received(after)
+        run = await follow(central, cuff, received, clock)
+        try:
+            cuff.clock_offset = timedelta(0)
+            await cuff.measure()
+            await within_patience(received.stored.wait())
+        finally:
+            run.cancel()
+            await asyncio.wait([run])
+        (event,) = received.readings
+        assert event.live
+        (alert,) = await after.list_alerts(kind="cuff_clock_off")
+        assert (alert.id, alert.state) == (raised.id, "resolved")
+    finally:
+        await after.close()

@@ -79,9 +79,12 @@ class Ingest:
         self._uow = uow
         self._stale_after = stale_after
         self._clock_tolerance = clock_tolerance
-        # Cuffs whose `cuff_clock_off` alert this process raised: a live reading back
-        # within the tolerance clears it (no extra statement for any other reading).
+        # Cuffs whose `cuff_clock_off` alert is open, as far as this process knows: a
+        # live reading back within the tolerance clears it. Each cuff's first live
+        # reading in a process looks in the database (an alert raised before a restart,
+        # or by another node); later ones cost no statement unless the set says so.
         self._clock_off_cuffs: set[str] = set()
+        self._clock_looked_up: set[str] = set()
         # The duplicate check is the unique indexes themselves: one statement. SQLite
         # gives the new id and the row count without RETURNING (one thread hop fewer).
         self._insert_reading_once: Insert = (
@@ -330,8 +333,12 @@ class Ingest:
         technical alert `cuff_clock_off` ("set its clock"); a live one back within the
         tolerance clears it. The alert is the cuff's, not a session's."""
         cuff = record.cuff
-        if not record.clock_off and (not record.live or cuff not in self._clock_off_cuffs):
+        if not record.clock_off and (
+            not record.live
+            or (cuff not in self._clock_off_cuffs and cuff in self._clock_looked_up)
+        ):
             return
+        self._clock_looked_up.add(cuff)
         condition = f"{AlertKind.CUFF_CLOCK_OFF.value}:{cuff}"
         rows = (
             await tx.session.scalars(
