@@ -59,6 +59,7 @@ from devices.transport import (
 from vitalsd.auth import PasswordHasher, token_issuer_for
 from vitalsd.clinic import Clinic, utc_now
 from vitalsd.cuff_readings import cuff_reading
+from vitalsd.dashboard_watch import DashboardWatch
 from vitalsd.errors import DomainError
 from vitalsd.settings import Settings
 from vitalsd.store.engine import is_sqlite, session_url_for
@@ -386,6 +387,22 @@ class Daemon:
         )
         await self.timer_leadership.run()
 
+    async def _watch_dashboards(self, app: Any) -> None:
+        """`nobody_watching` (issue #15): sessions open and no dashboard connected to this
+        node's `/ws` (README "Technical alarms" for several daemons)."""
+        hub = app.state.context.hub
+
+        async def watching() -> int:
+            return int(hub.watching)
+
+        await DashboardWatch(
+            self.clinic,
+            watching,
+            hub.watching_changed,
+            after=self.settings.nobody_watching_after,
+            now=self.clinic.now,
+        ).run()
+
     async def _known_cuffs(self) -> list[str]:
         chairs = await self.clinic.list_chairs()
         devices = await self.clinic.list_devices()
@@ -474,6 +491,7 @@ class Daemon:
         web = asyncio.create_task(server.serve(sockets=[listener]), name="web")
         radio = asyncio.create_task(self._supervise(inbox), name="cuff supervisor")
         timers = asyncio.create_task(self._run_timers(), name="clinic timers")
+        watch = asyncio.create_task(self._watch_dashboards(app), name="dashboard watch")
         try:
             while not server.started and not web.done():  # noqa: ASYNC110 (no event to wait on)
                 await asyncio.sleep(0.02)
@@ -491,6 +509,7 @@ class Daemon:
             if self.timer_leadership is not None:
                 self.timer_leadership.abort()
             await stop_task(timers, "the clinic timers")
+            await stop_task(watch, "the dashboard watch")
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await web
