@@ -7,7 +7,8 @@ The shell only: `vitalsd.technical` decides (`unwatched_since`, `nobody_watching
 this loop feeds it the open sessions and the count of connected streams that receive
 alerts (the API's `StreamHub.watching`, handed in as a function: `vitalsd` imports no
 `api`). It looks when that count changes, at the moment the alert would fall due, and
-otherwise every `LOOK_EVERY` (a session opened with no dashboard is noticed within it).
+otherwise every `LOOK_EVERY` or `nobody_watching_after`, whichever is shorter (a session
+opened with no dashboard is noticed within it).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class DashboardWatch:
         self._watching = watching
         self._changed = changed
         self._after = after
+        self._every = min(LOOK_EVERY, after)
         self._now = now
         self.unwatched_since: datetime | None = None
         # None until the first look: an alert left open by a previous run is resolved
@@ -72,7 +74,7 @@ class DashboardWatch:
             if self._raised is not False:
                 await self._clinic.somebody_watching()
                 self._raised = False
-            return LOOK_EVERY
+            return self._every
         if nobody_watching_due(since, now, self._after):
             if not self._raised:
                 log.warning(
@@ -82,8 +84,8 @@ class DashboardWatch:
                 )
                 await self._clinic.nobody_watching(open_sessions, since)
                 self._raised = True
-            return LOOK_EVERY
-        return min(LOOK_EVERY, since + self._after - now)
+            return self._every
+        return min(self._every, since + self._after - now)
 
     async def run(self) -> None:
         """Look, sleep until the next look or a change in the connected dashboards, repeat."""

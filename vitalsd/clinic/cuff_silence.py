@@ -75,20 +75,17 @@ async def cuffs_heard(session: AsyncSession, open_ids: Sequence[int]) -> list[Cu
         .where(models.Session.id.in_(open_ids))
         .order_by(models.Session.id)
     )
-    latest_reading = dict(
-        (
-            await session.execute(
-                select(models.Reading.session_id, func.max(models.Reading.received_at))
-                .where(
-                    models.Reading.session_id.in_(open_ids),
-                    models.Reading.source == ReadingSource.CUFF.value,
-                )
-                .group_by(models.Reading.session_id)
-            )
-        ).tuples()
+    latest = await session.execute(
+        select(models.Reading.session_id, func.max(models.Reading.received_at))
+        .where(
+            models.Reading.session_id.in_(open_ids),
+            models.Reading.source == ReadingSource.CUFF.value,
+        )
+        .group_by(models.Reading.session_id)
     )
+    latest_reading = {session_id: received for session_id, received in latest}
     heard: list[CuffHeard] = []
-    for session_id, started, chair_id, chair, cuff, seen, connection in rows.tuples():
+    for session_id, started, chair_id, chair, cuff, seen, connection in rows:
         signs = [t for t in (seen, latest_reading.get(session_id)) if t is not None]
         heard.append(
             CuffHeard(
