@@ -64,6 +64,7 @@ from vitalsd.errors import DomainError
 from vitalsd.settings import Settings
 from vitalsd.store.engine import is_sqlite, session_url_for
 from vitalsd.store.leader import TimerLeadership
+from vitalsd.store.presence import GroupPresence
 
 log = logging.getLogger(__name__)
 
@@ -389,19 +390,28 @@ class Daemon:
 
     async def _watch_dashboards(self, app: Any) -> None:
         """`nobody_watching` (issue #15): sessions open and no dashboard connected to this
-        node's `/ws` (README "Technical alarms" for several daemons)."""
+        node's `/ws`, nor, on PostgreSQL, to any node of the group (`GroupPresence`)."""
         hub = app.state.context.hub
+        presence: GroupPresence | None = None
+        if not is_sqlite(self.clinic.engine):
+            url = self.clinic.engine.url.render_as_string(hide_password=False)
+            presence = GroupPresence(session_url_for(url, self.settings.database_session_url))
 
         async def watching() -> int:
-            return int(hub.watching)
+            local = int(hub.watching)
+            return local if presence is None else await presence.watching(local)
 
-        await DashboardWatch(
-            self.clinic,
-            watching,
-            hub.watching_changed,
-            after=self.settings.nobody_watching_after,
-            now=self.clinic.now,
-        ).run()
+        try:
+            await DashboardWatch(
+                self.clinic,
+                watching,
+                hub.watching_changed,
+                after=self.settings.nobody_watching_after,
+                now=self.clinic.now,
+            ).run()
+        finally:
+            if presence is not None:
+                await presence.close()
 
     async def _known_cuffs(self) -> list[str]:
         chairs = await self.clinic.list_chairs()
