@@ -11,6 +11,7 @@ from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from bumble.link import LocalLink
 from websockets.asyncio.client import ClientConnection, connect
@@ -108,3 +109,18 @@ async def test_no_dashboard_raises_nobody_watching_and_a_dashboard_resolves_it(
         resolved = await next_event(dashboard, "alert_updated", "nobody_watching")
         assert (resolved["data"]["id"], resolved["data"]["state"]) == (raised.id, "resolved")
     assert (await clinic.get_alert(raised.id)).state == "resolved"
+
+
+async def test_the_wards_technical_alerts_are_listed_without_session_or_chair(
+    settings: Settings, clinic: Clinic, daemon: Daemon
+) -> None:
+    await clinic.create_user("nurse", "not-a-hash: tokens are issued directly", Role.NURSE)
+    token = token_issuer_for(settings).issue("nurse", Role.NURSE, clinic.now())
+    await clinic.channel_failing("ward-pager", "HTTP 503, 3 times in a row")
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        response = await http.get(f"{daemon.url}api/alerts", params={"state": "active"})
+    assert response.status_code == 200
+    body = response.json()
+    items = body["items"] if isinstance(body, dict) else body
+    (alert,) = [a for a in items if a["kind"] == "channel_failing"]
+    assert (alert["priority"], alert["session_id"], alert["chair_id"]) == ("medium", None, None)
