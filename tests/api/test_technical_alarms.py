@@ -33,7 +33,9 @@ POLL_S = 0.05
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, port=0, nobody_watching_after_seconds=1)
+    return Settings(
+        data_dir=tmp_path, port=0, nobody_watching_after_seconds=1, public_health_details=True
+    )
 
 
 @pytest.fixture
@@ -108,6 +110,9 @@ async def test_no_dashboard_raises_nobody_watching_and_a_dashboard_resolves_it(
         assert replayed["data"]["id"] == raised.id
         resolved = await next_event(dashboard, "alert_updated", "nobody_watching")
         assert (resolved["data"]["id"], resolved["data"]["state"]) == (raised.id, "resolved")
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"{daemon.url}healthz")).json()
+        assert health["streams"]["watching"] == 1
     assert (await clinic.get_alert(raised.id)).state == "resolved"
 
 
