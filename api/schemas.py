@@ -501,6 +501,9 @@ class DatabaseHealth(BaseModel):
 class StreamHealth(BaseModel):
     clients: int
     cut_off: int
+    # Streams that receive alerts (dashboards, pager views) on this node: none while a
+    # session is open raises `nobody_watching` (README "Technical alarms").
+    watching: int = 0
 
 
 class Health(BaseModel):

@@ -81,11 +81,15 @@ class ClientStream:
     username: str
     expires_at: datetime | None
     writer: DirectWriter | None = None
+    # It receives alerts (no `?types=`, or `alert` among them): someone is watching the
+    # ward (vitalsd.dashboard_watch).
+    watches_alerts: bool = True
 
 
 @dataclass(eq=False)
 class _Client:
     username: str
+    watches_alerts: bool = True
     revoked: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str = ""
 
@@ -113,6 +117,10 @@ class StreamHub:
         self._recheck_task: asyncio.Task[None] | None = None
         self.clients = 0
         self.cut_off = 0
+        # Clients that receive alerts, and a flag set whenever that number changes (the
+        # dashboard watch waits on it: a dashboard connecting resolves `nobody_watching`).
+        self.watching = 0
+        self.watching_changed = asyncio.Event()
 
     def revoke(self, username: str, reason: str) -> int:
         """Close every stream of `username` with 1008 and `reason` (e.g. the account was
@@ -126,7 +134,7 @@ class StreamHub:
     async def serve(self, websocket: WebSocket, stream: ClientStream) -> None:
         """Run one accepted client until it leaves, falls behind, or its token expires
         or is revoked."""
-        client = _Client(stream.username)
+        client = _Client(stream.username, stream.watches_alerts)
         progress = _Progress(stream.snapshot.seq)
         if stream.writer is not None:
             stream.events.direct = _direct(stream.writer, progress)
@@ -159,12 +167,18 @@ class StreamHub:
 
     def _enter(self, client: _Client) -> None:
         self.clients += 1
+        if client.watches_alerts:
+            self.watching += 1
+            self.watching_changed.set()
         self._by_user.setdefault(client.username, set()).add(client)
         if self._account_check is not None and self._recheck_task is None:
             self._recheck_task = asyncio.create_task(self._recheck_accounts())
 
     def _leave(self, client: _Client) -> None:
         self.clients -= 1
+        if client.watches_alerts:
+            self.watching -= 1
+            self.watching_changed.set()
         same_user = self._by_user.get(client.username)
         if same_user is not None:
             same_user.discard(client)

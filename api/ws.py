@@ -151,6 +151,7 @@ async def _stream(
         username=username,
         expires_at=expires_at,
         writer=direct_writer(websocket.scope.get(RAW_SEND_KEY)),
+        watches_alerts=wanted is None or EventType.ALERT.value in wanted,
     )
     try:
         await websocket.accept()

@@ -26,6 +26,7 @@ PURE_CORE = frozenset(
         "vitalsd.thresholds",
         "vitalsd.alerts",
         "vitalsd.evaluation",
+        "vitalsd.technical",
     }
 )
 # What the pure core never imports: no database, no event loop, no shell, no I/O layer.
@@ -42,7 +43,16 @@ NOT_IN_THE_CORE = (
 # memory, the rows and the pure core, never each other.
 CLINIC_SERVICES = frozenset(
     f"vitalsd.clinic.{name}"
-    for name in ("registry", "sessions", "ingest", "equipment", "alerting", "timers", "reads")
+    for name in (
+        "registry",
+        "sessions",
+        "ingest",
+        "equipment",
+        "alerting",
+        "timers",
+        "reads",
+        "technical_alarms",
+    )
 )
 
 

@@ -59,10 +59,12 @@ from devices.transport import (
 from vitalsd.auth import PasswordHasher, token_issuer_for
 from vitalsd.clinic import Clinic, utc_now
 from vitalsd.cuff_readings import cuff_reading
+from vitalsd.dashboard_watch import DashboardWatch
 from vitalsd.errors import DomainError
 from vitalsd.settings import Settings
 from vitalsd.store.engine import is_sqlite, session_url_for
 from vitalsd.store.leader import TimerLeadership
+from vitalsd.store.presence import GroupPresence
 
 log = logging.getLogger(__name__)
 
@@ -386,6 +388,31 @@ class Daemon:
         )
         await self.timer_leadership.run()
 
+    async def _watch_dashboards(self, app: Any) -> None:
+        """`nobody_watching` (issue #15): sessions open and no dashboard connected to this
+        node's `/ws`, nor, on PostgreSQL, to any node of the group (`GroupPresence`)."""
+        hub = app.state.context.hub
+        presence: GroupPresence | None = None
+        if not is_sqlite(self.clinic.engine):
+            url = self.clinic.engine.url.render_as_string(hide_password=False)
+            presence = GroupPresence(session_url_for(url, self.settings.database_session_url))
+
+        async def watching() -> int:
+            local = int(hub.watching)
+            return local if presence is None else await presence.watching(local)
+
+        try:
+            await DashboardWatch(
+                self.clinic,
+                watching,
+                hub.watching_changed,
+                after=self.settings.nobody_watching_after,
+                now=self.clinic.now,
+            ).run()
+        finally:
+            if presence is not None:
+                await presence.close()
+
     async def _known_cuffs(self) -> list[str]:
         chairs = await self.clinic.list_chairs()
         devices = await self.clinic.list_devices()
@@ -474,6 +501,7 @@ class Daemon:
         web = asyncio.create_task(server.serve(sockets=[listener]), name="web")
         radio = asyncio.create_task(self._supervise(inbox), name="cuff supervisor")
         timers = asyncio.create_task(self._run_timers(), name="clinic timers")
+        watch = asyncio.create_task(self._watch_dashboards(app), name="dashboard watch")
         try:
             while not server.started and not web.done():  # noqa: ASYNC110 (no event to wait on)
                 await asyncio.sleep(0.02)
@@ -491,6 +519,7 @@ class Daemon:
             if self.timer_leadership is not None:
                 self.timer_leadership.abort()
             await stop_task(timers, "the clinic timers")
+            await stop_task(watch, "the dashboard watch")
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await web

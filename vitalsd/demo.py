@@ -193,7 +193,14 @@ async def run_demo(
     stream = out or sys.stdout
     directory = data_dir or Path(tempfile.mkdtemp(prefix="vitalsd-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
-    settings = Settings(data_dir=directory, host=host, port=port, database_url=None)
+    settings = Settings(
+        data_dir=directory,
+        host=host,
+        port=port,
+        database_url=None,
+        # A real minute without a dashboard at any speed, not 2 s at 30x (issue #15).
+        nobody_watching_after_seconds=max(60, round(60 * speed)),
+    )
     clock = SimClock(speed)
     clinic = await Clinic.open(settings, clock=clock.now)
     passwords = PasswordHasher()

@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     # The clinic's time zone (IANA name): ages, day boundaries and times people read
     # (DESIGN.md "Time"). Stored times stay UTC.
     timezone: str = "UTC"
+    # -- technical alarms (issue #15; README "Technical alarms") --
+    # Sessions open and no dashboard connected this long: a high `nobody_watching` alert.
+    # (The contract puts it in `[notify]`; here until that table is merged.)
+    nobody_watching_after_seconds: int = Field(default=60, ge=1)
+    # A chair-in-session's cuff not heard from this long: `cuff_offline`. Longer than
+    # the tightest check interval (10 min during an infusion) plus a reading's slack,
+    # shorter than `stale_after_minutes`, so the cause shows before the stale chair. 0: off.
+    cuff_silent_after_minutes: float = Field(default=20.0, ge=0)
 
     @field_validator("database_url", "database_session_url")
     @classmethod
@@ -157,6 +165,17 @@ class Settings(BaseSettings):
     @property
     def max_snooze(self) -> timedelta:
         return timedelta(minutes=self.max_snooze_minutes)
+
+    @property
+    def nobody_watching_after(self) -> timedelta:
+        return timedelta(seconds=self.nobody_watching_after_seconds)
+
+    @property
+    def cuff_silent_after(self) -> timedelta | None:
+        """None: the silent-cuff rule is off."""
+        if self.cuff_silent_after_minutes == 0:
+            return None
+        return timedelta(minutes=self.cuff_silent_after_minutes)
 
     @property
     def stale_after(self) -> timedelta:

@@ -59,7 +59,11 @@ async def health(request: Request, context: Context) -> JSONResponse:
             last_seq=database.last_seq,
             database=database,
             ble=ble,
-            streams=StreamHealth(clients=context.hub.clients, cut_off=context.hub.cut_off),
+            streams=StreamHealth(
+                clients=context.hub.clients,
+                cut_off=context.hub.cut_off,
+                watching=context.hub.watching,
+            ),
             feed=feed,
         )
     return JSONResponse(

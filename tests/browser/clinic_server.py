@@ -131,7 +131,15 @@ class ClinicServer:
 
     async def _serve(self) -> None:
         """`vitalsd.demo.run_demo` without the banner, with its parts kept for the tests."""
-        settings = Settings(data_dir=self.data_dir, host="127.0.0.1", port=0, database_url=None)
+        settings = Settings(
+            data_dir=self.data_dir,
+            host="127.0.0.1",
+            port=0,
+            database_url=None,
+            # Tablets come and go between tests: no nobody_watching alarm for that (a
+            # day of simulated time; tests/api/test_technical_alarms.py raises one).
+            nobody_watching_after_seconds=86_400,
+        )
         clock = SimClock(self.speed)
         clinic = await Clinic.open(settings, clock=clock.now)
         passwords = PasswordHasher()

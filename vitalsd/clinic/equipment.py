@@ -16,7 +16,11 @@ from vitalsd.domain import ConnectionState, require_utc
 from vitalsd.errors import InvalidInput
 from vitalsd.store import models
 from vitalsd.store.events import EventType
-from vitalsd.technical import CUFF_OFFLINE_CONDITION, cuff_offline
+from vitalsd.technical import (
+    CUFF_OFFLINE_CONDITIONS,
+    CUFF_SILENT_CONDITION,
+    cuff_offline,
+)
 
 from .lookups import ensure_device, open_alert_rows, open_session_of_chair
 from .rows import alert_of, device_view, text
@@ -126,7 +130,8 @@ class Equipment:
     ) -> bool:
         """A cuff kept advertising but could not be connected (issue #18): a medium
         `cuff_offline` alert on its chair's open session. False: no chair in session
-        has that cuff (the Bluetooth side keeps trying; the log says so)."""
+        has that cuff (the Bluetooth side keeps trying; the log says so). A silent
+        cuff's alert gives way to it (the cuff advertises: it is heard, one alert)."""
         cuff = str(text(address, "address", required=True)).upper()
         async with self._uow.transaction() as tx:
             in_session = await _chair_in_session(tx.session, cuff)
@@ -139,26 +144,27 @@ class Equipment:
             changes = reconcile(
                 [alert_of(r) for r in rows.values()],
                 [finding],
-                [],
+                [CUFF_SILENT_CONDITION],
                 tx.now,
                 session_id=session.id,
                 chair_id=chair.id,
+                clear_note="the cuff advertises again but cannot be connected",
             )
             await apply_alert_changes(tx, changes, rows)
             return True
 
     async def cuff_reachable(self, address: str, *, at: datetime) -> None:
-        """The cuff connected again: its `cuff_offline` alert clears itself."""
+        """The cuff connected again: its `cuff_offline` alert (either cause) clears."""
         cuff = str(text(address, "address", required=True)).upper()
         async with self._uow.transaction() as tx:
             in_session = await _chair_in_session(tx.session, cuff)
-            if in_session is None or CUFF_OFFLINE_CONDITION not in in_session[2]:
+            if in_session is None or not CUFF_OFFLINE_CONDITIONS & in_session[2].keys():
                 return
             rows = in_session[2]
             changes = reconcile(
                 [alert_of(r) for r in rows.values()],
                 [],
-                [CUFF_OFFLINE_CONDITION],
+                sorted(CUFF_OFFLINE_CONDITIONS),
                 tx.now,
                 clear_note="the cuff connected again",
             )

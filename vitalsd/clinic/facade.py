@@ -38,6 +38,7 @@ from .reads import Reads
 from .registry import Registry
 from .session_state import SessionLoader
 from .sessions import Sessions
+from .technical_alarms import TechnicalAlarms
 from .timers import Timers
 from .unit_of_work import UnitOfWork
 
@@ -102,10 +103,13 @@ class Clinic:
         bus: EventBus | None = None,
         writer_engine: AsyncEngine | None = None,
         zone: tzinfo = UTC,
+        cuff_silent_after: timedelta | None = None,
     ) -> None:
         """`engine` serves the reads (API, snapshots, replays); the writes go through
         `writer_engine` (default: a one-connection engine on the same database), so no
-        number of readers holding connections makes a write wait for one."""
+        number of readers holding connections makes a write wait for one.
+        `cuff_silent_after`: a chair-in-session's cuff not heard from this long raises
+        `cuff_offline` (None here: off; `Clinic.open` takes it from the settings)."""
         self.engine = engine
         self.writer_engine = writer_engine or writer_engine_for(engine)
         known = dict(protocols or {})
@@ -141,7 +145,9 @@ class Clinic:
             stale_after=stale_after,
             escalation_delay=escalation_delay,
             default_policy=default_policy,
+            cuff_silent_after=cuff_silent_after,
         )
+        self._technical = TechnicalAlarms(self._uow, reads)
         self._reads = Reads(engine, reads, loader, self.now)
 
     @classmethod
@@ -171,6 +177,7 @@ class Clinic:
             max_snooze=settings.max_snooze,
             stale_after=settings.stale_after,
             zone=settings.zone,
+            cuff_silent_after=settings.cuff_silent_after,
             **kwargs,
         )
         await clinic.start(settings.database_session_url)
@@ -244,6 +251,12 @@ class Clinic:
     acknowledge_alert = _lend("_alerting", Alerting.acknowledge_alert)
     snooze_alert = _lend("_alerting", Alerting.snooze_alert)
     resolve_alert = _lend("_alerting", Alerting.resolve_alert)
+    # -- technical alarms: the alarm system watching itself (issue #15) -----------------
+    channel_failing = _lend("_technical", TechnicalAlarms.channel_failing)
+    channel_recovered = _lend("_technical", TechnicalAlarms.channel_recovered)
+    nobody_watching = _lend("_technical", TechnicalAlarms.nobody_watching)
+    somebody_watching = _lend("_technical", TechnicalAlarms.somebody_watching)
+    open_session_count = _lend("_technical", TechnicalAlarms.open_session_count)
     # -- timers ------------------------------------------------------------------------
     apply_time = _lend("_timers", Timers.apply_time)
     next_deadline = _lend("_timers", Timers.next_deadline)

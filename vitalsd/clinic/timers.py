@@ -17,6 +17,7 @@ from vitalsd.evaluation import StaleWatch
 from vitalsd.store import models
 from vitalsd.store.events import EventType
 
+from .cuff_silence import apply_cuff_silence, cuffs_heard, next_silence_check
 from .rows import alert_of, write_alert
 from .rules import alarm_policy_of, alert_event, audit_alert, reevaluate
 from .session_state import SessionLoader
@@ -41,8 +42,12 @@ class Timers:
         stale_after: timedelta,
         escalation_delay: timedelta,
         default_policy: AlarmPolicy,
+        cuff_silent_after: timedelta | None = None,
     ) -> None:
+        """`cuff_silent_after`: a chair-in-session's cuff not heard from this long raises
+        `cuff_offline` (None: the rule is off)."""
         self._default_policy = default_policy
+        self._cuff_silent_after = cuff_silent_after
         self._uow = uow
         self._reads = reads
         self._loader = loader
@@ -64,6 +69,10 @@ class Timers:
             )
             for session_id in open_ids:
                 await reevaluate(tx, await tx.state_for(session_id), self._stale_after)
+            if self._cuff_silent_after is not None:
+                for cuff in await cuffs_heard(tx.session, open_ids):
+                    state = await tx.state_for(cuff.session_id)
+                    await apply_cuff_silence(tx, state, cuff, self._cuff_silent_after)
             open_rows = list(
                 await tx.session.scalars(
                     select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
@@ -99,6 +108,7 @@ class Timers:
                 stale = StaleWatch.of(state.facts, self._stale_after).deadline
                 if stale is not None and stale > now:
                     deadlines.append(stale)
+            open_conditions: dict[int, set[str]] = {}
             for alert_row in await session.scalars(
                 select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
             ):
@@ -108,6 +118,18 @@ class Timers:
                 due = alert_of(alert_row).next_deadline(self._escalation_delay, policy)
                 if due is not None:
                     deadlines.append(due)
+                if alert_row.session_id is not None:
+                    open_conditions.setdefault(alert_row.session_id, set()).add(alert_row.condition)
+            if self._cuff_silent_after is not None:
+                for cuff in await cuffs_heard(session, [r.id for r in open_rows]):
+                    check = next_silence_check(
+                        cuff,
+                        open_conditions.get(cuff.session_id, set()),
+                        now,
+                        self._cuff_silent_after,
+                    )
+                    if check is not None:
+                        deadlines.append(check)
         return min(deadlines, default=None)
 
     def wake(self) -> None:

@@ -82,7 +82,7 @@ export const ALERT_KIND_LABELS = {
   stale: "No recent reading",
   severe_side_effect: "Severe side effect",
   cuff_clock_off: "Cuff clock off",
-  cuff_offline: "Cuff cannot connect",
+  cuff_offline: "Cuff offline",
   nobody_watching: "Nobody watching",
   channel_failing: "Alert channel failing",
 };

@@ -34,6 +34,8 @@ function whereOf(app, alert) {
   const session = alert.session_id ? app.state.sessions.get(alert.session_id) : null;
   const patient = session ? app.state.patients.get(session.patient_id) : null;
   if (patient) parts.push(`${initials(patient.display_name)} ${patient.identifier}`);
+  // A technical alarm of the ward itself (nobody_watching, channel_failing).
+  if (!alert.chair_id && !alert.session_id) parts.push("Ward");
   return parts.join(" · ");
 }
 

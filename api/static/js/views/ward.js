@@ -252,11 +252,33 @@ export class WardView {
     this.app = app;
     this.tiles = new Map();
     this.grid = h("div", { class: "ward", "data-view": "ward" });
+    // The ward's own technical alarms (no chair: nobody_watching, channel_failing).
+    this.technical = h("ul", { class: "ward-technical", "aria-label": "Technical alarms of the ward", hidden: true });
+    this.technicalKey = "";
     this.root = h(
       "section",
       { class: "view ward-view", "aria-label": "Ward" },
       h("h1", { class: "visually-hidden" }, "Ward"),
+      this.technical,
       this.grid,
+    );
+  }
+
+  updateTechnical() {
+    const alerts = this.app.state.openAlerts().filter((a) => a.session_id === null && a.chair_id === null);
+    const key = JSON.stringify(alerts.map((a) => [a.id, a.state, a.priority, a.message]));
+    if (key === this.technicalKey) return;
+    this.technicalKey = key;
+    this.technical.hidden = alerts.length === 0;
+    this.technical.replaceChildren(
+      ...alerts.map((a) =>
+        h(
+          "li",
+          { class: "ward-technical-item", "data-alert-id": a.id, "data-priority": a.priority, "data-state": a.state, "data-kind": a.kind },
+          priorityIcon(a.priority),
+          h("span", {}, `${PRIORITY_LABELS[a.priority]} · ${labelOf(ALERT_KIND_LABELS, a.kind)}: ${a.message}`),
+        ),
+      ),
     );
   }
 
@@ -268,6 +290,7 @@ export class WardView {
   update() {
     const { state } = this.app;
     const now = this.app.clock.now();
+    this.updateTechnical();
     const chairs = [...state.chairs.values()].sort((a, b) => a.id - b.id);
     const seen = new Set();
     for (const chair of chairs) {
