@@ -334,8 +334,7 @@ class Ingest:
         tolerance clears it. The alert is the cuff's, not a session's."""
         cuff = record.cuff
         if not record.clock_off and (
-            not record.live
-            or (cuff not in self._clock_off_cuffs and cuff in self._clock_looked_up)
+            not record.live or (cuff not in self._clock_off_cuffs and cuff in self._clock_looked_up)
         ):
             return
         self._clock_looked_up.add(cuff)
