@@ -3,6 +3,7 @@
 
 import { h, setAttr, setText } from "../dom.js";
 import { priorityIcon } from "../icons.js";
+import { figuresRow } from "./alert-figures.js";
 import {
   ALERT_KIND_LABELS,
   PRIORITY_LABELS,
@@ -131,6 +132,7 @@ export function alertItem(app, alert, now) {
         h("span", { class: "alert-where" }, whereOf(app, alert)),
       ),
       h("div", { class: "alert-message" }, alert.message, alert.unverified ? " (unverified reading)" : ""),
+      figuresRow(alert),
       latestOf(alert),
       latchedOf(alert),
       h(
