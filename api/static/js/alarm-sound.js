@@ -24,9 +24,11 @@ export class AlarmSound {
     return this.context !== null;
   }
 
-  /** Listen for the first interaction; call once at start-up. */
-  armOnInteraction() {
-    const arm = () => {
+  /** Listen for the first interaction; call once at start-up. A tap on `own` (the
+   * sound button) is left to that button, which arms on its own click. */
+  armOnInteraction(own = null) {
+    const arm = (event) => {
+      if (own && own.contains(event.target)) return;
       if (this.arm()) {
         for (const type of ["pointerdown", "keydown"]) window.removeEventListener(type, arm, true);
       }

@@ -12,6 +12,7 @@ import { ClinicState } from "./state.js";
 import { EventStream, StreamStatus } from "./stream.js";
 import { AccountView } from "./views/account.js";
 import { AlertBanner, AlertsView } from "./views/alerts.js";
+import { AlertHistoryView } from "./views/alert-history.js";
 import { DevicesView } from "./views/devices.js";
 import { LoginView } from "./views/login.js";
 import { SessionView } from "./views/session.js";
@@ -88,7 +89,7 @@ class Dashboard {
   async start() {
     // Alerts that came before the first touch sound as soon as it comes.
     this.sound.onArmed = () => this.alarms.tick();
-    this.sound.armOnInteraction();
+    this.sound.armOnInteraction(this.alarms.root);
     window.addEventListener("hashchange", () => this.route());
     if (!Api.mayBeSignedIn()) {
       this.showLogin();
@@ -195,6 +196,9 @@ class Dashboard {
     if (session) {
       view = new SessionView(this, Number(session[1]));
       name = "session";
+    } else if (hash === "#/alerts/history") {
+      view = new AlertHistoryView(this);
+      name = "alerts";
     } else if (hash === "#/alerts") {
       view = new AlertsView(this);
       name = "alerts";

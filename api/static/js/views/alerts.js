@@ -254,7 +254,12 @@ export class AlertsView {
     this.root = h(
       "section",
       { class: "view alerts-view", "data-view": "alerts" },
-      h("h1", {}, "Alerts"),
+      h(
+        "div",
+        { class: "history-head" },
+        h("h1", {}, "Alerts"),
+        h("a", { href: "#/alerts/history", class: "button", "data-action": "history" }, "Alarm history ›"),
+      ),
       this.empty,
       this.list.root,
       h("h2", {}, "Recently resolved"),
