@@ -103,6 +103,7 @@ class Tile {
       setAttr(this.root, "data-alert", "none");
       setAttr(this.root, "data-category", null);
       setAttr(this.root, "aria-label", `${chair.name}: empty`);
+      this.updateMore([]);
       return;
     }
     setAttr(this.root, "data-session-id", session.id);
