@@ -60,6 +60,7 @@ export class AlarmControl {
       },
       h("span", { class: "alarm-audio-dot", "aria-hidden": "true" }),
       h("span", { class: "alarm-audio-text" }),
+      h("span", { class: "alarm-audio-short" }), // a portrait tablet's banner is narrow
     );
     this.root = this.button;
     this.sound.onArmed = () => this.update();
@@ -132,6 +133,12 @@ export class AlarmControl {
       paused: `Audio paused ${countdown(this.pausedUntil - this.now())} · Resume`,
     }[mode];
     setText(this.button.querySelector(".alarm-audio-text"), text);
+    const short = {
+      off: "Tap for sound",
+      on: "Sound on · Pause",
+      paused: `Paused ${countdown(this.pausedUntil - this.now())}`,
+    }[mode];
+    setText(this.button.querySelector(".alarm-audio-short"), short);
     setAttr(
       this.button,
       "aria-label",
