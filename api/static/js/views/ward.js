@@ -103,7 +103,7 @@ class Tile {
       setAttr(this.root, "data-alert", "none");
       setAttr(this.root, "data-category", null);
       setAttr(this.root, "aria-label", `${chair.name}: empty`);
-      this.updateMore([]);
+      this.updateMore([], []);
       return;
     }
     setAttr(this.root, "data-session-id", session.id);
@@ -138,7 +138,7 @@ class Tile {
       delete this.alertIcon.dataset.priority;
       setText(this.alertText, "");
     }
-    this.updateMore(alerts.slice(1));
+    this.updateMore(alerts.slice(1), alerts);
 
     // The latest reading, its category and age.
     const reading = state.latestReading(session.id);
@@ -192,15 +192,31 @@ class Tile {
     this.updateCheck(state, session, now);
   }
 
-  updateMore(rest) {
-    const key = JSON.stringify(rest.map((a) => [a.id, a.state, a.priority, a.message, a.latest_message, a.condition_cleared_at]));
+  /** The other alerts, one line each; under a latched alert whose condition cleared, a
+   * line saying so (it stays until someone acknowledges it), where no ellipsis cuts it. */
+  updateMore(rest, all) {
+    const key = JSON.stringify(
+      all.map((a) => [a.id, a.state, a.priority, a.message, a.latest_message, a.condition_cleared_at]),
+    );
     if (key === this.moreKey) return;
     this.moreKey = key;
-    this.alertMore.replaceChildren(
-      ...rest.map((a) =>
+    const latchedLine = (a) =>
+      a.condition_cleared_at && a.state !== "resolved"
+        ? h(
+          "li",
+          { class: "tile-alert-line tile-alert-latched", "data-alert-id": a.id, "data-latched": "true" },
+          `Cleared at ${clockTime(a.condition_cleared_at)} — acknowledge`,
+        )
+        : null;
+    const top = all.length > rest.length ? all[0] : null;
+    const lines = [top ? latchedLine(top) : null];
+    for (const a of rest) {
+      lines.push(
         h("li", { class: "tile-alert-line", "data-alert-id": a.id, "data-priority": a.priority, "data-state": a.state }, tileAlertText(a)),
-      ),
-    );
+        latchedLine(a),
+      );
+    }
+    this.alertMore.replaceChildren(...lines.filter(Boolean));
   }
 
   updateCheck(state, session, now) {
@@ -269,12 +285,9 @@ class Tile {
 /** "High: Severe hypertension 196/118 → 200/120 (≥ 180/110) · acknowledged". */
 function tileAlertText(alert) {
   const figures = figuresShort(alert);
-  const latched = alert.condition_cleared_at && alert.state !== "resolved"
-    ? ` · Cleared at ${clockTime(alert.condition_cleared_at)} — acknowledge`
-    : "";
   const status = alert.state === "active" ? "" : ` · ${alert.state}`;
   return `${PRIORITY_LABELS[alert.priority]}: ` +
-    `${labelOf(ALERT_KIND_LABELS, alert.kind)}${figures ? ` ${figures}` : ""}${latched}${status}`;
+    `${labelOf(ALERT_KIND_LABELS, alert.kind)}${figures ? ` ${figures}` : ""}${status}`;
 }
 
 export class WardView {
