@@ -247,7 +247,10 @@ def test_alarm_history_survives_a_reload_and_filters(
         re.compile(r"\d\d:\d\d Acknowledged by clinician$")
     )
     expect(item.locator(".figure-raised")).to_have_text("Raised at 204/122")
-    tablet.screenshot("alarm-history")
+    tablet.screenshot("alarm-history-1280x800")
+    page.set_viewport_size(PORTRAIT)
+    tablet.screenshot("alarm-history-800x1280")
+    page.set_viewport_size(LANDSCAPE)
 
     page.get_by_label("Priority").select_option("medium")
     page.get_by_role("button", name="Show").click()

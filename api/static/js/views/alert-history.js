@@ -83,6 +83,7 @@ export class AlertHistoryView {
     );
     this.nextBefore = null;
     this.optionsKey = null;
+    this.shown = []; // the alerts listed, to redraw when the patients arrive
   }
 
   mount(container) {
@@ -108,6 +109,7 @@ export class AlertHistoryView {
     );
     this.chair.value = keepChair;
     this.patient.value = keepPatient;
+    if (this.shown.length) this.list.replaceChildren(...this.shown.map((alert) => this.item(alert)));
   }
 
   query(older) {
@@ -130,7 +132,11 @@ export class AlertHistoryView {
     try {
       const page = await this.app.api.get(url);
       if (this.loading !== url) return;
-      if (!older) this.list.replaceChildren();
+      if (!older) {
+        this.list.replaceChildren();
+        this.shown = [];
+      }
+      this.shown.push(...page.items);
       this.list.append(...page.items.map((alert) => this.item(alert)));
       this.nextBefore = page.next_before_id;
       this.more.hidden = !page.next_before_id;
@@ -148,7 +154,11 @@ export class AlertHistoryView {
     const patient = alert.patient_id ? state.patients.get(alert.patient_id) : null;
     const where = [
       alert.chair_id ? state.chairName(alert.chair_id) : null,
-      patient ? `${initials(patient.display_name)} ${patient.identifier}` : null,
+      patient
+        ? `${initials(patient.display_name)} ${patient.identifier}`
+        : alert.patient_id
+          ? `Patient ${alert.patient_id}`
+          : null,
     ].filter(Boolean).join(" · ");
     const steps = alert.transitions.filter((t) => !QUIET_ACTIONS.has(t.action));
     return h(
