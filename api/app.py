@@ -28,6 +28,7 @@ from api.handshake import DEFAULT_HANDSHAKE, AccountCache, HandshakeLimits, Snap
 from api.headers import SecurityHeaders
 from api.logredact import install_redaction
 from api.routes import auth, equipment, exports, health, patients, records, sessions, users
+from api.routes.alert_history import router as alert_history_router
 from api.stream import DEFAULT_QUEUE_SIZE, RawSendMiddleware, StreamHub
 from api.throttle import LoginThrottle
 from api.tickets import TicketBook
@@ -52,6 +53,7 @@ REST_ROUTERS: Final = (
     sessions.router,
     records.readings,
     records.checks,
+    alert_history_router,  # before records.alerts: /history is not an alert id
     records.alerts,
     records.audit,
     exports.router,

@@ -239,3 +239,14 @@ class Snapshot(View):
     active_alerts: tuple[AlertView, ...]
     due_checks: tuple[CheckView, ...]
     devices: tuple[DeviceView, ...]
+
+
+@dataclass(frozen=True)
+class AlertHistoryEntry(View):
+    """One alert of the alarm history (issue #14): the alert as it stands, whose patient
+    it concerned, and every transition the audit log kept (who acknowledged, snoozed,
+    escalated, resolved, and when), oldest first."""
+
+    alert: AlertView
+    patient_id: int | None
+    transitions: tuple[AuditView, ...]

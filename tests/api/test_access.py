@@ -65,6 +65,7 @@ REQUIRED: dict[tuple[str, str], Permission | str] = {
     ("GET", "/api/readings/{reading_id}"): Permission.READ,
     ("POST", "/api/checks/{check_id}/waive"): Permission.RUN_SESSIONS,
     ("GET", "/api/alerts"): Permission.READ,
+    ("GET", "/api/alerts/history"): Permission.READ,
     ("GET", "/api/alerts/{alert_id}"): Permission.READ,
     ("POST", "/api/alerts/{alert_id}/acknowledge"): Permission.ACKNOWLEDGE_ALERTS,
     ("POST", "/api/alerts/{alert_id}/snooze"): Permission.ACKNOWLEDGE_ALERTS,

@@ -279,5 +279,6 @@ class Clinic:
     get_alert = _lend("_reads", Reads.get_alert)
     list_alerts = _lend("_reads", Reads.list_alerts)
     list_audit = _lend("_reads", Reads.list_audit)
+    alert_history = _lend("_reads", Reads.alert_history)
     list_checks = _lend("_reads", Reads.list_checks)
     snapshot = _lend("_reads", Reads.snapshot)

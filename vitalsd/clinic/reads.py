@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vitalsd import views
 from vitalsd.accounts import Account
-from vitalsd.domain import AlertKind, AlertState, CheckState, require_utc
+from vitalsd.domain import AlertKind, AlertState, CheckState, Priority, require_utc
 from vitalsd.errors import InvalidInput
 from vitalsd.exports.query import read_snapshot
 from vitalsd.store import models
@@ -210,6 +210,63 @@ class Reads:
                 except ValueError as error:
                     raise InvalidInput(str(error)) from None
             return [alert_view(r) for r in await session.scalars(query)]
+
+    async def alert_history(
+        self,
+        *,
+        chair_id: int | None = None,
+        patient_id: int | None = None,
+        priority: Priority | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[views.AlertHistoryEntry]:
+        """Alerts raised in [`since`, `until`), newest first, each with its audited
+        transitions; `before_id` is the cursor (the last id a page held)."""
+        try:
+            wanted = Priority(priority).value if priority is not None else None
+        except ValueError as error:
+            raise InvalidInput(str(error)) from None
+        since = require_utc(since, "from") if since is not None else None
+        until = require_utc(until, "to") if until is not None else None
+        if since is not None and until is not None and since >= until:
+            raise InvalidInput("`from` must be before `to`")
+        async with self._reads() as session:
+            query = (
+                select(models.Alert, models.Session.patient_id)
+                .outerjoin(models.Session, models.Session.id == models.Alert.session_id)
+                .order_by(models.Alert.id.desc())
+                .limit(limit)
+            )
+            if chair_id is not None:
+                query = query.where(models.Alert.chair_id == chair_id)
+            if patient_id is not None:
+                query = query.where(models.Session.patient_id == patient_id)
+            if wanted is not None:
+                query = query.where(models.Alert.priority == wanted)
+            if since is not None:
+                query = query.where(models.Alert.raised_at >= since)
+            if until is not None:
+                query = query.where(models.Alert.raised_at < until)
+            if before_id is not None:
+                query = query.where(models.Alert.id < before_id)
+            found = (await session.execute(query)).all()
+            ids = [row.id for row, _ in found]
+            transitions: dict[int, list[views.AuditView]] = {i: [] for i in ids}
+            if ids:
+                audit = await session.scalars(
+                    select(models.AuditRecord)
+                    .where(models.AuditRecord.entity == "alert")
+                    .where(models.AuditRecord.entity_id.in_(ids))
+                    .order_by(models.AuditRecord.id)
+                )
+                for record in audit:
+                    transitions[record.entity_id].append(audit_view(record))
+            return [
+                views.AlertHistoryEntry(alert_view(row), patient, tuple(transitions[row.id]))
+                for row, patient in found
+            ]
 
     async def list_audit(
         self,

@@ -3,6 +3,8 @@
 
 import { Api } from "./api.js";
 import { AlarmSound } from "./alarm-sound.js";
+import { AlarmControl } from "./alarm-control.js";
+import { StreamWatch } from "./stream-watch.js";
 import { ServerClock } from "./clock.js";
 import { h, setAttr, setText } from "./dom.js";
 import { clockTime, parseTime } from "./format.js";
@@ -10,6 +12,7 @@ import { ClinicState } from "./state.js";
 import { EventStream, StreamStatus } from "./stream.js";
 import { AccountView } from "./views/account.js";
 import { AlertBanner, AlertsView } from "./views/alerts.js";
+import { AlertHistoryView } from "./views/alert-history.js";
 import { DevicesView } from "./views/devices.js";
 import { LoginView } from "./views/login.js";
 import { SessionView } from "./views/session.js";
@@ -41,7 +44,7 @@ class Dashboard {
     this.state = new ClinicState();
     this.clock = new ServerClock();
     this.sound = new AlarmSound();
-    this.sounded = new Set();
+    this.alarms = new AlarmControl({ sound: this.sound, alerts: () => this.state.openAlerts() });
     this.me = null;
     this.view = null;
     this.stream = null;
@@ -55,7 +58,6 @@ class Dashboard {
 
   build(root) {
     this.connection = h("div", { class: "connection", id: "connection", role: "status", "aria-live": "polite", "data-status": "connecting" }, h("span", { class: "connection-dot", "aria-hidden": "true" }), h("span", { class: "connection-text" }, "Connecting…"));
-    this.soundState = h("span", { class: "sound-state", "data-armed": "false" }, "Sound off: tap anywhere");
     this.clockText = h("span", { class: "clinic-clock", "aria-label": "Clinic time" });
     this.userText = h("span", { class: "user" });
     this.alertCount = h("span", { class: "nav-count", "data-count": "0" });
@@ -73,23 +75,21 @@ class Dashboard {
       { class: "topbar" },
       h("span", { class: "brand" }, "vitalsd"),
       this.nav,
-      h("div", { class: "topbar-right" }, this.clockText, this.connection, this.soundState, this.userText, this.account, this.signOut),
+      h("div", { class: "topbar-right" }, this.clockText, this.connection, this.userText, this.account, this.signOut),
     );
     this.banner = new AlertBanner(this);
+    this.banner.root.append(this.alarms.root); // always on screen, every layout
+    this.streamWatch = new StreamWatch(this);
     this.main = h("main", { id: "main", tabindex: "-1" });
     this.toast = h("div", { class: "toast", role: "status", "aria-live": "polite", hidden: true });
-    root.replaceChildren(this.header, this.banner.root, this.main, this.toast);
+    root.replaceChildren(this.header, this.banner.root, this.streamWatch.root, this.main, this.toast);
     this.chrome = [this.header, this.banner.root];
   }
 
   async start() {
-    this.sound.onArmed = () => {
-      setText(this.soundState, "Sound on");
-      this.soundState.dataset.armed = "true";
-      // High-priority alerts that came before the first touch sound now.
-      for (const alert of this.state.openAlerts()) this.alarm(alert, false);
-    };
-    this.sound.armOnInteraction();
+    // Alerts that came before the first touch sound as soon as it comes.
+    this.sound.onArmed = () => this.alarms.tick();
+    this.sound.armOnInteraction(this.alarms.root);
     window.addEventListener("hashchange", () => this.route());
     if (!Api.mayBeSignedIn()) {
       this.showLogin();
@@ -117,6 +117,7 @@ class Dashboard {
       onStatus: (status, detail) => this.onStatus(status, detail),
     });
     this.stream.start();
+    this.alarms.start();
     clearInterval(this.ticker);
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.route();
@@ -135,6 +136,7 @@ class Dashboard {
     this.me = null;
     if (this.stream) this.stream.stop();
     this.stream = null;
+    this.alarms.stop();
     clearInterval(this.ticker);
     for (const timer of this.sessionLoads.values()) clearTimeout(timer);
     this.sessionLoads.clear();
@@ -194,6 +196,9 @@ class Dashboard {
     if (session) {
       view = new SessionView(this, Number(session[1]));
       name = "session";
+    } else if (hash === "#/alerts/history") {
+      view = new AlertHistoryView(this);
+      name = "alerts";
     } else if (hash === "#/alerts") {
       view = new AlertsView(this);
       name = "alerts";
@@ -230,6 +235,7 @@ class Dashboard {
     this.connection.dataset.status = status;
     setText(this.connection.querySelector(".connection-text"), STATUS_TEXT[status] || status);
     setAttr(this.connection, "title", detail || null);
+    this.streamWatch.status(status);
     if (status === StreamStatus.SIGNED_OUT) this.signedOut();
   }
 
@@ -248,21 +254,14 @@ class Dashboard {
     if (message.type === "snapshot") {
       for (const session of this.state.sessions.values()) this.loadSessionDetails(session.id);
     }
-    for (const alert of [...effects.newAlerts, ...effects.renotify]) this.alarm(alert, effects.renotify.includes(alert));
+    for (const alert of effects.renotify) this.alarms.renotified(alert);
+    if (effects.newAlerts.length) this.alarms.tick();
     if (this.view instanceof SessionView && SESSION_EVENTS.has(message.type)) {
       const data = message.data || {};
       const id = message.type === "session_updated" ? data.id : data.session_id;
       if (id === this.view.sessionId) this.view.scheduleReload();
     }
     this.queueRender();
-  }
-
-  /** Sound a high-priority alert once (again when the server re-notifies it). */
-  alarm(alert, again) {
-    if (alert.priority !== "high" || alert.state !== "active" || !this.sound.armed) return;
-    if (this.sounded.has(alert.id) && !again) return;
-    this.sounded.add(alert.id);
-    this.sound.playHigh();
   }
 
   async loadPatients() {

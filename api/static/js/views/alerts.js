@@ -3,6 +3,7 @@
 
 import { h, setAttr, setText } from "../dom.js";
 import { priorityIcon } from "../icons.js";
+import { figuresRow } from "./alert-figures.js";
 import {
   ALERT_KIND_LABELS,
   PRIORITY_LABELS,
@@ -133,6 +134,7 @@ export function alertItem(app, alert, now) {
         h("span", { class: "alert-where" }, whereOf(app, alert)),
       ),
       h("div", { class: "alert-message" }, alert.message, alert.unverified ? " (unverified reading)" : ""),
+      figuresRow(alert),
       latestOf(alert),
       latchedOf(alert),
       h(
@@ -254,7 +256,12 @@ export class AlertsView {
     this.root = h(
       "section",
       { class: "view alerts-view", "data-view": "alerts" },
-      h("h1", {}, "Alerts"),
+      h(
+        "div",
+        { class: "history-head" },
+        h("h1", {}, "Alerts"),
+        h("a", { href: "#/alerts/history", class: "button", "data-action": "history" }, "Alarm history ›"),
+      ),
       this.empty,
       this.list.root,
       h("h2", {}, "Recently resolved"),

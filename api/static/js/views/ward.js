@@ -11,6 +11,7 @@ import {
   PHASE_LABELS,
   PRIORITY_LABELS,
   age,
+  clockTime,
   bloodPressure,
   CHECK_KIND_LABELS,
   countdown,
@@ -20,6 +21,8 @@ import {
   mmHg,
   parseTime,
 } from "../format.js";
+import { figuresShort } from "./alert-figures.js";
+import { WardLayout, SORTS, byAcuity } from "./ward-layout.js";
 
 // DESIGN.md "Clinical protocol": a chair with no reading for a configurable time is
 // stale; the clinic's default (vitalsd.clinic.DEFAULT_STALE_AFTER) is 30 minutes. The
@@ -44,6 +47,8 @@ class Tile {
     this.alertIcon = h("span", { class: "tile-alert-icon" });
     this.alertText = h("span", { class: "tile-alert-text" });
     this.alert = h("div", { class: "tile-alert" }, this.alertIcon, this.alertText);
+    // Every other open alert of the session, one line each (issue #14: not "(+1)").
+    this.alertMore = h("ul", { class: "tile-alert-more" });
     this.bp = slot("bp-value", "span");
     this.pulse = slot("pulse-value", "span");
     this.vitals = h(
@@ -75,7 +80,7 @@ class Tile {
       { class: "tile", "data-chair-id": chair.id },
       h("div", { class: "tile-head" }, this.name, this.patient),
       this.phase,
-      this.alert,
+      h("div", { class: "tile-alerts" }, this.alert, this.alertMore),
       this.vitals,
       this.meta,
       this.spark,
@@ -98,6 +103,7 @@ class Tile {
       setAttr(this.root, "data-alert", "none");
       setAttr(this.root, "data-category", null);
       setAttr(this.root, "aria-label", `${chair.name}: empty`);
+      this.updateMore([], []);
       return;
     }
     setAttr(this.root, "data-session-id", session.id);
@@ -126,17 +132,13 @@ class Tile {
         this.alertIcon.replaceChildren(priorityIcon(top.priority));
         this.alertIcon.dataset.priority = top.priority;
       }
-      const more = alerts.length > 1 ? ` (+${alerts.length - 1})` : "";
-      const status = top.state === "active" ? "" : ` · ${top.state}`;
-      setText(
-        this.alertText,
-        `${PRIORITY_LABELS[top.priority]}: ${labelOf(ALERT_KIND_LABELS, top.kind)}${status}${more}`,
-      );
+      setText(this.alertText, tileAlertText(top));
     } else {
       this.alertIcon.replaceChildren();
       delete this.alertIcon.dataset.priority;
       setText(this.alertText, "");
     }
+    this.updateMore(alerts.slice(1), alerts);
 
     // The latest reading, its category and age.
     const reading = state.latestReading(session.id);
@@ -153,9 +155,15 @@ class Tile {
     setText(this.age, reading ? `${age(readingAge)}${reading.source === "manual" ? " · manual" : ""}` : "");
     // Never dropped (DESIGN.md "Thresholds": an irregular pulse is clinical information).
     const flags = reading ? (reading.flags || []).map((f) => labelOf(FLAG_LABELS, f)) : [];
-    const notes = [failure ? "last try failed" : null, stale ? "STALE" : null, ...flags];
+    const notLive = app.streamWatch ? app.streamWatch.notLiveSince : null;
+    const notes = [notLive, failure ? "last try failed" : null, stale ? "STALE" : null, ...flags];
     setText(this.note, notes.filter(Boolean).join(", "));
-    setAttr(this.note, "data-kind", failure ? "failure" : stale ? "stale" : flags.length ? "flags" : null);
+    setAttr(
+      this.note,
+      "data-kind",
+      notLive ? "notlive" : failure ? "failure" : stale ? "stale" : flags.length ? "flags" : null,
+    );
+    setAttr(this.root, "data-live", notLive ? "false" : "true");
     setAttr(
       this.root,
       "aria-label",
@@ -182,6 +190,33 @@ class Tile {
     }
 
     this.updateCheck(state, session, now);
+  }
+
+  /** The other alerts, one line each; under a latched alert whose condition cleared, a
+   * line saying so (it stays until someone acknowledges it), where no ellipsis cuts it. */
+  updateMore(rest, all) {
+    const key = JSON.stringify(
+      all.map((a) => [a.id, a.state, a.priority, a.message, a.latest_message, a.condition_cleared_at]),
+    );
+    if (key === this.moreKey) return;
+    this.moreKey = key;
+    const latchedLine = (a) =>
+      a.condition_cleared_at && a.state !== "resolved"
+        ? h(
+          "li",
+          { class: "tile-alert-line tile-alert-latched", "data-alert-id": a.id, "data-latched": "true" },
+          `Cleared at ${clockTime(a.condition_cleared_at)} — acknowledge`,
+        )
+        : null;
+    const top = all.length > rest.length ? all[0] : null;
+    const lines = [top ? latchedLine(top) : null];
+    for (const a of rest) {
+      lines.push(
+        h("li", { class: "tile-alert-line", "data-alert-id": a.id, "data-priority": a.priority, "data-state": a.state }, tileAlertText(a)),
+        latchedLine(a),
+      );
+    }
+    this.alertMore.replaceChildren(...lines.filter(Boolean));
   }
 
   updateCheck(state, session, now) {
@@ -247,10 +282,19 @@ class Tile {
   }
 }
 
+/** "High: Severe hypertension 196/118 → 200/120 (≥ 180/110) · acknowledged". */
+function tileAlertText(alert) {
+  const figures = figuresShort(alert);
+  const status = alert.state === "active" ? "" : ` · ${alert.state}`;
+  return `${PRIORITY_LABELS[alert.priority]}: ` +
+    `${labelOf(ALERT_KIND_LABELS, alert.kind)}${figures ? ` ${figures}` : ""}${status}`;
+}
+
 export class WardView {
   constructor(app) {
     this.app = app;
     this.tiles = new Map();
+    this.layout = new WardLayout(() => this.update());
     this.grid = h("div", { class: "ward", "data-view": "ward" });
     // The ward's own technical alarms (no chair: nobody_watching, channel_failing).
     this.technical = h("ul", { class: "ward-technical", "aria-label": "Technical alarms of the ward", hidden: true });
@@ -260,6 +304,7 @@ export class WardView {
       { class: "view ward-view", "aria-label": "Ward" },
       h("h1", { class: "visually-hidden" }, "Ward"),
       this.technical,
+      this.layout.root,
       this.grid,
     );
   }
@@ -291,7 +336,10 @@ export class WardView {
     const { state } = this.app;
     const now = this.app.clock.now();
     this.updateTechnical();
-    const chairs = [...state.chairs.values()].sort((a, b) => a.id - b.id);
+    const byChair = [...state.chairs.values()].sort((a, b) => a.id - b.id);
+    const chairs = this.layout.sort === SORTS.ACUITY ? byAcuity(byChair, state, now) : byChair;
+    setAttr(this.grid, "data-compact", this.layout.compact ? "true" : "false");
+    setAttr(this.grid, "data-sort", this.layout.sort);
     const seen = new Set();
     for (const chair of chairs) {
       seen.add(chair.id);
