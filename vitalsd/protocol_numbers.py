@@ -38,6 +38,28 @@ def rule_numbers(rule: Any) -> Numbers | None:
     return numbers
 
 
+def default_dose(protocol: Protocol) -> dict[str, Any] | None:
+    """What the dose form starts from (issue #14): the `[doses]` drug the protocol's
+    name or title names (the longest such: `esketamine-rems` is esketamine, not
+    ketamine), else the first listed; a route they name (`iv-infusion`: IV), else the
+    drug's first. An amount only where the protocol names the drug and lists one route for it
+    (esketamine's 28 mg nasal spray device): a ketamine dose is the clinician's to type.
+    None without a `[doses]` table."""
+    ranges = protocol.doses.ranges
+    if not ranges:
+        return None
+    name = f"{protocol.name} {protocol.title}".lower()
+    drugs = list(dict.fromkeys(drug for drug, _, _, _ in ranges))
+    named = sorted((d for d in drugs if d.lower() in name), key=len, reverse=True)
+    drug = named[0] if named else drugs[0]
+    routes = [(route, low) for d, route, low, _ in ranges if d == drug]
+    words = set(name.replace("_", " ").replace("-", " ").split())
+    by_name = [(route, low) for route, low in routes if route.lower() in words]
+    route, low = (by_name or routes)[0]
+    amount = low if named and len(routes) == 1 else None
+    return {"drug": drug, "route": route, "amount_mg": amount}
+
+
 def protocol_numbers(protocol: Protocol) -> dict[str, Any]:
     """Everything a clinician checks in a protocol, without its file's text."""
     return {
@@ -56,4 +78,5 @@ def protocol_numbers(protocol: Protocol) -> dict[str, Any]:
             {"drug": drug, "route": route, "min_mg": low, "max_mg": high}
             for drug, route, low, high in protocol.doses.ranges
         ],
+        "default_dose": default_dose(protocol),
     }

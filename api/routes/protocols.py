@@ -36,6 +36,12 @@ class DoseRange(BaseModel):
     max_mg: float
 
 
+class DefaultDose(BaseModel):
+    drug: str
+    route: str
+    amount_mg: float | None = Field(description="None: the clinician types the amount")
+
+
 class ProtocolOut(ProtocolSummary):
     course_start_sessions: int
     rems_monitoring_form: bool
@@ -47,6 +53,7 @@ class ProtocolOut(ProtocolSummary):
     thresholds: Numbers = Field(description="Alert thresholds, mmHg and beats per minute")
     safety: Numbers = Field(description="The [safety] table; durations in minutes")
     doses: list[DoseRange] = Field(description="The [doses] table: plausible mg per drug, route")
+    default_dose: DefaultDose | None = Field(description="What the dose form starts from")
 
 
 @router.get("", response_model=list[ProtocolSummary])

@@ -188,3 +188,18 @@ async def test_an_unknown_protocol_is_404_and_a_bad_name_422(
 
 async def test_protocols_need_a_token(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/protocols")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("protocol", "expected"),
+    [
+        ("esketamine-rems", {"drug": "esketamine", "route": "intranasal", "amount_mg": 28}),
+        ("iv-infusion", {"drug": "ketamine", "route": "IV", "amount_mg": None}),
+        ("ketamine-psychotherapy", {"drug": "ketamine", "route": "IM", "amount_mg": None}),
+    ],
+)
+async def test_the_dose_form_starts_from_the_drug_the_protocol_is_named_for(
+    client: httpx.AsyncClient, auth: Auth, protocol: str, expected: dict[str, object]
+) -> None:
+    response = await client.get(f"/api/protocols/{protocol}", headers=auth[Role.CLINICIAN])
+    assert response.json()["default_dose"] == expected

@@ -1,6 +1,7 @@
 // Devices: every cuff seen, with battery, signal, connection state and chair.
 
 import { h } from "../dom.js";
+import { moveCuff } from "../cuff-move.js";
 import { batteryIcon, signalIcon } from "../icons.js";
 import { CONNECTION_LABELS, age, labelOf, parseTime } from "../format.js";
 
@@ -93,10 +94,12 @@ export class DevicesView {
     picker.addEventListener("change", () => {
       const chairId = Number(picker.value);
       picker.blur();
-      this.app.act(
-        () => (chairId ? this.app.api.assignCuff(device.address, chairId) : this.app.api.unassignCuff(device.chair_id)),
-        "Cuff assignment saved",
-      );
+      this.app.act(async () => {
+        // A chair in session asks for a confirmation and a reason first (cuff-move.js).
+        const moved = await moveCuff(this.app, device.address, chairId || null, device.chair_id);
+        this.key = null; // show what the server has, whether moved or kept
+        if (moved === null) throw new Error("Not moved: the cuff stays where it was.");
+      }, "Cuff assignment saved");
     });
     return picker;
   }
