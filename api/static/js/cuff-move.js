@@ -21,9 +21,10 @@ export async function moveCuff(app, address, chairId, fromChairId) {
     return await send(app.api, address, chairId, fromChairId, {});
   } catch (error) {
     if (error.status !== 409) throw error;
+    const why = error.message.split(": moving it")[0];
     const answer = await confirmDialog({
       title: "This chair is in session",
-      text: `${error.message.split(": moving it")[0]}. Moving the cuff changes whose record its readings go to.`,
+      text: `${why.charAt(0).toUpperCase()}${why.slice(1)}. Moving the cuff changes whose record its readings go to.`,
       confirmLabel: "Move cuff anyway",
       cancelLabel: "Keep it where it is",
       danger: true,

@@ -76,19 +76,19 @@ export class DevicesView {
       ),
       h("td", { class: "nowrap" }, signalIcon(device.rssi), ` ${device.rssi === null ? "--" : `${device.rssi} dBm`}`),
       h("td", { class: "cuff-state", "data-state": device.connection_state }, labelOf(CONNECTION_LABELS, device.connection_state)),
-      h("td", {}, seen ? age(now - seen) : "never"),
+      h("td", {}, seen ? age(now - seen) : "Never"),
       h("td", {}, this.chairCell(device, state)),
     );
   }
 
   chairCell(device, state) {
-    const current = device.chair_id ? state.chairName(device.chair_id) : "not assigned";
+    const current = device.chair_id ? state.chairName(device.chair_id) : "Not assigned";
     if (!this.app.can("manage_equipment")) return current;
     const chairs = [...state.chairs.values()].sort((a, b) => a.id - b.id);
     const picker = h(
       "select",
       { "aria-label": `Chair for cuff ${device.address}`, "data-address": device.address },
-      h("option", { value: "", selected: !device.chair_id }, "not assigned"),
+      h("option", { value: "", selected: !device.chair_id }, "Not assigned"),
       chairs.map((c) => h("option", { value: String(c.id), selected: c.id === device.chair_id }, c.name)),
     );
     picker.addEventListener("change", () => {
