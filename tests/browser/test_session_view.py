@@ -40,7 +40,7 @@ def test_side_effect_entered_in_the_session_view_appears_on_its_chart(
     form = page.locator("form[data-form='side-effect']")
 
     form.get_by_label("Effect").select_option("dizziness")
-    form.get_by_label("Severity").select_option(label="moderate")
+    form.get_by_label("Severity").select_option(label="Moderate")
     form.get_by_label("Note").fill("asked to stay seated")
     form.get_by_role("button", name="Save side effect").click()
 
