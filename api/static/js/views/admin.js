@@ -52,7 +52,7 @@ function withUnit(key, value) {
 }
 
 function label(key) {
-  return sentence(key.replace(/_minutes$/, ""));
+  return sentence(key.replace(/_minutes$/, "")).replace(/\bbp\b/, "BP").replace(/^Post dose/, "Post-dose");
 }
 
 function numbersTable(title, numbers, name) {
