@@ -203,3 +203,20 @@ async def test_the_dose_form_starts_from_the_drug_the_protocol_is_named_for(
 ) -> None:
     response = await client.get(f"/api/protocols/{protocol}", headers=auth[Role.CLINICIAN])
     assert response.json()["default_dose"] == expected
+
+
+async def test_renaming_and_retiring_are_chair_updated_events(
+    client: httpx.AsyncClient, auth: Auth, clinic: Clinic
+) -> None:
+    chair_id = await _chair(client, auth, "Chair F")
+    after = await clinic.bus.last_seq()
+    await client.patch(
+        f"/api/chairs/{chair_id}", json={"name": "Chair G"}, headers=auth[Role.ADMIN]
+    )
+    await client.post(f"/api/chairs/{chair_id}/retire", headers=auth[Role.ADMIN])
+    events = await clinic.bus.stored_after(after)
+    updates = [e.data for e in events if e.type.value == "chair_updated"]
+    assert [(u["id"], u["name"], u["retired_at"] is not None) for u in updates] == [
+        (chair_id, "Chair G", False),
+        (chair_id, "Chair G", True),
+    ]

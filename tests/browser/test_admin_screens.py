@@ -106,6 +106,7 @@ def test_admin_creates_renames_and_retires_a_chair_which_leaves_the_ward(
     tablets: TabletFactory, clinic_server: ClinicServer, viewport: ViewportSize
 ) -> None:
     name = f"Spare {size_of(viewport)}"
+    ward = tablets("nurse", viewport=viewport).open()  # another tablet, on the ward
     tablet = admin_tablet(tablets, viewport, "chairs")
     page = tablet.page
     form = page.locator("form[data-form='new-chair']")
@@ -121,12 +122,15 @@ def test_admin_creates_renames_and_retires_a_chair_which_leaves_the_ward(
     expect(row.locator(".chair-name")).to_have_text(f"{name} (window)")
     page.evaluate("() => { location.hash = '#/ward'; }")
     expect(page.locator(".tile", has_text=f"{name} (window)")).to_have_count(1)
+    # The other tablet hears of the renamed chair on its stream (chair_updated).
+    expect(ward.locator(".tile", has_text=f"{name} (window)")).to_have_count(1)
 
     page.evaluate("() => { location.hash = '#/admin/chairs'; }")
     row = page.locator("tr[data-chair-id]", has_text=f"{name} (window)")
     row.get_by_role("button", name="Retire").click()
     dialog(page).get_by_role("button", name="Retire chair").click()
     expect(row).to_have_attribute("data-retired", "true")
+    expect(ward.locator(".tile", has_text=f"{name} (window)")).to_have_count(0)
     page.screenshot(path=_shot(f"admin-chairs-{size_of(viewport)}"))
 
     # A chair in session is not retired: the server's reason is shown.

@@ -56,7 +56,9 @@ class Chairs:
                 from_state=previous,
                 to_state=label,
             )
-            return chair_view(chair, here.id if here else None)
+            view = chair_view(chair, here.id if here else None)
+            tx.emit(EventType.CHAIR_UPDATED, view.as_dict())
+            return view
 
     async def retire_chair(self, chair_id: int, *, by: Actor) -> views.ChairView:
         """Take the chair out of service: off the ward, its cuff released. 409 while it
@@ -79,4 +81,6 @@ class Chairs:
                 # Every daemon forgets that cuff's chair, as when it is unassigned.
                 released = await ensure_device(tx.session, cuff, tx.now)
                 tx.emit(EventType.DEVICE_STATUS, device_view(released, None).as_dict())
-            return chair_view(chair)
+            view = chair_view(chair)
+            tx.emit(EventType.CHAIR_UPDATED, view.as_dict())
+            return view
