@@ -29,6 +29,7 @@ from api.headers import SecurityHeaders
 from api.logredact import install_redaction
 from api.routes import auth, equipment, exports, health, patients, records, sessions, users
 from api.routes.alert_history import router as alert_history_router
+from api.routes.protocols import router as protocols_router
 from api.stream import DEFAULT_QUEUE_SIZE, RawSendMiddleware, StreamHub
 from api.throttle import LoginThrottle
 from api.tickets import TicketBook
@@ -57,6 +58,7 @@ REST_ROUTERS: Final = (
     records.alerts,
     records.audit,
     exports.router,
+    protocols_router,
 )
 
 

@@ -221,6 +221,9 @@ class ChairOut(Out):
     name: str
     cuff_address: str | None
     session_id: int | None = None
+    retired_at: TimeOut | None = Field(
+        default=None, description="When an admin took the chair out of service (off the ward)"
+    )
 
 
 class MoveConfirmation(Body):

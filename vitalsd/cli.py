@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -142,7 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
     from vitalsd.daemon import configure_logging, serve
 
     settings = _settings(args.config)
-    configure_logging()
+    configure_logging(log_format=settings.log_format)
     asyncio.run(serve(settings))
     return EXIT_OK
 
@@ -150,11 +151,20 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from vitalsd.daemon import configure_logging
     from vitalsd.demo import run_demo
+    from vitalsd.logformat import wants_json
 
     if not args.speed > 0:
         print("vitalsd demo: --speed must be above 0", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging()
+    # The demo's own settings are built in run_demo; the log format comes from the
+    # environment (VITALSD_LOG_FORMAT) like any other setting.
+    log_format = _settings(None, prepare=False).log_format
+    configure_logging(log_format=log_format)
+    if not wants_json(log_format, sys.stderr):
+        # A person reads this terminal: the simulated cuffs' radio chatter and the
+        # migrations would bury the banner; the daemon still logs what it sees.
+        for chatty in ("simulators", "alembic", "httpx"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     asyncio.run(run_demo(host=args.host, port=args.port, data_dir=args.data_dir, speed=args.speed))
     return EXIT_OK
 

@@ -61,6 +61,7 @@ from vitalsd.clinic import Clinic, utc_now
 from vitalsd.cuff_readings import cuff_reading
 from vitalsd.dashboard_watch import DashboardWatch
 from vitalsd.errors import DomainError
+from vitalsd.logformat import LogFormat, TextLogFormatter, wants_json
 from vitalsd.settings import Settings
 from vitalsd.store.engine import is_sqlite, session_url_for
 from vitalsd.store.leader import TimerLeadership
@@ -279,14 +280,17 @@ class _DenialNotAnError(logging.Filter):
         return True
 
 
-def configure_logging(level: int = logging.INFO, *, stream: Any = None) -> None:
-    """Structured logs: JSON when stderr is not a terminal, plain lines when it is."""
+def configure_logging(
+    level: int = logging.INFO, *, stream: Any = None, log_format: LogFormat = "auto"
+) -> None:
+    """Structured logs: JSON when stderr is not a terminal, short lines when it is
+    (`log_format` forces either: `vitalsd.logformat`)."""
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
-    if stream.isatty():
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    else:
+    if wants_json(log_format, stream):
         handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(TextLogFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

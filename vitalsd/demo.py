@@ -25,6 +25,8 @@ from datetime import UTC, date
 from pathlib import Path
 from typing import Final, TextIO
 
+import httpx
+
 from devices.bumble_backend import BumbleHost
 from simulators.clock import SimClock
 from simulators.cuff import CuffConfig, SimulatedCuff
@@ -187,6 +189,27 @@ def banner(url: str, data_dir: Path, users: list[DemoUser], speed: float) -> str
     return "\n".join(lines)
 
 
+# How long the banner waits for the dashboard to answer before it is printed anyway, and
+# how often it asks (a guard against a hang; the server is normally up in milliseconds).
+HEALTH_PATIENCE_S: Final = 30.0
+HEALTH_POLL_S: Final = 0.1
+
+
+async def announce_when_answering(url: str, text: str, stream: TextIO) -> None:
+    """Print the banner once `GET /healthz` answers, so it comes after the start-up log
+    lines instead of among them (issue #14: the newcomer's terminal)."""
+    async with httpx.AsyncClient(timeout=HEALTH_POLL_S * 10) as client:
+        for _ in range(int(HEALTH_PATIENCE_S / HEALTH_POLL_S)):
+            try:
+                await client.get(f"{url}healthz")  # 503 (degraded) is an answer too
+                break
+            except httpx.HTTPError:
+                await asyncio.sleep(HEALTH_POLL_S)
+        else:
+            log.warning("demo: %shealthz did not answer; the dashboard may not be up", url)
+    print(text, file=stream, flush=True)
+
+
 async def run_demo(
     *, host: str, port: int, data_dir: Path | None, speed: float, out: TextIO | None = None
 ) -> None:
@@ -209,6 +232,7 @@ async def run_demo(
     fleet = CuffFleet(DEMO_SCENARIO, [], clock, radio, owns_radio=True)
     central: BumbleHost | None = None
     dosing: asyncio.Task[None] | None = None
+    announcing: asyncio.Task[None] | None = None
     try:
         users = await ensure_users(clinic, passwords, os.environ.get(DEMO_PASSWORD_ENV) or None)
         for cuff in cuffs:
@@ -222,10 +246,16 @@ async def run_demo(
         dosing = asyncio.create_task(give_doses(clinic, clock, cuffs, sessions), name="demo doses")
 
         def ready(url: str) -> None:
-            print(banner(url, directory, users, speed), file=stream, flush=True)
+            nonlocal announcing
+            text = banner(url, directory, users, speed)
+            announcing = asyncio.create_task(
+                announce_when_answering(url, text, stream), name="demo banner"
+            )
 
         await daemon.run(on_ready=ready)
     finally:
+        if announcing is not None:
+            announcing.cancel()
         if dosing is not None:
             dosing.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

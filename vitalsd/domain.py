@@ -106,6 +106,9 @@ class AuditAction(StrEnum):
     PASSWORD_CHANGED = "password_changed"
     PASSWORD_RESET = "password_reset"
     ROLE_CHANGED = "role_changed"
+    # Chairs (issue #14): an admin renames one or takes it out of service.
+    RENAMED = "renamed"
+    RETIRED = "retired"
     # The alert state machine's transitions (`vitalsd.alerts`).
     RAISED = "raised"
     ACKNOWLEDGED = "acknowledged"

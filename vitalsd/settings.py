@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse as parse_rate
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     max_snooze_minutes: float = Field(default=30.0, gt=0)
     # A chair with an open session and no reading this long is marked stale.
     stale_after_minutes: float = Field(default=30.0, gt=0)
+    # How the log reads (issue #14): "auto" is short lines on a terminal, JSON anywhere
+    # else; "json" or "text" forces one.
+    log_format: Literal["auto", "json", "text"] = "auto"
     tls_cert: Path | None = None
     tls_key: Path | None = None
     token_secret: SecretStr | None = None

@@ -49,6 +49,7 @@ class ChairView(View):
     name: str
     cuff_address: str | None
     session_id: int | None = None
+    retired_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,21 @@ async def get_chair(chair_id: IdPath, clinic: ClinicDep, user: Reader) -> ChairO
     raise NotFound(f"no chair with id {chair_id}")
 
 
+@chairs.patch("/{chair_id}", response_model=ChairOut, responses=NOT_FOUND | CONFLICT)
+async def rename_chair(
+    chair_id: IdPath, body: ChairIn, clinic: ClinicDep, user: EquipmentManager
+) -> ChairOut:
+    """Give the chair another name (audited); 409 when another chair has it."""
+    return ChairOut.model_validate(await clinic.rename_chair(chair_id, body.name, by=user))
+
+
+@chairs.post("/{chair_id}/retire", response_model=ChairOut, responses=NOT_FOUND | CONFLICT)
+async def retire_chair(chair_id: IdPath, clinic: ClinicDep, user: EquipmentManager) -> ChairOut:
+    """Take the chair out of service (audited): it leaves the ward, its cuff is
+    released, it takes no new session. 409 while it has an open session."""
+    return ChairOut.model_validate(await clinic.retire_chair(chair_id, by=user))
+
+
 @chairs.put("/{chair_id}/cuff", response_model=ChairOut, responses=NOT_FOUND | CONFLICT)
 async def assign_cuff(
     chair_id: IdPath, body: CuffAssignment, clinic: ClinicDep, user: EquipmentManager

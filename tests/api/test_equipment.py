@@ -77,6 +77,7 @@ async def test_admin_adds_a_chair_and_assigns_a_cuff(client: httpx.AsyncClient, 
         "name": "Chair 7",
         "cuff_address": CUFF,
         "session_id": None,
+        "retired_at": None,
     }
     devices = await client.get("/api/devices", headers=auth[Role.NURSE])
     assert [(d["address"], d["chair_id"]) for d in devices.json()] == [(CUFF, chair_id)]

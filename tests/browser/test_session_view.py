@@ -40,7 +40,7 @@ def test_side_effect_entered_in_the_session_view_appears_on_its_chart(
     form = page.locator("form[data-form='side-effect']")
 
     form.get_by_label("Effect").select_option("dizziness")
-    form.get_by_label("Severity").select_option(label="moderate")
+    form.get_by_label("Severity").select_option(label="Moderate")
     form.get_by_label("Note").fill("asked to stay seated")
     form.get_by_role("button", name="Save side effect").click()
 
@@ -115,7 +115,7 @@ def test_clinician_waives_a_check_with_a_reason(
     row = page.locator(".checks-table tr[data-state='waived']")
     expect(row).to_have_count(1)
     expect(row.locator(".check-state")).to_have_text(
-        "waived: patient asleep, reading at close instead"
+        "Waived: patient asleep, reading at close instead"
     )
 
 
@@ -155,6 +155,7 @@ def test_closing_a_session_leaves_an_empty_chair_on_the_ward(
 
     form.get_by_label("Reason").fill("patient left before dosing")
     form.get_by_role("button", name="Close session").click()
+    page.locator("dialog.confirm-dialog").get_by_role("button", name="Close session").click()
 
     expect(page.locator(".forms")).to_have_text("This session is closed.")
     page.get_by_role("link", name="Ward", exact=True).click()
@@ -170,7 +171,7 @@ def test_live_updates_keep_what_a_nurse_has_entered_in_a_form(
     page = tablets("nurse").open(f"#/session/{session_id}")
     form = page.locator("form[data-form='side-effect']")
     form.get_by_label("Effect").select_option("anxiety")
-    form.get_by_label("Severity").select_option(label="severe")
+    form.get_by_label("Severity").select_option(label="Severe")
     readings = page.evaluate("id => window.vitalsd.state.sessionReadings(id).length", session_id)
 
     # The chair's cuff measures every 5 simulated minutes (5 s here): the view redraws.

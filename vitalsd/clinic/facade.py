@@ -31,6 +31,7 @@ from vitalsd.store.events import EventBus
 
 from .accounts import Accounts
 from .alerting import Alerting
+from .chairs import Chairs
 from .equipment import Equipment
 from .ingest import Ingest
 from .memory import WriterMemory
@@ -135,6 +136,7 @@ class Clinic:
             self._uow, stale_after, known[default_protocol].safety.cuff_clock_tolerance
         )
         self._equipment = Equipment(self._uow, self.now)
+        self._chairs = Chairs(self._uow)
         default_policy = alarm_policy(known[default_protocol].safety)
         self._alerting = Alerting(self._uow, reads, loader, max_snooze, default_policy)
         self._timers = Timers(
@@ -224,6 +226,8 @@ class Clinic:
     assign_cuff = _lend("_registry", Registry.assign_cuff)
     create_user = _lend("_registry", Registry.create_user)
     set_user_disabled = _lend("_registry", Registry.set_user_disabled)
+    rename_chair = _lend("_chairs", Chairs.rename_chair)
+    retire_chair = _lend("_chairs", Chairs.retire_chair)
     # -- accounts: sign-in, tokens, passwords, roles, lockout (issue #17) ---------------
     record_login = _lend("_accounts", Accounts.record_login)
     record_logout = _lend("_accounts", Accounts.record_logout)

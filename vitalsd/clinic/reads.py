@@ -76,7 +76,7 @@ class Reads:
                 )
             }
             return [
-                views.ChairView(c.id, c.name, c.cuff_address, open_sessions.get(c.id))
+                views.ChairView(c.id, c.name, c.cuff_address, open_sessions.get(c.id), c.retired_at)
                 for c in chairs
             ]
 
@@ -313,7 +313,14 @@ class Reads:
             seq = await session.scalar(
                 select(models.EventCounter.last_seq).where(models.EventCounter.id == 1)
             )
-            chairs = list(await session.scalars(select(models.Chair).order_by(models.Chair.id)))
+            # A retired chair has left the ward (issue #14).
+            chairs = list(
+                await session.scalars(
+                    select(models.Chair)
+                    .where(models.Chair.retired_at.is_(None))
+                    .order_by(models.Chair.id)
+                )
+            )
             open_rows = list(
                 await session.scalars(
                     select(models.Session).where(models.Session.closed_at.is_(None))

@@ -76,6 +76,8 @@ class Registry:
         why = text(reason, "reason")
         async with self._uow.transaction() as tx:
             chair = await get(tx.session, models.Chair, chair_id, "chair")
+            if chair.retired_at is not None and cuff is not None:
+                raise Conflict(f"chair {chair.name!r} is retired: it takes no cuff")
             cuff = None if cuff is None else cuff.upper()
             previous = chair.cuff_address
             disturbed: list[str] = []

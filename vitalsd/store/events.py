@@ -60,6 +60,9 @@ class EventType(StrEnum):
     CHECK_OVERDUE = "check_overdue"
     SESSION_UPDATED = "session_updated"
     DEVICE_STATUS = "device_status"
+    # An admin renamed or retired a chair (issue #14): the chair as `GET /api/chairs/{id}`
+    # shows it; a tablet drops a chair with `retired_at` from its ward.
+    CHAIR_UPDATED = "chair_updated"
     # Whether this node is following the other daemons of its group (issue #16): live
     # only, `{"state": "live" | "behind", "detail"}`, so a tablet's connection indicator
     # can say its node's feed is behind.

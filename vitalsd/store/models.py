@@ -135,6 +135,8 @@ class Chair(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     cuff_address: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+    # Taken out of service (issue #14): off the ward, no new session; its records keep it.
+    retired_at: Mapped[datetime | None]
 
 
 class Device(Base):

@@ -49,6 +49,21 @@ function triangle(x, y, size, down) {
 }
 
 /** A tile's trend since baseline: systolic and diastolic over the session. */
+// Labels must not overlap (issue #14). Widths are estimated while the SVG is built (no
+// layout pass): about 8.2 px a character for the chart's bold 13 px labels (DejaVu Sans
+// Bold, the widest font a tablet falls back to), plus a little air.
+const LABEL_CHAR_PX = 8.2;
+const LABEL_LINE_PX = 15;
+
+function labelWidth(text) {
+  return String(text).length * LABEL_CHAR_PX + 8;
+}
+
+/** The first row whose last label ends left of `x` (-1: none is free). */
+function freeRow(rowEnds, x) {
+  return rowEnds.findIndex((end) => end <= x);
+}
+
 export function sparkline(readings, { width, height, baseline, from, to }) {
   const valid = readings.filter((r) => r.valid !== false && r.systolic !== null);
   const root = s("svg", {
@@ -213,7 +228,11 @@ export function timeline({
     entry.labels.push(label);
     byValue.set(value, entry);
   }
-  for (const [value, { cls, labels }] of byValue) {
+  // Labels of nearby lines step down so that none covers another.
+  let lastLabelY = -Infinity;
+  for (const [value, { cls, labels }] of [...byValue].sort((a, b) => b[0] - a[0])) {
+    const labelY = Math.max(y(value) + 4, lastLabelY + LABEL_LINE_PX);
+    lastLabelY = labelY;
     lines.append(
       s("line", {
         class: `threshold threshold-${cls}`,
@@ -224,7 +243,7 @@ export function timeline({
       }),
       s(
         "text",
-        { class: `threshold-label threshold-${cls}`, x: margin.left + plotW + 6, y: y(value) + 4 },
+        { class: `threshold-label threshold-${cls}`, x: margin.left + plotW + 6, y: labelY },
         labels.join(" · "),
       ),
     );
@@ -294,7 +313,10 @@ export function timeline({
 
   // Doses: vertical lines with the drug and amount; an infusion is a band.
   const doseLayer = s("g", { class: "doses" });
-  for (const dose of doses) {
+  // Two rows of labels above the plot; a dose whose label has no room in either keeps
+  // its marker and tooltip (the session view's dose list names it).
+  const doseRowEnds = [-Infinity, -Infinity];
+  for (const dose of [...doses].sort((a, b) => parseTime(a.given_at) - parseTime(b.given_at))) {
     const dx = x(parseTime(dose.given_at));
     const label = `${dose.increase ? "↑ " : ""}${dose.drug} ${mmHg(dose.amount_mg)} mg ${dose.route}`;
     const marker = s("g", { class: "dose", "data-dose-id": dose.id }, s("title", {}, label));
@@ -312,22 +334,28 @@ export function timeline({
     marker.append(
       s("line", { x1: dx, x2: dx, y1: margin.top - 4, y2: margin.top + plotH }),
       s("path", { d: `M${dx - 7},${margin.top - 18} L${dx + 7},${margin.top - 18} L${dx},${margin.top - 6} Z` }),
-      s("text", { class: "dose-label", x: dx + 10, y: margin.top - 8 }, label),
     );
+    const doseRow = freeRow(doseRowEnds, dx + 10);
+    if (doseRow >= 0) {
+      doseRowEnds[doseRow] = dx + 10 + labelWidth(label);
+      marker.append(s("text", { class: "dose-label", x: dx + 10, y: margin.top - 8 - doseRow * 18 }, label));
+    }
     doseLayer.append(marker);
   }
   root.append(doseLayer);
 
   // Side effects: diamonds along the top of the plot with the effect and severity.
   const effectLayer = s("g", { class: "side-effects" });
-  let lastX = -Infinity;
-  let row = 0;
+  // Three rows of labels; an effect whose label has no room keeps its diamond and
+  // tooltip (the session view's side-effect list names it).
+  const effectRowEnds = [-Infinity, -Infinity, -Infinity];
   for (const effect of [...sideEffects].sort((a, b) => parseTime(a.observed_at) - parseTime(b.observed_at))) {
     const ex = x(parseTime(effect.observed_at));
-    row = ex - lastX < 110 ? (row + 1) % 3 : 0;
-    lastX = ex;
-    const ey = margin.top + 16 + row * 22;
     const label = `${labelOf(SIDE_EFFECT_LABELS, effect.effect)} (${SEVERITY_LABELS[effect.severity] ?? effect.severity})`;
+    const free = freeRow(effectRowEnds, ex - 10);
+    const row = free >= 0 ? free : effectRowEnds.indexOf(Math.min(...effectRowEnds));
+    if (free >= 0) effectRowEnds[row] = ex + 12 + labelWidth(label);
+    const ey = margin.top + 16 + row * 22;
     effectLayer.append(
       s(
         "g",
@@ -335,7 +363,7 @@ export function timeline({
         s("title", {}, `${label}${effect.note ? `: ${effect.note}` : ""}`),
         s("line", { class: "effect-stem", x1: ex, x2: ex, y1: ey, y2: margin.top + plotH }),
         s("path", { d: `M${ex},${ey - 8} L${ex + 8},${ey} L${ex},${ey + 8} L${ex - 8},${ey} Z` }),
-        s("text", { class: "effect-label", x: ex + 12, y: ey + 5 }, label),
+        free >= 0 ? s("text", { class: "effect-label", x: ex + 12, y: ey + 5 }, label) : null,
       ),
     );
   }

@@ -11,6 +11,7 @@ import { clockTime, parseTime } from "./format.js";
 import { ClinicState } from "./state.js";
 import { EventStream, StreamStatus } from "./stream.js";
 import { AccountView } from "./views/account.js";
+import { AdminView, seesAdmin } from "./views/admin.js";
 import { AlertBanner, AlertsView } from "./views/alerts.js";
 import { AlertHistoryView } from "./views/alert-history.js";
 import { DevicesView } from "./views/devices.js";
@@ -68,6 +69,8 @@ class Dashboard {
       h("a", { href: "#/alerts", "data-route": "alerts" }, "Alerts", this.alertCount),
       h("a", { href: "#/devices", "data-route": "devices" }, "Cuffs"),
     );
+    this.adminLink = h("a", { href: "#/admin", "data-route": "admin", hidden: true }, "Admin");
+    this.nav.append(this.adminLink);
     this.signOut = h("button", { type: "button", class: "button button-quiet", onclick: () => this.logOut() }, "Sign out");
     this.account = h("a", { href: "#/account", class: "button button-quiet", "data-route": "account" }, "Account");
     this.header = h(
@@ -108,6 +111,7 @@ class Dashboard {
     this.me = this.me || (await this.api.me());
     document.body.dataset.role = this.me.role;
     setText(this.userText, `${this.me.username} · ${this.me.role}`);
+    this.adminLink.hidden = !seesAdmin(this);
     for (const node of this.chrome) node.hidden = false;
     this.loadPatients();
     this.stream = new EventStream({
@@ -205,6 +209,9 @@ class Dashboard {
     } else if (hash === "#/devices") {
       view = new DevicesView(this);
       name = "devices";
+    } else if (/^#\/admin(\/|$)/.test(hash) && seesAdmin(this)) {
+      view = new AdminView(this, hash.split("/")[2]);
+      name = "admin";
     } else if (hash === "#/account") {
       view = new AccountView(this);
       name = "account";

@@ -163,6 +163,10 @@ export class ClinicState {
       case "device_status":
         this.putDevice(data);
         break;
+      case "chair_updated": // renamed or retired by an admin (a retired chair leaves the ward)
+        if (data.retired_at) this.chairs.delete(data.id);
+        else this.chairs.set(data.id, { ...(this.chairs.get(data.id) || {}), ...data });
+        break;
       default:
         break; // a type added later: nothing this page shows
     }

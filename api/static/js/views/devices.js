@@ -1,6 +1,7 @@
 // Devices: every cuff seen, with battery, signal, connection state and chair.
 
 import { h } from "../dom.js";
+import { moveCuff } from "../cuff-move.js";
 import { batteryIcon, signalIcon } from "../icons.js";
 import { CONNECTION_LABELS, age, labelOf, parseTime } from "../format.js";
 
@@ -75,28 +76,30 @@ export class DevicesView {
       ),
       h("td", { class: "nowrap" }, signalIcon(device.rssi), ` ${device.rssi === null ? "--" : `${device.rssi} dBm`}`),
       h("td", { class: "cuff-state", "data-state": device.connection_state }, labelOf(CONNECTION_LABELS, device.connection_state)),
-      h("td", {}, seen ? age(now - seen) : "never"),
+      h("td", {}, seen ? age(now - seen) : "Never"),
       h("td", {}, this.chairCell(device, state)),
     );
   }
 
   chairCell(device, state) {
-    const current = device.chair_id ? state.chairName(device.chair_id) : "not assigned";
+    const current = device.chair_id ? state.chairName(device.chair_id) : "Not assigned";
     if (!this.app.can("manage_equipment")) return current;
     const chairs = [...state.chairs.values()].sort((a, b) => a.id - b.id);
     const picker = h(
       "select",
       { "aria-label": `Chair for cuff ${device.address}`, "data-address": device.address },
-      h("option", { value: "", selected: !device.chair_id }, "not assigned"),
+      h("option", { value: "", selected: !device.chair_id }, "Not assigned"),
       chairs.map((c) => h("option", { value: String(c.id), selected: c.id === device.chair_id }, c.name)),
     );
     picker.addEventListener("change", () => {
       const chairId = Number(picker.value);
       picker.blur();
-      this.app.act(
-        () => (chairId ? this.app.api.assignCuff(device.address, chairId) : this.app.api.unassignCuff(device.chair_id)),
-        "Cuff assignment saved",
-      );
+      this.app.act(async () => {
+        // A chair in session asks for a confirmation and a reason first (cuff-move.js).
+        const moved = await moveCuff(this.app, device.address, chairId || null, device.chair_id);
+        this.key = null; // show what the server has, whether moved or kept
+        if (moved === null) throw new Error("Not moved: the cuff stays where it was.");
+      }, "Cuff assignment saved");
     });
     return picker;
   }

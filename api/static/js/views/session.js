@@ -17,6 +17,15 @@ import {
   parseTime,
 } from "../format.js";
 import { AlertList } from "./alerts.js";
+import { confirmDialog } from "../confirm-dialog.js";
+import {
+  dosesTable,
+  rememberDose,
+  rememberedDose,
+  sentence,
+  setFormDefaults,
+  sideEffectsTable,
+} from "../session-records.js";
 
 // Alerts that stop a dose until resolved (vitalsd.gates.DOSE_BLOCKING_KINDS).
 const DOSE_BLOCKING_KINDS = ["dosing_hold", "severe_hypertension"];
@@ -89,6 +98,8 @@ export class SessionView {
     this.checkTable = h("tbody");
     this.readingTable = h("tbody");
     this.forms = h("div", { class: "forms" });
+    this.doseList = h("div", { class: "dose-list" });
+    this.sideEffectList = h("div", { class: "side-effect-list" });
     this.root = h(
       "section",
       { class: "view session-view", "data-view": "session", "data-session-id": sessionId },
@@ -125,6 +136,8 @@ export class SessionView {
             this.readingTable,
           ),
         ),
+        h("div", {}, h("h2", {}, "Doses"), this.doseList),
+        h("div", {}, h("h2", {}, "Side effects"), this.sideEffectList),
       ),
     );
     this.resize = new ResizeObserver(() => this.drawChart(true));
@@ -197,16 +210,24 @@ export class SessionView {
       latest?.id,
       readings.map((r) => r.id),
       state.sessionChecks(this.sessionId).map((c) => [c.id, c.state]),
+      this.doses.map((d) => d.id),
+      this.sideEffects.map((e) => e.id),
     ]);
     if (key === this.headKey) return;
     this.headKey = key;
-    setText(
-      this.title,
-      `${state.chairName(session.chair_id)} · ${patient ? `${initials(patient.display_name)} ${patient.identifier}` : `patient ${session.patient_id}`}`,
-    );
+    // Only what is known goes in the header: never "null" or "undefined" (issue #14).
+    const who = patient ? `${initials(patient.display_name)} ${patient.identifier}` : `Patient ${session.patient_id}`;
+    setText(this.title, [state.chairName(session.chair_id) || `Session ${session.id}`, who].join(" · "));
     setText(
       this.subtitle,
-      `${labelOf(PHASE_LABELS, session.phase)} · ${session.protocol} · course session ${session.course_session} · started ${clockTime(session.started_at)}` +
+      [
+        labelOf(PHASE_LABELS, session.phase),
+        session.protocol,
+        session.course_session ? `course session ${session.course_session}` : null,
+        session.started_at ? `started ${clockTime(session.started_at)}` : null,
+      ]
+        .filter(Boolean)
+        .join(" · ") +
         (session.baseline ? ` · baseline ${mmHg(session.baseline.systolic)}/${mmHg(session.baseline.diastolic)}${session.baseline.confirmed ? "" : " (unconfirmed)"}` : " · no baseline yet") +
         (session.closed_at ? ` · closed ${clockTime(session.closed_at)}${session.close_reason ? ` (${session.close_reason})` : ""}` : ""),
     );
@@ -255,6 +276,8 @@ export class SessionView {
   }
 
   renderTables() {
+    this.doseList.replaceChildren(dosesTable(this.doses));
+    this.sideEffectList.replaceChildren(sideEffectsTable(this.sideEffects));
     const checks = this.app.state.sessionChecks(this.sessionId);
     this.checkTable.replaceChildren(
       ...checks.map((c) =>
@@ -263,7 +286,7 @@ export class SessionView {
           { "data-check-id": c.id, "data-state": c.state },
           h("td", {}, c.label || labelOf(CHECK_KIND_LABELS, c.kind)),
           h("td", {}, c.window_start ? `${clockTime(c.window_start)}${c.window_end ? `–${clockTime(c.window_end)}` : ""}` : "--"),
-          h("td", { class: "check-state" }, c.state === "waived" && c.waiver_reason ? `waived: ${c.waiver_reason}` : c.state),
+          h("td", { class: "check-state" }, c.state === "waived" && c.waiver_reason ? `Waived: ${c.waiver_reason}` : sentence(c.state)),
         ),
       ),
     );
@@ -274,7 +297,7 @@ export class SessionView {
           "tr",
           { "data-reading-id": r.id },
           h("td", {}, clockTime(r.measured_at)),
-          h("td", {}, r.valid === false ? `failed${r.failure_reason ? `: ${r.failure_reason}` : ""}` : bloodPressure(r)),
+          h("td", {}, r.valid === false ? `Failed${r.failure_reason ? `: ${r.failure_reason}` : ""}` : bloodPressure(r)),
           h("td", {}, r.pulse_rate ? mmHg(r.pulse_rate) : "--"),
           h(
             "td",
@@ -282,7 +305,7 @@ export class SessionView {
             r.category ? labelOf(CATEGORY_LABELS, r.category) : "",
             (r.flags || []).length ? ` (${r.flags.map((f) => labelOf(FLAG_LABELS, f)).join(", ")})` : "",
           ),
-          h("td", {}, r.source === "manual" ? `manual${r.recorded_by ? `, ${r.recorded_by}` : ""}` : "cuff"),
+          h("td", {}, r.source === "manual" ? `Manual${r.recorded_by ? `, ${r.recorded_by}` : ""}` : "Cuff"),
         ),
       ),
     );
@@ -307,7 +330,7 @@ export class SessionView {
         forms.push(this.readingForm(), this.sideEffectForm());
       }
       if (this.app.can("run_sessions")) {
-        this.built.dose = this.doseForm();
+        this.built.dose = this.doseForm(session.protocol);
         this.built.waive = this.waiveForm();
         forms.push(this.built.dose.node, this.built.waive.node, this.closeForm());
       }
@@ -411,7 +434,7 @@ export class SessionView {
             "Severity",
             select(
               "severity",
-              SEVERITY_LABELS.slice(1).map((label, i) => [String(i + 1), label]),
+              SEVERITY_LABELS.slice(1).map((label, i) => [String(i + 1), sentence(label)]),
               "1",
             ),
           ),
@@ -430,7 +453,7 @@ export class SessionView {
     );
   }
 
-  doseForm() {
+  doseForm(protocol) {
     const title = h("span", {}, "Dose");
     const reason = h("textarea", { name: "override_reason", rows: 2 });
     const override = field(
@@ -458,15 +481,22 @@ export class SessionView {
         override,
       ],
       "Record dose",
-      (v) =>
-        this.app.api.recordDose(this.sessionId, {
+      async (v) => {
+        const dose = await this.app.api.recordDose(this.sessionId, {
           drug: v.drug,
           amount_mg: Number(v.amount_mg),
           route: v.route,
           ...(v.increase ? { increase: true } : {}),
           ...(v.override_reason ? { override_reason: v.override_reason } : {}),
-        }),
+        });
+        // This tablet starts the next dose under this protocol from these values.
+        const last = { drug: v.drug, route: v.route, amount_mg: Number(v.amount_mg) };
+        rememberDose(protocol, last);
+        setFormDefaults(node, last);
+        return dose;
+      },
     );
+    this.startDoseForm(node, protocol);
     const button = node.querySelector("button[type=submit]");
     const update = (hold) => {
       setText(title, hold ? "Dose (dosing hold stands)" : "Dose");
@@ -475,6 +505,26 @@ export class SessionView {
       reason.required = hold;
     };
     return { node, update };
+  }
+
+  /** The dose form's first values: the last dose entered on this tablet under the
+   * protocol, else the protocol's default (GET /api/protocols/{name}: default_dose). */
+  async startDoseForm(node, protocol) {
+    const remembered = rememberedDose(protocol);
+    if (remembered) {
+      setFormDefaults(node, remembered);
+      node.dataset.defaults = "ready";
+      return;
+    }
+    let touched = false;
+    node.addEventListener("input", () => (touched = true), { once: true });
+    try {
+      const numbers = await this.app.api.get(`/api/protocols/${encodeURIComponent(protocol)}`);
+      if (numbers.default_dose && !touched) setFormDefaults(node, numbers.default_dose);
+    } catch (error) {
+      console.warn(`vitalsd: protocol ${protocol} not loaded:`, error.message);
+    }
+    node.dataset.defaults = "ready";
   }
 
   waiveForm() {
@@ -522,7 +572,18 @@ export class SessionView {
         "A clinician's reason is needed without a close-of-session reading in the last 15 min, or while an alert or an unstable reading stands",
       ),
       "Close session",
-      (v) => this.app.api.closeSession(this.sessionId, v.reason || null),
+      async (v) => {
+        // Closing ends the monitoring of this patient: ask before doing it (issue #14).
+        const answer = await confirmDialog({
+          title: "Close this session?",
+          text: "Monitoring of this patient ends and the chair is free for the next one.",
+          confirmLabel: "Close session",
+          cancelLabel: "Keep it open",
+          danger: true,
+        });
+        if (!answer) throw new Error("Not closed: the session stays open.");
+        return this.app.api.closeSession(this.sessionId, v.reason || null);
+      },
     );
   }
 
