@@ -27,7 +27,17 @@ from api.guards import RequestGuard
 from api.handshake import DEFAULT_HANDSHAKE, AccountCache, HandshakeLimits, SnapshotCache
 from api.headers import SecurityHeaders
 from api.logredact import install_redaction
-from api.routes import auth, equipment, exports, health, patients, records, sessions, users
+from api.routes import (
+    auth,
+    equipment,
+    exports,
+    health,
+    patients,
+    protocols,
+    records,
+    sessions,
+    users,
+)
 from api.stream import DEFAULT_QUEUE_SIZE, RawSendMiddleware, StreamHub
 from api.throttle import LoginThrottle
 from api.tickets import TicketBook
@@ -55,6 +65,7 @@ REST_ROUTERS: Final = (
     records.alerts,
     records.audit,
     exports.router,
+    protocols.router,
 )
 
 

@@ -32,6 +32,7 @@ from vitalsd.store.events import EventBus
 from .accounts import Accounts
 from .alerting import Alerting
 from .equipment import Equipment
+from .history import History
 from .ingest import Ingest
 from .memory import WriterMemory
 from .reads import Reads
@@ -143,6 +144,7 @@ class Clinic:
             default_policy=default_policy,
         )
         self._reads = Reads(engine, reads, loader, self.now)
+        self._history = History(reads)
 
     @classmethod
     async def open(
@@ -268,3 +270,5 @@ class Clinic:
     list_audit = _lend("_reads", Reads.list_audit)
     list_checks = _lend("_reads", Reads.list_checks)
     snapshot = _lend("_reads", Reads.snapshot)
+    # -- history: a patient's past sessions (issue #14) ---------------------------------
+    patient_history = _lend("_history", History.patient_history)
