@@ -28,6 +28,7 @@ from api.handshake import DEFAULT_HANDSHAKE, AccountCache, HandshakeLimits, Snap
 from api.headers import SecurityHeaders
 from api.logredact import install_redaction
 from api.routes import (
+    admissions,
     auth,
     equipment,
     exports,
@@ -66,6 +67,7 @@ REST_ROUTERS: Final = (
     records.audit,
     exports.router,
     protocols.router,
+    admissions.router,
 )
 
 

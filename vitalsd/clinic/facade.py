@@ -30,6 +30,7 @@ from vitalsd.store.engine import (
 from vitalsd.store.events import EventBus
 
 from .accounts import Accounts
+from .admission import Admission
 from .alerting import Alerting
 from .equipment import Equipment
 from .history import History
@@ -145,6 +146,7 @@ class Clinic:
         )
         self._reads = Reads(engine, reads, loader, self.now)
         self._history = History(reads)
+        self._admission = Admission(reads, self._registry, self._sessions, known)
 
     @classmethod
     async def open(
@@ -272,3 +274,4 @@ class Clinic:
     snapshot = _lend("_reads", Reads.snapshot)
     # -- history: a patient's past sessions (issue #14) ---------------------------------
     patient_history = _lend("_history", History.patient_history)
+    admit = _lend("_admission", Admission.admit)
