@@ -161,6 +161,9 @@ async def test_rems_form_page_shows_the_forms_fields_in_words(
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
+    # Its inline stylesheet may apply (as the report's), and no script may run.
+    policy = response.headers["content-security-policy"]
+    assert "style-src 'unsafe-inline'" in policy and "default-src 'none'" in policy
     page = response.text
     for field in (
         "REMS patient monitoring form",

@@ -44,6 +44,7 @@ export class PatientsView {
         app.can("run_sessions") ? h("a", { class: "button button-primary", href: "#/admit" }, "Admit a patient") : null,
       ),
       h("div", { class: "field patient-search" }, h("label", { for: "patient-search" }, "Find a patient"), this.search),
+      app.can("export_records") ? clinicExportsCard(app) : null,
       h(
         "table",
         { class: "data-table patients-table" },
@@ -51,8 +52,9 @@ export class PatientsView {
         this.rows,
       ),
       this.status,
-      app.can("export_records") ? clinicExportsCard(app) : null,
     );
+    this.found = [];
+    this.openKey = null;
   }
 
   mount(container) {
@@ -64,7 +66,15 @@ export class PatientsView {
     clearTimeout(this.timer);
   }
 
-  update() {}
+  /** Who is in session changes with the stream: the "Now" column follows. */
+  update() {
+    const key = this.openSessions().map((s) => `${s.id}:${s.patient_id}`).join(",");
+    if (key !== this.openKey) this.renderRows();
+  }
+
+  openSessions() {
+    return [...this.app.state.sessions.values()].filter((s) => !s.closed_at);
+  }
 
   async load() {
     const seq = ++this.seq;
@@ -77,11 +87,18 @@ export class PatientsView {
       return;
     }
     if (seq !== this.seq) return;
+    this.found = found;
+    this.renderRows();
+    setText(this.status, found.length ? "" : q ? `No patient matches "${q}".` : "No patient registered yet.");
+  }
+
+  renderRows() {
     const { state } = this.app;
-    const openOf = new Map();
-    for (const session of state.sessions.values()) if (!session.closed_at) openOf.set(session.patient_id, session);
+    const open = this.openSessions();
+    this.openKey = open.map((s) => `${s.id}:${s.patient_id}`).join(",");
+    const openOf = new Map(open.map((s) => [s.patient_id, s]));
     this.rows.replaceChildren(
-      ...found.map((p) => {
+      ...this.found.map((p) => {
         const open = openOf.get(p.id);
         return h(
           "tr",
@@ -93,7 +110,6 @@ export class PatientsView {
         );
       }),
     );
-    setText(this.status, found.length ? "" : q ? `No patient matches "${q}".` : "No patient registered yet.");
   }
 }
 
