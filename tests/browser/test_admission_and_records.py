@@ -63,15 +63,23 @@ def closed_session(
     *,
     protocol: str = "esketamine-rems",
     drug: Drug = Drug.ESKETAMINE,
+    after_dose: tuple[float, float] = (146.0, 90.0),
+    side_effect: str | None = None,
 ) -> SessionView:
-    """A new patient's session on Chair <number> (after closing the chair's own): a
-    manual baseline, an esketamine dose, a manual reading after it, closed by the
-    clinician. Returns the closed session."""
+    """A session of the patient `identifier` (registered if new) on Chair <number>
+    (after closing the chair's own): a manual baseline, a dose, a manual reading
+    `after_dose`, optionally a mild side effect, closed by the clinician. Returns the
+    closed session."""
     chair = empty_chair(server, number)
     clinic = server.clinic
-    patient = server.call(
-        clinic.create_patient(
-            identifier, f"Record Patient {identifier}", date(1979, 4, 2), by=CLINICIAN
+    known = server.call(clinic.list_patients(search=identifier))
+    patient = (
+        known[0]
+        if known
+        else server.call(
+            clinic.create_patient(
+                identifier, f"Record Patient {identifier}", date(1979, 4, 2), by=CLINICIAN
+            )
         )
     )
     started = server.call(clinic.admit(patient.id, chair, by=CLINICIAN, protocol=protocol))
@@ -89,11 +97,14 @@ def closed_session(
             by=CLINICIAN,
         )
     )
+    systolic, diastolic = after_dose
     server.call(
         clinic.record_manual_reading(
-            started.id, systolic=146.0, diastolic=90.0, pulse_rate=80.0, by=NURSE
+            started.id, systolic=systolic, diastolic=diastolic, pulse_rate=80.0, by=NURSE
         )
     )
+    if side_effect is not None:
+        server.call(clinic.record_side_effect(started.id, effect=side_effect, severity=1, by=NURSE))
     server.call(clinic.close_session(started.id, by=CLINICIAN, reason="test: record done"))
     return server.call(clinic.get_session(started.id))
 
@@ -184,7 +195,9 @@ def test_patient_search_finds_the_patient_and_their_page_lists_the_closed_sessio
     tablets: TabletFactory, clinic_server: ClinicServer, viewport: ViewportSize
 ) -> None:
     size = size_of(viewport)
-    closed = closed_session(clinic_server, 3, f"HIST-{size}")
+    identifier = f"HIST-{size}"
+    earlier = closed_session(clinic_server, 3, identifier, side_effect="nausea")
+    closed = closed_session(clinic_server, 3, identifier, after_dose=(184.0, 100.0))
     tablet = tablets("clinician", viewport=viewport)
     page = tablet.open("#/patients")
 
@@ -198,8 +211,14 @@ def test_patient_search_finds_the_patient_and_their_page_lists_the_closed_sessio
     expect(row).to_be_visible()
     expect(row).to_have_attribute("data-closed", "true")
     expect(row).to_contain_text("esketamine 56 mg intranasal")
-    expect(row).to_contain_text("146/90")  # the peak
+    expect(row).to_contain_text("184/100")  # the peak
+    expect(row).to_contain_text("Severe hypertension")
+    expect(row).to_contain_text("Session 2 of the course")
     expect(row).to_contain_text("by clinician")
+    first = page.locator(f".history-table tr[data-session-id='{earlier.id}']")
+    expect(first).to_contain_text("146/90")
+    expect(first).to_contain_text("Nausea (mild)")
+    expect(first).to_contain_text("Session 1 of the course")
     expect(page.locator("section[data-view='patient'] h1")).to_contain_text(f"HIST-{size}")
     tablet.screenshot(f"patient-history-{size}")
 
