@@ -23,6 +23,7 @@ from pypdf import PdfReader
 from tests.browser.clinic_actions import CLINICIAN, NURSE, chair_id
 from tests.browser.clinic_server import ClinicServer
 from tests.browser.conftest import LANDSCAPE, PORTRAIT, SCREENSHOTS, SPEED, TabletFactory
+from tests.browser.page_checks import low_contrast, small_targets
 from vitalsd.domain import Drug, Route
 from vitalsd.views import SessionView
 
@@ -357,3 +358,58 @@ def test_the_clinics_date_range_exports_download_as_csv_and_fhir(
         for i in e["resource"].get("identifier", [])
     }
     assert "RANGE-1" in identifiers
+
+
+# -- quality: the new screens at both tablet sizes -----------------------------------------------
+
+
+@pytest.mark.parametrize("viewport", SIZES)
+def test_new_screens_have_44_px_targets_and_aa_contrast(
+    tablets: TabletFactory, clinic_server: ClinicServer, viewport: ViewportSize
+) -> None:
+    closed = closed_session(clinic_server, 3, f"QUALITY-{size_of(viewport)}")
+    chair = empty_chair(clinic_server, 3)
+    page = tablets("clinician", viewport=viewport).open()
+    small, faint = {}, {}
+
+    for route, ready in (
+        ("#/patients", ".patients-table tbody tr"),
+        (f"#/patient/{closed.patient_id}", ".history-table tbody tr"),
+        (f"#/admit/{chair}", "select[name='protocol'] option"),
+        (f"#/session/{closed.id}", ".closed-header"),
+    ):
+        page.evaluate("route => { location.hash = route; }", route)
+        page.locator(ready).first.wait_for(state="attached")
+        small[route] = small_targets(page)
+        faint[route] = low_contrast(page)
+
+    assert not any(small.values()), small
+    assert not any(faint.values()), faint
+    assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
+
+
+def test_a_returning_patient_is_admitted_from_their_page_on_the_chairs_own_cuff(
+    tablets: TabletFactory, clinic_server: ClinicServer
+) -> None:
+    earlier = closed_session(clinic_server, 3, "RETURNING-1")
+    chair = chair_id(clinic_server, 3)
+    own_cuff = next(
+        c.cuff_address
+        for c in clinic_server.call(clinic_server.clinic.list_chairs())
+        if c.id == chair
+    )
+    page = tablets("clinician").open(f"#/patient/{earlier.patient_id}")
+
+    page.get_by_role("link", name="Admit", exact=True).click()
+    expect(page.locator(".chosen-patient")).to_contain_text("RETURNING-1")
+    expect(page.locator(".course-note")).to_contain_text("Session 2 of the course")
+    page.locator("select[name='chair_id']").select_option(str(chair))
+    expect(page.locator("select[name='cuff_address']")).to_have_value(own_cuff or "")
+    page.locator("select[name='protocol']").select_option("esketamine-rems")
+    expect(page.locator("[data-confirm='cuff']")).to_be_hidden()
+    page.get_by_role("button", name="Start session").click()
+
+    expect(page).to_have_url(re.compile(r"#/session/\d+$"))
+    started = clinic_server.call(clinic_server.clinic.get_session(int(page.url.rsplit("/", 1)[1])))
+    assert (started.patient_id, started.chair_id) == (earlier.patient_id, chair)
+    assert (started.course_session, started.protocol) == (2, "esketamine-rems")
