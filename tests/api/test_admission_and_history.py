@@ -41,6 +41,7 @@ async def test_patient_search_matches_identifier_or_name_in_any_case(
     await clinic.create_patient("MRN-100", "Alex Doe", date(1980, 6, 1), by=ADMIN)
     await clinic.create_patient("MRN-200", "Robin Smith", date(1981, 6, 1), by=ADMIN)
     await clinic.create_patient("X_9%", "Pat Lee", date(1982, 6, 1), by=ADMIN)
+    await clinic.create_patient("MRN-300", "Élodie Márquez", date(1983, 6, 1), by=ADMIN)
 
     async def found(q: str) -> list[str]:
         answer = await client.get("/api/patients", params={"q": q}, headers=auth[Role.NURSE])
@@ -51,8 +52,10 @@ async def test_patient_search_matches_identifier_or_name_in_any_case(
     assert await found("SMITH") == ["MRN-200"]
     assert await found("doe") == ["MRN-100"]
     assert await found("%") == ["X_9%"]  # a LIKE wildcard is a plain character
+    assert await found("ÉLODIE") == ["MRN-300"]  # beyond ASCII too
+    assert await found("márq") == ["MRN-300"]
     assert await found("nobody") == []
-    assert len(await found("")) == 3
+    assert len(await found("")) == 4
 
 
 async def test_patient_search_too_long_is_422(client: httpx.AsyncClient, auth: Auth) -> None:
