@@ -70,7 +70,11 @@ def closed_session(
     """A session of the patient `identifier` (registered if new) on Chair <number>
     (after closing the chair's own): a manual baseline, a dose, a manual reading
     `after_dose`, optionally a mild side effect, closed by the clinician. Returns the
-    closed session."""
+    closed session. The chair's cuff goes out of range first: a reading of its own would
+    land in the session and change its peak."""
+    cuff = server.cuffs[number - 1]
+    if cuff.in_range:
+        server.call(cuff.go_out_of_range())
     chair = empty_chair(server, number)
     clinic = server.clinic
     known = server.call(clinic.list_patients(search=identifier))
