@@ -27,9 +27,19 @@ from api.guards import RequestGuard
 from api.handshake import DEFAULT_HANDSHAKE, AccountCache, HandshakeLimits, SnapshotCache
 from api.headers import SecurityHeaders
 from api.logredact import install_redaction
-from api.routes import auth, equipment, exports, health, patients, records, sessions, users
+from api.routes import (
+    admissions,
+    auth,
+    equipment,
+    exports,
+    health,
+    patients,
+    protocols,
+    records,
+    sessions,
+    users,
+)
 from api.routes.alert_history import router as alert_history_router
-from api.routes.protocols import router as protocols_router
 from api.stream import DEFAULT_QUEUE_SIZE, RawSendMiddleware, StreamHub
 from api.throttle import LoginThrottle
 from api.tickets import TicketBook
@@ -58,7 +68,8 @@ REST_ROUTERS: Final = (
     records.alerts,
     records.audit,
     exports.router,
-    protocols_router,
+    protocols.router,
+    admissions.router,
 )
 
 

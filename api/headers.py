@@ -33,7 +33,8 @@ REPORT_CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
-REPORT_PATH: Final = re.compile(r"/api/sessions/[0-9]+/report")
+# The REMS form page (issue #14) is the same kind of page.
+REPORT_PATH: Final = re.compile(r"/api/sessions/[0-9]+/(report|rems\.html)")
 # One year (RFC 6797); no includeSubDomains: the clinic's other hosts are not ours.
 HSTS: Final = "max-age=31536000"
 COMMON: Final = (

@@ -23,11 +23,16 @@ from api.params import MAX_ID, IdPath
 from api.schemas import TimeIn, TimeOut
 from vitalsd.errors import InvalidInput
 from vitalsd.exports.csv_export import readings_csv
-from vitalsd.exports.fhir import DEFAULT_SITE, session_bundle
+from vitalsd.exports.fhir import DEFAULT_SITE, readings_bundle, session_bundle
 from vitalsd.exports.pdf import session_report_pdf
-from vitalsd.exports.query import load_readings_between, load_session_record
+from vitalsd.exports.query import (
+    load_patients_and_devices,
+    load_readings_between,
+    load_session_record,
+)
 from vitalsd.exports.record import SessionRecord
 from vitalsd.exports.rems import FormBloodPressure, NotARemsSession, Timing, rems_form
+from vitalsd.exports.rems_page import rems_form_html
 from vitalsd.exports.report import session_report_html
 
 FHIR_JSON: Final = "application/fhir+json"
@@ -92,8 +97,10 @@ async def session_fhir(
     session_id: IdPath, clinic: ClinicDep, context: Context, user: Exporter
 ) -> JSONResponse:
     record = await _record(clinic, session_id)
-    bundle = session_bundle(record, now=context.clock(), site=DEFAULT_SITE)
-    return JSONResponse(bundle, media_type=FHIR_JSON)
+    bundle = session_bundle(record, now=context.clock(), site=DEFAULT_SITE, tz=clinic.zone)
+    return JSONResponse(
+        bundle, media_type=FHIR_JSON, headers=_attachment(f"session-{session_id}-fhir.json")
+    )
 
 
 @router.get(
@@ -107,7 +114,7 @@ async def session_fhir(
 async def session_readings_csv(session_id: IdPath, clinic: ClinicDep, user: Exporter) -> Response:
     record = await _record(clinic, session_id)
     return Response(
-        readings_csv(record.readings),
+        readings_csv(record.readings, clinic.zone),
         media_type=CSV,
         headers=_attachment(f"session-{session_id}-readings.csv"),
     )
@@ -138,7 +145,49 @@ async def readings_csv_between(
         )
     stamp = f"{since:%Y%m%dT%H%M}-{until:%Y%m%dT%H%M}"
     return Response(
-        readings_csv(readings), media_type=CSV, headers=_attachment(f"readings-{stamp}.csv")
+        readings_csv(readings, clinic.zone),
+        media_type=CSV,
+        headers=_attachment(f"readings-{stamp}.csv"),
+    )
+
+
+@router.get(
+    "/exports/fhir",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "description": "A FHIR R4 Bundle (type collection) of the clinic's readings in "
+            "the range: each patient and cuff once, an Observation per reading",
+            "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+        },
+        422: {"description": "A bad range: until before since, or more than 366 days"},
+    },
+)
+async def readings_fhir_between(
+    since: Annotated[TimeIn, Query(description="Measured at or after (ISO 8601 with offset)")],
+    until: Annotated[TimeIn, Query(description="Measured before (ISO 8601 with offset)")],
+    clinic: ClinicDep,
+    context: Context,
+    user: Exporter,
+    patient_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    chair_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> JSONResponse:
+    """The clinic's readings of a date range as one FHIR Bundle (times in the clinic's
+    time zone with its offset); readings attached to no patient are in the CSV only."""
+    if until - since > MAX_CSV_RANGE:
+        raise InvalidInput(f"the range may span at most {MAX_CSV_RANGE.days} days")
+    async with clinic.read_snapshot() as db:
+        readings = await load_readings_between(
+            db, since, until, patient_id=patient_id, chair_id=chair_id
+        )
+        patients, devices = await load_patients_and_devices(db, readings)
+    stamp = f"{since:%Y%m%dT%H%M}-{until:%Y%m%dT%H%M}"
+    key = f"{since.isoformat()}/{until.isoformat()}/{patient_id}/{chair_id}"
+    bundle = readings_bundle(
+        readings, patients, devices, now=context.clock(), key=key, tz=clinic.zone
+    )
+    return JSONResponse(
+        bundle, media_type=FHIR_JSON, headers=_attachment(f"readings-{stamp}-fhir.json")
     )
 
 
@@ -245,3 +294,30 @@ async def session_rems_form(
         minimum_monitoring_met=form.minimum_monitoring_met,
         problems=list(form.problems),
     )
+
+
+@router.get(
+    "/sessions/{session_id}/rems.html",
+    response_class=HTMLResponse,
+    responses={
+        **NOT_FOUND,
+        **CONFLICT,
+        200: {"description": "The REMS patient monitoring form as a printable HTML page"},
+    },
+)
+async def session_rems_form_page(
+    session_id: IdPath,
+    clinic: ClinicDep,
+    context: Context,
+    user: Exporter,
+    tz: TimeZoneQuery = None,
+) -> HTMLResponse:
+    """The form as a page to print (the same values as `GET .../rems`). 409 for a
+    session that is neither on a REMS protocol nor has an esketamine dose."""
+    zone = _report_zone(clinic, tz)
+    record = await _record(clinic, session_id)
+    try:
+        page = rems_form_html(record, now=context.clock(), tz=zone)
+    except NotARemsSession as error:
+        raise HTTPException(409, str(error)) from None
+    return HTMLResponse(page)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.deps import ClinicDep, PatientManager, Reader
 from api.errors import AUTH_ERRORS, CONFLICT, NOT_FOUND
+from api.history_schemas import PatientHistoryOut
 from api.params import IdPath, ReadingWindow
 from api.readings_query import readings_page
 from api.schemas import PatientIn, PatientOut, ReadingPage, SessionOut
@@ -22,8 +25,21 @@ async def create_patient(body: PatientIn, clinic: ClinicDep, user: PatientManage
 
 
 @router.get("", response_model=list[PatientOut])
-async def list_patients(clinic: ClinicDep, user: Reader) -> list[PatientOut]:
-    return [PatientOut.model_validate(p) for p in await clinic.list_patients()]
+async def list_patients(
+    clinic: ClinicDep,
+    user: Reader,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            description="Only patients whose identifier or name holds this (any case)",
+        ),
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> list[PatientOut]:
+    """By id; `q` finds a patient at admission by record number or name."""
+    found = await clinic.list_patients(search=q, limit=limit)
+    return [PatientOut.model_validate(p) for p in found]
 
 
 @router.get("/{patient_id}", response_model=PatientOut, responses=NOT_FOUND)
@@ -46,3 +62,10 @@ async def list_patient_readings(
     """Every reading of the patient, across sessions, oldest first, one page at a time."""
     await clinic.get_patient(patient_id)
     return await readings_page(clinic, window, patient_id=patient_id)
+
+
+@router.get("/{patient_id}/history", response_model=PatientHistoryOut, responses=NOT_FOUND)
+async def patient_history(patient_id: IdPath, clinic: ClinicDep, user: Reader) -> PatientHistoryOut:
+    """The patient's sessions, newest first: date, protocol, doses, peak blood pressure,
+    alerts and side effects of each (the patient page)."""
+    return PatientHistoryOut.model_validate(await clinic.patient_history(patient_id))

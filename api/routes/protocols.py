@@ -27,6 +27,8 @@ class ProtocolSummary(BaseModel):
     name: str
     title: str
     active: bool = Field(description="The clinic's default protocol for new sessions")
+    default: bool = Field(description="The same as `active` (the admission screen's word)")
+    rems_monitoring_form: bool = Field(description="Sessions under it carry the REMS form")
 
 
 class DoseRange(BaseModel):
@@ -44,7 +46,6 @@ class DefaultDose(BaseModel):
 
 class ProtocolOut(ProtocolSummary):
     course_start_sessions: int
-    rems_monitoring_form: bool
     baseline: Numbers
     post_dose: Numbers | None = Field(description="The check after a dose (None: no such check)")
     infusion: Numbers | None
@@ -58,10 +59,18 @@ class ProtocolOut(ProtocolSummary):
 
 @router.get("", response_model=list[ProtocolSummary])
 async def list_protocols(clinic: ClinicDep, user: Reader) -> list[ProtocolSummary]:
-    """The protocols loaded, the active one first."""
-    found = sorted(clinic.protocols.values(), key=lambda p: p.name != clinic.default_protocol)
+    """The protocols loaded, the clinic's default first, then by name."""
+    found = sorted(
+        clinic.protocols.values(), key=lambda p: (p.name != clinic.default_protocol, p.name)
+    )
     return [
-        ProtocolSummary(name=p.name, title=p.title, active=p.name == clinic.default_protocol)
+        ProtocolSummary(
+            name=p.name,
+            title=p.title,
+            active=p.name == clinic.default_protocol,
+            default=p.name == clinic.default_protocol,
+            rems_monitoring_form=p.rems_monitoring_form,
+        )
         for p in found
     ]
 
@@ -71,6 +80,5 @@ async def get_protocol(name: ProtocolName, clinic: ClinicDep, user: Reader) -> P
     protocol = clinic.protocols.get(name)
     if protocol is None:
         raise NotFound(f"no protocol named {name!r}")
-    return ProtocolOut(
-        **protocol_numbers(protocol), active=protocol.name == clinic.default_protocol
-    )
+    default = protocol.name == clinic.default_protocol
+    return ProtocolOut(**protocol_numbers(protocol), active=default, default=default)

@@ -81,6 +81,11 @@ REQUIRED: dict[tuple[str, str], Permission | str] = {
     ("GET", "/api/sessions/{session_id}/fhir"): Permission.EXPORT_RECORDS,
     ("GET", "/api/sessions/{session_id}/readings.csv"): Permission.EXPORT_RECORDS,
     ("GET", "/api/exports/readings.csv"): Permission.EXPORT_RECORDS,
+    # issue #14: admission, history, the clinic's exports, the REMS form page
+    ("GET", "/api/exports/fhir"): Permission.EXPORT_RECORDS,
+    ("GET", "/api/sessions/{session_id}/rems.html"): Permission.EXPORT_RECORDS,
+    ("GET", "/api/patients/{patient_id}/history"): Permission.READ,
+    ("POST", "/api/admissions"): Permission.RUN_SESSIONS,
 }
 
 # "ghost" does not exist: a permitted call may not disable a user the other calls use.

@@ -69,3 +69,28 @@ async def test_id_past_postgresql_integer_is_422_not_a_database_error(
     client, _ = pg_client
     response = await client.get(f"/api/patients/{2**31}", headers=auth[Role.NURSE])
     assert response.status_code == 422
+
+
+async def test_admission_search_and_history_on_postgresql(
+    pg_client: tuple[httpx.AsyncClient, Clinic], auth: dict[Role, dict[str, str]]
+) -> None:
+    """Issue #14's reads (a case-blind search, the grouped history) on PostgreSQL."""
+    client, clinic = pg_client
+    patient = await clinic.create_patient("MRN-PG-7", "Élodie Márquez", date(1970, 1, 1), by=ADMIN)
+    chair = await clinic.create_chair("Chair PG 7", by=ADMIN)
+    found = await client.get("/api/patients", params={"q": "élodie"}, headers=auth[Role.NURSE])
+    assert [p["id"] for p in found.json()] == [patient.id]
+    admitted = await client.post(
+        "/api/admissions",
+        json={"patient_id": patient.id, "chair_id": chair.id},
+        headers=auth[Role.CLINICIAN],
+    )
+    assert admitted.status_code == 201
+    await client.post(
+        f"/api/sessions/{admitted.json()['id']}/readings",
+        json={"systolic": 150, "diastolic": 95},
+        headers=auth[Role.NURSE],
+    )
+    history = await client.get(f"/api/patients/{patient.id}/history", headers=auth[Role.NURSE])
+    (only,) = history.json()["sessions"]
+    assert (only["peak"]["systolic"], only["course_session"]) == (150.0, 1)

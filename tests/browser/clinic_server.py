@@ -63,9 +63,10 @@ class ClinicServer:
     """Start with `start()`, stop with `stop()`; `url` ends with "/". `speed` is the
     simulated seconds per real second for cuffs, patients and the check schedule."""
 
-    def __init__(self, data_dir: Path, *, speed: float) -> None:
+    def __init__(self, data_dir: Path, *, speed: float, timezone: str = "UTC") -> None:
         self.data_dir = data_dir
         self.speed = speed
+        self.timezone = timezone  # the clinic's (setting `timezone`): what exports show
         self._ready: Future[Running] = Future()
         self._thread = threading.Thread(target=self._run, name="clinic server", daemon=True)
         self._running: Running | None = None
@@ -139,6 +140,7 @@ class ClinicServer:
             # Tablets come and go between tests: no nobody_watching alarm for that (a
             # day of simulated time; tests/api/test_technical_alarms.py raises one).
             nobody_watching_after_seconds=86_400,
+            timezone=self.timezone,
         )
         clock = SimClock(self.speed)
         clinic = await Clinic.open(settings, clock=clock.now)

@@ -161,7 +161,9 @@ def test_closing_a_session_leaves_an_empty_chair_on_the_ward(
     page.get_by_role("link", name="Ward", exact=True).click()
     tile = page.locator(f".tile[data-chair-id='{seat.chair_id}']")
     expect(tile).to_have_attribute("data-occupied", "false")
-    expect(tile.locator(".tile-empty-text")).to_have_text("Empty")
+    expect(tile.locator(".tile-empty-text")).to_have_text(
+        "Empty · Admit"
+    )  # a clinician may admit there (#14)
 
 
 def test_live_updates_keep_what_a_nurse_has_entered_in_a_form(

@@ -22,7 +22,7 @@ def test_header_names_every_column_in_order() -> None:
 
 def test_one_row_per_reading_in_the_order_given() -> None:
     readings = [reading(3, 0), failed_reading(4, 5), reading(9, 10)]
-    assert [row["reading_id"] for row in _rows(readings_csv(readings))] == ["3", "4", "9"]
+    assert [row["Reading"] for row in _rows(readings_csv(readings))] == ["3", "4", "9"]
 
 
 def test_values_round_trip_exactly_through_csv() -> None:
@@ -30,33 +30,33 @@ def test_values_round_trip_exactly_through_csv() -> None:
                      flags=("body_movement", "irregular_pulse"))  # fmt: skip
     (row,) = _rows(readings_csv([stored]))
     back = ReadingRecord(
-        id=int(row["reading_id"]),
-        measured_at=datetime.fromisoformat(row["measured_at_utc"]),
-        systolic=float(row["systolic_mmHg"]),
-        diastolic=float(row["diastolic_mmHg"]),
-        mean_arterial_pressure=float(row["mean_arterial_pressure_mmHg"]),
-        pulse_rate=float(row["pulse_rate_per_min"]),
-        source=row["source"],
-        device_address=row["device_address"],
-        flags=tuple(row["flags"].split(";")),
-        valid=row["valid"] == "true",
-        session_id=int(row["session_id"]),
-        patient_id=int(row["patient_id"]),
-        chair_id=int(row["chair_id"]),
+        id=int(row["Reading"]),
+        measured_at=datetime.fromisoformat(row["Measured at"]),
+        systolic=float(row["Systolic (mmHg)"]),
+        diastolic=float(row["Diastolic (mmHg)"]),
+        mean_arterial_pressure=float(row["Mean arterial pressure (mmHg)"]),
+        pulse_rate=float(row["Pulse (per min)"]),
+        source=row["Source"],
+        device_address=row["Cuff"],
+        flags=tuple(row["Flags"].split(";")),
+        valid=row["Valid"] == "true",
+        session_id=int(row["Session"]),
+        patient_id=int(row["Patient"]),
+        chair_id=int(row["Chair"]),
     )
     assert back == stored
 
 
 def test_unknown_values_are_empty_cells() -> None:
     (row,) = _rows(readings_csv([failed_reading(1, 0)]))
-    assert row["systolic_mmHg"] == row["pulse_rate_per_min"] == ""
-    assert row["valid"] == "false"
-    assert row["failure_reason"] == "all-NaN error frame"
+    assert row["Systolic (mmHg)"] == row["Pulse (per min)"] == ""
+    assert row["Valid"] == "false"
+    assert row["Failure reason"] == "all-NaN error frame"
 
 
 def test_times_are_utc_with_an_offset() -> None:
     (row,) = _rows(readings_csv([reading(1, 0)]))
-    assert row["measured_at_utc"] == "2026-11-27T09:00:00+00:00"
+    assert row["Measured at"] == "2026-11-27T09:00:00+00:00"
 
 
 def test_text_that_a_spreadsheet_would_run_as_a_formula_is_neutralised() -> None:
@@ -65,8 +65,8 @@ def test_text_that_a_spreadsheet_would_run_as_a_formula_is_neutralised() -> None
         valid=False, failure_reason='=HYPERLINK("http://x")', recorded_by="@nurse",
     )  # fmt: skip
     (row,) = _rows(readings_csv([hostile]))
-    assert row["failure_reason"] == '\'=HYPERLINK("http://x")'
-    assert row["recorded_by"] == "'@nurse"
+    assert row["Failure reason"] == '\'=HYPERLINK("http://x")'
+    assert row["Recorded by"] == "'@nurse"
 
 
 def test_text_with_commas_quotes_and_newlines_survives() -> None:
@@ -75,4 +75,4 @@ def test_text_with_commas_quotes_and_newlines_survives() -> None:
         valid=False, failure_reason='cuff said "E2",\nretry',
     )  # fmt: skip
     (row,) = _rows(readings_csv([awkward]))
-    assert row["failure_reason"] == 'cuff said "E2",\nretry'
+    assert row["Failure reason"] == 'cuff said "E2",\nretry'

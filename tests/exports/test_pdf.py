@@ -34,7 +34,7 @@ def test_pdf_holds_readings_alerts_checks_and_the_rems_form() -> None:
     text = _text(session_report_pdf(_record(), now=NOW, tz=UTC))
     assert "128 mmHg" in text
     assert "nurse.kim" in text
-    assert "overdue" in text
+    assert "Overdue" in text
     assert "REMS patient monitoring form" in text
 
 

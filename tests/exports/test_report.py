@@ -112,7 +112,7 @@ def test_report_lists_every_reading_with_its_values() -> None:
     rows = _rows(session_report_html(_record(), now=NOW, tz=UTC))
     assert "128 mmHg 84 mmHg" in rows["reading:1"]
     assert "71/min" in rows["reading:1"]
-    assert "body movement" in rows["reading:2"]
+    assert "Body movement" in rows["reading:2"]
     assert "failed: all-NaN error frame" in rows["reading:3"]
 
 
@@ -123,14 +123,14 @@ def test_report_shows_who_acknowledged_an_alert_and_when() -> None:
 
 def test_report_shows_each_check_with_its_outcome() -> None:
     rows = _rows(session_report_html(_record(), now=NOW, tz=UTC))
-    assert "overdue" in rows["check:9"]
-    assert "satisfied #1 2026-11-27 08:55:00 +0000" in rows["check:8"]
+    assert "Overdue" in rows["check:9"]
+    assert "Satisfied #1 2026-11-27 08:55:00 +0000" in rows["check:8"]
 
 
 def test_report_shows_doses_and_side_effects() -> None:
     rows = _rows(session_report_html(_record(), now=NOW, tz=UTC))
     assert "esketamine 56 mg intranasal" in rows["dose:1"]
-    assert "nausea 2 (moderate) gave water" in rows["side-effect:4"]
+    assert "Nausea 2 (moderate) gave water" in rows["side-effect:4"]
 
 
 def test_report_times_are_in_the_clinic_time_zone_with_offset() -> None:

@@ -145,8 +145,8 @@ async def test_session_csv_has_a_row_per_reading(
     assert "attachment" in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
     stored = await clinic.list_readings(session_id=esketamine_session.id)
-    assert [int(row["reading_id"]) for row in rows] == [r.id for r in stored]
-    assert [float(row["systolic_mmHg"]) for row in rows] == [r.systolic for r in stored]
+    assert [int(row["Reading"]) for row in rows] == [r.id for r in stored]
+    assert [float(row["Systolic (mmHg)"]) for row in rows] == [r.systolic for r in stored]
 
 
 async def test_range_csv_holds_only_readings_in_the_range(
@@ -159,7 +159,7 @@ async def test_range_csv_holds_only_readings_in_the_range(
         headers=bearer(NURSE, clock),
     )
     rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
-    assert [row["measured_at_utc"] for row in rows] == ["2026-03-03T09:50:00+00:00"]
+    assert [row["Measured at"] for row in rows] == ["2026-03-03T09:50:00+00:00"]
 
 
 async def test_range_csv_filters_by_patient(

@@ -30,9 +30,11 @@ from vitalsd.store.engine import (
 from vitalsd.store.events import EventBus
 
 from .accounts import Accounts
+from .admission import Admission
 from .alerting import Alerting
 from .chairs import Chairs
 from .equipment import Equipment
+from .history import History
 from .ingest import Ingest
 from .memory import WriterMemory
 from .reads import Reads
@@ -151,6 +153,8 @@ class Clinic:
         )
         self._technical = TechnicalAlarms(self._uow, reads)
         self._reads = Reads(engine, reads, loader, self.now)
+        self._history = History(reads)
+        self._admission = Admission(reads, self._registry, self._sessions, known)
 
     @classmethod
     async def open(
@@ -286,3 +290,6 @@ class Clinic:
     alert_history = _lend("_reads", Reads.alert_history)
     list_checks = _lend("_reads", Reads.list_checks)
     snapshot = _lend("_reads", Reads.snapshot)
+    # -- history: a patient's past sessions (issue #14) ---------------------------------
+    patient_history = _lend("_history", History.patient_history)
+    admit = _lend("_admission", Admission.admit)

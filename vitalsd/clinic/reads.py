@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vitalsd import views
@@ -61,10 +61,34 @@ class Reads:
         async with self._reads() as session:
             return patient_view(await get(session, models.Patient, patient_id, "patient"))
 
-    async def list_patients(self) -> list[views.PatientView]:
+    async def list_patients(
+        self, *, search: str | None = None, limit: int | None = None
+    ) -> list[views.PatientView]:
+        """Every patient, or those whose identifier or name holds `search` (any case;
+        `%` and `_` are plain characters), by id."""
         async with self._reads() as session:
-            rows = await session.scalars(select(models.Patient).order_by(models.Patient.id))
-            return [patient_view(r) for r in rows]
+            query = select(models.Patient).order_by(models.Patient.id)
+            wanted = (search or "").strip().lower()
+            if wanted and is_sqlite(self._engine):
+                # SQLite's lower() folds ASCII only ("Élodie" would miss "élodie"); one
+                # clinic's patients fit in memory, so they are folded here instead.
+                folded = wanted.casefold()
+                found = [
+                    patient_view(r)
+                    for r in await session.scalars(query)
+                    if folded in r.identifier.casefold() or folded in r.display_name.casefold()
+                ]
+                return found if limit is None else found[:limit]
+            if wanted:
+                query = query.where(
+                    or_(
+                        func.lower(models.Patient.identifier).contains(wanted, autoescape=True),
+                        func.lower(models.Patient.display_name).contains(wanted, autoescape=True),
+                    )
+                )
+            if limit is not None:
+                query = query.limit(limit)
+            return [patient_view(r) for r in await session.scalars(query)]
 
     async def list_chairs(self) -> list[views.ChairView]:
         async with self._reads() as session:

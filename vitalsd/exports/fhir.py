@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 from vitalsd.exports.record import (
@@ -103,11 +104,13 @@ def resource_id(site: str, kind: str, key: object) -> str:
     return str(uuid.uuid5(_UUID_NAMESPACE, f"{site}/{kind}/{key}"))
 
 
-def fhir_datetime(value: datetime) -> str:
-    """FHIR `dateTime`/`instant` in UTC with a `Z` (issue #8: effectiveDateTime in UTC)."""
+def fhir_datetime(value: datetime, tz: tzinfo = UTC) -> str:
+    """FHIR `dateTime`/`instant` with an offset: in UTC with a `Z` by default (issue #8),
+    in the clinic's time zone `tz` with its offset when given (issue #14: a person
+    reading the export sees local time; an instant with an offset is valid FHIR)."""
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()} cannot be exported")
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.astimezone(tz).isoformat().replace("+00:00", "Z")
 
 
 def _concept(codings: tuple[tuple[str, str, str], ...], text: str | None = None) -> Json:
@@ -191,13 +194,14 @@ def _observation_base(
     patient_url: str,
     device_url: str | None,
     manual: bool,
+    tz: tzinfo = UTC,
 ) -> Json:
     resource: Json = {
         "resourceType": "Observation",
         "id": resource_uuid,
         "status": "final",
         "subject": _reference(patient_url),
-        "effectiveDateTime": fhir_datetime(effective),
+        "effectiveDateTime": fhir_datetime(effective, tz),
     }
     if device_url is not None:
         resource["device"] = _reference(device_url)
@@ -207,7 +211,11 @@ def _observation_base(
 
 
 def blood_pressure_observation(
-    reading: ReadingRecord, resource_uuid: str, patient_url: str, device_url: str | None
+    reading: ReadingRecord,
+    resource_uuid: str,
+    patient_url: str,
+    device_url: str | None,
+    tz: tzinfo = UTC,
 ) -> Json:
     """One reading on the R4 `bp` profile. A failed measurement keeps its place in the
     record with `dataAbsentReason` "error" on both components (the profile requires
@@ -218,6 +226,7 @@ def blood_pressure_observation(
         patient_url,
         device_url,
         reading.source == "manual",
+        tz,
     )
     resource["meta"] = {"profile": [PROFILE_BP]}
     resource["category"] = [_VITAL_SIGNS]
@@ -250,11 +259,15 @@ def blood_pressure_observation(
 
 
 def heart_rate_observation(
-    reading: ReadingRecord, resource_uuid: str, patient_url: str, device_url: str | None
+    reading: ReadingRecord,
+    resource_uuid: str,
+    patient_url: str,
+    device_url: str | None,
+    tz: tzinfo = UTC,
 ) -> Json:
     assert reading.pulse_rate is not None
     resource = _observation_base(
-        resource_uuid, reading.measured_at, patient_url, device_url, reading.source == "manual"
+        resource_uuid, reading.measured_at, patient_url, device_url, reading.source == "manual", tz
     )
     resource["meta"] = {"profile": [PROFILE_HEART_RATE]}
     resource["category"] = [_VITAL_SIGNS]
@@ -269,12 +282,13 @@ def measurement_status_observation(
     patient_url: str,
     device_url: str | None,
     blood_pressure_url: str,
+    tz: tzinfo = UTC,
 ) -> Json:
     """The cuff's measurement-status bits as the PHD IG's "BITS enumeration"
     Observation: one component per reported bit, valued Y, `derivedFrom` the
     blood-pressure Observation they qualify."""
     resource = _observation_base(
-        resource_uuid, reading.measured_at, patient_url, device_url, manual=False
+        resource_uuid, reading.measured_at, patient_url, device_url, manual=False, tz=tz
     )
     resource["category"] = [{"coding": [{"system": PHD_OBSERVATION_CATEGORIES, "code": "phd"}]}]
     resource["code"] = _concept(MEASUREMENT_STATUS, "Blood pressure measurement status")
@@ -298,12 +312,12 @@ def measurement_status_observation(
 
 
 def side_effect_observation(
-    side_effect: SideEffectRecord, resource_uuid: str, patient_url: str
+    side_effect: SideEffectRecord, resource_uuid: str, patient_url: str, tz: tzinfo = UTC
 ) -> Json:
     """A side effect seen during the session: a text code (there is no agreed code list
     for these in the clinic's workflow) and its severity as the nurse graded it."""
     resource = _observation_base(
-        resource_uuid, side_effect.observed_at, patient_url, None, manual=False
+        resource_uuid, side_effect.observed_at, patient_url, None, manual=False, tz=tz
     )
     label = side_effect.effect.replace("_", " ")
     resource["code"] = {"text": f"Side effect: {label}"}
@@ -321,34 +335,29 @@ def _entry(resource: Json) -> Json:
     return {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource}
 
 
-def session_bundle(record: SessionRecord, *, now: datetime, site: str = DEFAULT_SITE) -> Json:
-    """The session's Bundle (type collection), timestamped `now`.
-
-    `site` makes resource ids unique across the sites of a clinic group that share
-    a FHIR server (row ids repeat between databases).
-    """
-    patient = patient_resource(record.patient, resource_id(site, "patient", record.patient.id))
-    patient_url = f"urn:uuid:{patient['id']}"
-    entries = [_entry(patient)]
-
-    device_urls: dict[str, str] = {}
-    for address in dict.fromkeys(
-        r.device_address for r in record.readings if r.device_address is not None
-    ):
-        known = record.device(address) or DeviceRecord(address=address)
-        device = device_resource(known, resource_id(site, "device", address))
-        device_urls[address] = f"urn:uuid:{device['id']}"
-        entries.append(_entry(device))
-
-    for reading in record.readings:
+def _reading_entries(
+    readings: Iterable[ReadingRecord],
+    patient_urls: Mapping[int | None, str],
+    device_urls: Mapping[str, str],
+    site: str,
+    tz: tzinfo,
+) -> list[Json]:
+    """Per reading: its blood-pressure Observation, the pulse and the status flags."""
+    entries: list[Json] = []
+    for reading in readings:
+        patient_url = patient_urls[reading.patient_id]
         device_url = device_urls.get(reading.device_address or "")
         bp = blood_pressure_observation(
-            reading, resource_id(site, "reading-bp", reading.id), patient_url, device_url
+            reading, resource_id(site, "reading-bp", reading.id), patient_url, device_url, tz
         )
         entries.append(_entry(bp))
         if reading.valid and reading.pulse_rate is not None:
             pulse = heart_rate_observation(
-                reading, resource_id(site, "reading-pulse", reading.id), patient_url, device_url
+                reading,
+                resource_id(site, "reading-pulse", reading.id),
+                patient_url,
+                device_url,
+                tz,
             )
             entries.append(_entry(pulse))
         if reading.flags:
@@ -358,9 +367,48 @@ def session_bundle(record: SessionRecord, *, now: datetime, site: str = DEFAULT_
                 patient_url,
                 device_url,
                 f"urn:uuid:{bp['id']}",
+                tz,
             )
             entries.append(_entry(status))
+    return entries
 
+
+def _device_entries(
+    readings: Iterable[ReadingRecord], known: Mapping[str, DeviceRecord], site: str
+) -> tuple[list[Json], dict[str, str]]:
+    """A Device per cuff that measured one of the readings, and its full URL by address."""
+    entries: list[Json] = []
+    urls: dict[str, str] = {}
+    for address in dict.fromkeys(r.device_address for r in readings if r.device_address):
+        device = device_resource(
+            known.get(address) or DeviceRecord(address=address),
+            resource_id(site, "device", address),
+        )
+        urls[address] = f"urn:uuid:{device['id']}"
+        entries.append(_entry(device))
+    return entries, urls
+
+
+def session_bundle(
+    record: SessionRecord, *, now: datetime, site: str = DEFAULT_SITE, tz: tzinfo = UTC
+) -> Json:
+    """The session's Bundle (type collection), timestamped `now`; times in `tz` with
+    its offset (UTC by default).
+
+    `site` makes resource ids unique across the sites of a clinic group that share
+    a FHIR server (row ids repeat between databases).
+    """
+    patient = patient_resource(record.patient, resource_id(site, "patient", record.patient.id))
+    patient_url = f"urn:uuid:{patient['id']}"
+    known = {d.address: d for d in record.devices}
+    devices, device_urls = _device_entries(record.readings, known, site)
+    # Every reading of the session is the session's patient's, whatever its row says.
+    patient_urls = {r.patient_id: patient_url for r in record.readings}
+    entries = [
+        _entry(patient),
+        *devices,
+        *_reading_entries(record.readings, patient_urls, device_urls, site, tz),
+    ]
     for side_effect in record.side_effects:
         entries.append(
             _entry(
@@ -368,6 +416,7 @@ def session_bundle(record: SessionRecord, *, now: datetime, site: str = DEFAULT_
                     side_effect,
                     resource_id(site, "side-effect", side_effect.id),
                     patient_url,
+                    tz,
                 )
             )
         )
@@ -376,6 +425,47 @@ def session_bundle(record: SessionRecord, *, now: datetime, site: str = DEFAULT_
         "resourceType": "Bundle",
         "id": resource_id(site, "session-bundle", record.id),
         "type": "collection",
-        "timestamp": fhir_datetime(now),
+        "timestamp": fhir_datetime(now, tz),
+        "entry": entries,
+    }
+
+
+def readings_bundle(
+    readings: Iterable[ReadingRecord],
+    patients: Iterable[PatientRecord],
+    devices: Iterable[DeviceRecord],
+    *,
+    now: datetime,
+    key: str,
+    site: str = DEFAULT_SITE,
+    tz: tzinfo = UTC,
+) -> Json:
+    """The clinic's readings of a date range as one Bundle (type collection): each
+    patient once, each cuff once, the readings' Observations. A reading attached to no
+    patient is left out (the blood-pressure profile requires a subject; the CSV keeps
+    it). `key` names the range, so the bundle's id is stable for the same range."""
+    kept = [r for r in readings if r.patient_id is not None]
+    entries: list[Json] = []
+    patient_urls: dict[int | None, str] = {}
+    wanted = {r.patient_id for r in kept}
+    for patient in patients:
+        if patient.id in wanted and patient.id not in patient_urls:
+            resource = patient_resource(patient, resource_id(site, "patient", patient.id))
+            patient_urls[patient.id] = f"urn:uuid:{resource['id']}"
+            entries.append(_entry(resource))
+    for patient_id in sorted(p for p in wanted if p not in patient_urls and p is not None):
+        resource = patient_resource(
+            PatientRecord(id=patient_id), resource_id(site, "patient", patient_id)
+        )
+        patient_urls[patient_id] = f"urn:uuid:{resource['id']}"
+        entries.append(_entry(resource))
+    device_entries, device_urls = _device_entries(kept, {d.address: d for d in devices}, site)
+    entries.extend(device_entries)
+    entries.extend(_reading_entries(kept, patient_urls, device_urls, site, tz))
+    return {
+        "resourceType": "Bundle",
+        "id": resource_id(site, "readings-bundle", key),
+        "type": "collection",
+        "timestamp": fhir_datetime(now, tz),
         "entry": entries,
     }

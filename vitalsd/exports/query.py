@@ -227,3 +227,33 @@ async def load_readings_between(
     if chair_id is not None:
         query = query.where(models.Reading.chair_id == chair_id)
     return [reading_record(r) for r in (await db.scalars(query)).all()]
+
+
+async def load_patients_and_devices(
+    db: AsyncSession, readings: list[ReadingRecord]
+) -> tuple[list[PatientRecord], list[DeviceRecord]]:
+    """The patients and cuffs the readings name (for a date range's FHIR Bundle)."""
+    patient_ids = sorted({r.patient_id for r in readings if r.patient_id is not None})
+    addresses = sorted({r.device_address for r in readings if r.device_address is not None})
+    patients = (
+        (await db.scalars(select(models.Patient).where(models.Patient.id.in_(patient_ids)))).all()
+        if patient_ids
+        else []
+    )
+    devices = (
+        (await db.scalars(select(models.Device).where(models.Device.address.in_(addresses)))).all()
+        if addresses
+        else []
+    )
+    return (
+        [
+            PatientRecord(
+                id=p.id,
+                identifier=p.identifier,
+                display_name=p.display_name,
+                date_of_birth=p.date_of_birth,
+            )
+            for p in patients
+        ],
+        [_device_record(d) for d in devices],
+    )

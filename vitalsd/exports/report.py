@@ -26,6 +26,7 @@ from vitalsd.exports.rems import (
     session_protocol,
 )
 from vitalsd.exports.timeline import timeline_svg
+from vitalsd.exports.words import word, words
 from vitalsd.protocol import Protocol, ProtocolError
 
 EMPTY: Final = "-"
@@ -94,7 +95,7 @@ def _yes_no(value: bool | None) -> Cell:
 def _form_bp(bp: FormBloodPressure, tz: tzinfo) -> Cell:
     late = bp.timing not in (Timing.ON_TIME, Timing.PENDING)
     if bp.reading_id is None:
-        return Cell(bp.timing.value, alarm=late)
+        return Cell(word(bp.timing.value), alarm=late)
     after = (
         f", {bp.minutes_after_first_dose:g} min after the first dose"
         if bp.minutes_after_first_dose is not None
@@ -102,7 +103,7 @@ def _form_bp(bp: FormBloodPressure, tz: tzinfo) -> Cell:
     )
     return Cell(
         f"{bp.shown} at {_when(bp.measured_at, tz)}{after} (reading #{bp.reading_id}) - "
-        f"{bp.timing.value}",
+        f"{word(bp.timing.value)}",
         alarm=late,
     )
 
@@ -170,7 +171,7 @@ def report_content(record: SessionRecord, *, now: datetime, tz: tzinfo) -> Repor
         ("Started", f"{_when(record.started_at, tz)} by {_text(record.started_by)}"),
         ("Closed", closed),
         ("Close reason", _text(record.close_reason)),
-        ("Phase", _text(record.phase)),
+        ("Phase", _text(word(record.phase))),
     )
 
     doses = Table(
@@ -182,7 +183,7 @@ def report_content(record: SessionRecord, *, now: datetime, tz: tzinfo) -> Repor
             Row("dose", d.id, _cells(
                 _when(d.given_at, tz), d.drug, _number(d.amount_mg, " mg"), d.route,
                 _when(d.ended_at, tz), "yes" if d.increase else "no",
-                _text(", ".join(d.flags)), _text(d.override_reason), _text(d.recorded_by),
+                _text(words(d.flags)), _text(d.override_reason), _text(d.recorded_by),
             ))
             for d in record.doses
         ),
@@ -190,7 +191,8 @@ def report_content(record: SessionRecord, *, now: datetime, tz: tzinfo) -> Repor
     )  # fmt: skip
 
     def source(reading_source: str, by: str | None) -> str:
-        return f"{reading_source} ({by})" if reading_source == "manual" and by else reading_source
+        shown = word(reading_source)
+        return f"{shown} ({by})" if reading_source == "manual" and by else shown
 
     readings = Table(
         "readings",
@@ -201,9 +203,9 @@ def report_content(record: SessionRecord, *, now: datetime, tz: tzinfo) -> Repor
             Row("reading", r.id, _cells(
                 str(r.id), _when(r.measured_at, tz), _number(r.systolic, " mmHg"),
                 _number(r.diastolic, " mmHg"), _number(r.mean_arterial_pressure, " mmHg"),
-                _number(r.pulse_rate, "/min"), _text(r.category),
+                _number(r.pulse_rate, "/min"), _text(word(r.category)),
                 source(r.source, r.recorded_by), _text(r.device_address),
-                _text(", ".join(f.replace("_", " ") for f in r.flags)),
+                _text(words(r.flags)),
                 "" if r.valid else f"failed: {r.failure_reason or 'no values'}",
             ))
             for r in record.readings
@@ -227,7 +229,7 @@ def report_content(record: SessionRecord, *, now: datetime, tz: tzinfo) -> Repor
         tuple(
             Row("check", c.id, _cells(
                 c.label, _when(c.window_start, tz), _when(c.window_end, tz),
-                Cell(c.state + ("" if c.required else " (no longer required)"),
+                Cell(word(c.state) + ("" if c.required else " (no longer required)"),
                      alarm=c.state == "overdue"),
                 satisfied(c.satisfied_by), waiver(c.waiver_reason, c.waived_by, c.waived_at),
             ))
@@ -245,8 +247,8 @@ def report_content(record: SessionRecord, *, now: datetime, tz: tzinfo) -> Repor
         ("Raised", "Priority", "Alert", "State", "Acknowledged", "Escalated", "Resolved"),
         tuple(
             Row("alert", a.id, _cells(
-                _when(a.raised_at, tz), Cell(a.priority, alarm=a.priority == "high"),
-                a.message + (" (unverified)" if a.unverified else ""), a.state,
+                _when(a.raised_at, tz), Cell(word(a.priority), alarm=a.priority == "high"),
+                a.message + (" (unverified)" if a.unverified else ""), word(a.state),
                 who_when(a.acknowledged_by, a.acknowledged_at), _when(a.escalated_at, tz),
                 who_when(a.resolved_by, a.resolved_at)
                 + (f": {a.resolution_note}" if a.resolution_note else ""),
@@ -262,7 +264,7 @@ def report_content(record: SessionRecord, *, now: datetime, tz: tzinfo) -> Repor
         ("Observed", "Effect", "Severity", "Note", "Recorded by"),
         tuple(
             Row("side-effect", s.id, _cells(
-                _when(s.observed_at, tz), s.effect.replace("_", " "),
+                _when(s.observed_at, tz), word(s.effect),
                 f"{s.severity} ({SEVERITY.get(s.severity, 'ungraded')})", _text(s.note),
                 _text(s.recorded_by),
             ))

@@ -12,10 +12,12 @@ import { ClinicState } from "./state.js";
 import { EventStream, StreamStatus } from "./stream.js";
 import { AccountView } from "./views/account.js";
 import { AdminView, seesAdmin } from "./views/admin.js";
+import { AdmitView } from "./views/admit.js";
 import { AlertBanner, AlertsView } from "./views/alerts.js";
 import { AlertHistoryView } from "./views/alert-history.js";
 import { DevicesView } from "./views/devices.js";
 import { LoginView } from "./views/login.js";
+import { PatientsView, PatientView } from "./views/patients.js";
 import { SessionView } from "./views/session.js";
 import { WardView } from "./views/ward.js";
 
@@ -68,6 +70,7 @@ class Dashboard {
       h("a", { href: "#/ward", "data-route": "ward" }, "Ward"),
       h("a", { href: "#/alerts", "data-route": "alerts" }, "Alerts", this.alertCount),
       h("a", { href: "#/devices", "data-route": "devices" }, "Cuffs"),
+      h("a", { href: "#/patients", "data-route": "patients" }, "Patients"),
     );
     this.adminLink = h("a", { href: "#/admin", "data-route": "admin", hidden: true }, "Admin");
     this.nav.append(this.adminLink);
@@ -195,9 +198,21 @@ class Dashboard {
     if (!this.me) return;
     const hash = location.hash || "#/ward";
     const session = hash.match(/^#\/session\/(\d+)$/);
+    // Issue #14: admission (from an empty chair's tile or a patient) and the patients.
+    const admit = hash.match(/^#\/admit(?:\/(\d+))?(?:\?patient=(\d+))?$/);
+    const patient = hash.match(/^#\/patient\/(\d+)$/);
     let view;
     let name;
-    if (session) {
+    if (admit) {
+      view = new AdmitView(this, admit[1] ? Number(admit[1]) : null, admit[2] ? Number(admit[2]) : null);
+      name = "patients";
+    } else if (patient) {
+      view = new PatientView(this, Number(patient[1]));
+      name = "patients";
+    } else if (hash === "#/patients") {
+      view = new PatientsView(this);
+      name = "patients";
+    } else if (session) {
       view = new SessionView(this, Number(session[1]));
       name = "session";
     } else if (hash === "#/alerts/history") {

@@ -26,6 +26,7 @@ import {
   setFormDefaults,
   sideEffectsTable,
 } from "../session-records.js";
+import { SessionRecords } from "./session-records.js";
 
 // Alerts that stop a dose until resolved (vitalsd.gates.DOSE_BLOCKING_KINDS).
 const DOSE_BLOCKING_KINDS = ["dosing_hold", "severe_hypertension"];
@@ -94,6 +95,7 @@ export class SessionView {
     this.subtitle = h("p", { class: "session-subtitle" });
     this.latest = h("div", { class: "session-latest" });
     this.alertList = new AlertList(app, { "aria-label": "This session's open alerts" });
+    this.records = new SessionRecords(app, sessionId); // closed header, exports (#14)
     this.chart = h("div", { class: "chart", "data-chart": "timeline" });
     this.checkTable = h("tbody");
     this.readingTable = h("tbody");
@@ -104,6 +106,7 @@ export class SessionView {
       "section",
       { class: "view session-view", "data-view": "session", "data-session-id": sessionId },
       h("div", { class: "session-head" }, h("a", { class: "back button", href: "#/ward" }, "‹ Ward"), h("div", {}, this.title, this.subtitle), this.latest),
+      this.records.root,
       this.alertList.root,
       this.chart,
       this.forms,
@@ -200,6 +203,7 @@ export class SessionView {
     const latest = state.latestReading(this.sessionId);
     const readings = this.currentReadings();
     this.renderAlerts();
+    this.records.update(session, this.doses);
     this.drawChart(false);
     this.renderForms(session);
     // The header and tables change only with the session, its readings and its checks:

@@ -95,14 +95,18 @@ class Tile {
     const session = state.openSessionOfChair(chair);
     setText(this.name, chair.name);
     setAttr(this.root, "data-occupied", session ? "true" : "false");
-    setAttr(this.root, "href", session ? `#/session/${session.id}` : "#/ward");
-    setAttr(this.root, "aria-disabled", session ? null : "true");
-    setAttr(this.root, "tabindex", session ? null : "-1"); // nothing to open on an empty chair
+    // An empty chair opens the admission to whoever may start a session (#14).
+    const admit = !session && app.can("run_sessions");
+    setAttr(this.root, "href", session ? `#/session/${session.id}` : admit ? `#/admit/${chair.id}` : "#/ward");
+    setAttr(this.root, "aria-disabled", session || admit ? null : "true");
+    setAttr(this.root, "tabindex", session || admit ? null : "-1");
+    setAttr(this.root, "data-admit", admit ? "true" : null);
+    setText(this.empty, admit ? "Empty · Admit" : "Empty");
     this.updateCuff(app, chair, now);
     if (!session) {
       setAttr(this.root, "data-alert", "none");
       setAttr(this.root, "data-category", null);
-      setAttr(this.root, "aria-label", `${chair.name}: empty`);
+      setAttr(this.root, "aria-label", admit ? `${chair.name}: empty, admit a patient` : `${chair.name}: empty`);
       this.updateMore([], []);
       return;
     }
