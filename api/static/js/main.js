@@ -8,6 +8,7 @@ import { h, setAttr, setText } from "./dom.js";
 import { clockTime, parseTime } from "./format.js";
 import { ClinicState } from "./state.js";
 import { EventStream, StreamStatus } from "./stream.js";
+import { registerServiceWorker } from "./push.js";
 import { AccountView } from "./views/account.js";
 import { AlertBanner, AlertsView } from "./views/alerts.js";
 import { DevicesView } from "./views/devices.js";
@@ -335,3 +336,4 @@ class Dashboard {
 const dashboard = new Dashboard(document.getElementById("app"));
 window.vitalsd = dashboard; // for the browser tests and for debugging at the console
 dashboard.start();
+registerServiceWorker(); // issue #15: alerts by Web Push when the dashboard is closed
