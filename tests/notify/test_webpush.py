@@ -8,6 +8,7 @@ import stat
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,7 +20,7 @@ from vitalsd.notify import push_actions
 from vitalsd.notify.channel import Notification
 from vitalsd.notify.push_subscriptions import PushSubscriptions, recipient_of
 from vitalsd.notify.vapid import VAPID_KEY_FILE, load_or_create
-from vitalsd.notify.webpush import WebPushChannel
+from vitalsd.notify.webpush import WebPushChannel, webpush_channel
 from vitalsd.store.engine import create_engine, migrate
 
 SECRET = b"webpush-tests-secret-webpush-tes"
@@ -33,16 +34,18 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@pytest.fixture
-async def clinic(tmp_path: Path) -> AsyncIterator[Clinic]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'vitalsd.sqlite3'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def clinic(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Clinic]:
+    """A migrated database (SQLite, and a fresh one on the suite's PostgreSQL) with two
+    nurses and a clinician."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'vitalsd.sqlite3'}"
+    else:
+        url = str(request.getfixturevalue("fresh_postgres_url"))
     await migrate(url)
     service = Clinic(create_engine(url))
-    for name, role in (
-        ("nurse.kim", Role.NURSE),
-        ("nurse.sam", Role.NURSE),
-        ("dr.lee", Role.CLINICIAN),
-    ):
+    users = (("nurse.kim", Role.NURSE), ("nurse.sam", Role.NURSE), ("dr.lee", Role.CLINICIAN))
+    for name, role in users:
         await service.create_user(name, HASH, role)
     try:
         yield service
@@ -305,3 +308,28 @@ def test_an_action_token_acknowledges_once() -> None:
     spent.spend(push_actions.verify(SECRET, token, now))
     with pytest.raises(push_actions.InvalidAction, match="used already"):
         spent.spend(push_actions.verify(SECRET, token, now))
+
+
+async def test_a_channel_built_from_its_settings_makes_the_key_pair_on_first_start(
+    clinic: Clinic, tmp_path: Path
+) -> None:
+    config = SimpleNamespace(name="phones", url="mailto:ward@clinic.example")
+    built = webpush_channel(
+        config,
+        reads=clinic.engine,
+        writes=clinic.writer_engine,
+        data_dir=tmp_path / "fresh",
+        token_secret=SECRET,
+        clock=utc_now,
+    )
+    assert (built.name, built.kind) == ("phones", "webpush")
+    assert (tmp_path / "fresh" / VAPID_KEY_FILE).exists()
+    with pytest.raises(ValueError, match="mailto"):
+        webpush_channel(
+            SimpleNamespace(name="bad", url="http://x"),
+            reads=clinic.engine,
+            writes=clinic.writer_engine,
+            data_dir=tmp_path / "fresh",
+            token_secret=SECRET,
+            clock=utc_now,
+        )

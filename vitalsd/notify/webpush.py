@@ -13,10 +13,12 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from pathlib import Path
+from typing import Final, Protocol
 
 import aiohttp
 from pywebpush import WebPushException, webpush_async
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vitalsd.notify import push_actions
 from vitalsd.notify.channel import DeliveryResult, Notification
@@ -26,7 +28,7 @@ from vitalsd.notify.push_subscriptions import (
     recipient_of,
     subscription_id_of,
 )
-from vitalsd.notify.vapid import VapidKeys
+from vitalsd.notify.vapid import VapidKeys, load_or_create
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +182,38 @@ class WebPushChannel:
             )
         await self._subscriptions.delivered(target.id, now)
         return DeliveryResult("sent", f"accepted by the push service for {target.username}")
+
+
+# RFC 8292 2.1: a contact for the push service's operators. Apple's push service refuses
+# some placeholder contacts: a clinic sets its own as the channel's `url`.
+DEFAULT_SUBJECT: Final = "mailto:vitalsd@localhost"
+
+
+class WebPushChannelConfig(Protocol):
+    """What of a `[[notify.channels]]` entry the channel reads (vitalsd.notify.config)."""
+
+    name: str
+    url: str | None
+
+
+def webpush_channel(
+    config: WebPushChannelConfig,
+    *,
+    reads: AsyncEngine,
+    writes: AsyncEngine,
+    data_dir: Path,
+    token_secret: bytes,
+    clock: Callable[[], datetime],
+) -> WebPushChannel:
+    """The channel for a `kind = "webpush"` entry, its VAPID key pair made in `data_dir`
+    on first start (what the notifier calls when it builds its channels): `url` is the
+    VAPID contact (`mailto:` or `https:`); `token_secret` the daemon's
+    (`vitalsd.auth.token_issuer_for(settings).secret`)."""
+    return WebPushChannel(
+        config.name,
+        PushSubscriptions(reads, writes),
+        load_or_create(data_dir),
+        token_secret=token_secret,
+        subject=config.url or DEFAULT_SUBJECT,
+        clock=clock,
+    )
