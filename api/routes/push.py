@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import importlib
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -32,7 +30,6 @@ from vitalsd.auth import Actor, Permission, role_may
 from vitalsd.domain import Role
 from vitalsd.errors import NotFound
 from vitalsd.notify import push_actions
-from vitalsd.notify.push_subscriptions import PushSubscriptions
 from vitalsd.notify.vapid import VapidKeys, load_or_create
 
 router = APIRouter(prefix="/api/push", tags=["push"], responses=AUTH_ERRORS)
@@ -43,24 +40,13 @@ def _vapid_keys(data_dir: Path) -> VapidKeys:
     return load_or_create(data_dir)
 
 
-@dataclass
-class PushState:
-    subscriptions: PushSubscriptions
-    spent: push_actions.SpentActions
-
-
-def _state(connection: HTTPConnection) -> PushState:
-    """This app's push state, made on first use (nothing to start: no task, no file)."""
-    state: PushState | None = getattr(connection.app.state, "push", None)
-    if state is None:
-        context = get_context(connection)
-        clinic = context.clinic
-        state = PushState(
-            PushSubscriptions(clinic.engine, clinic.writer_engine),
-            push_actions.SpentActions(context.clock),
-        )
-        connection.app.state.push = state
-    return state
+def _spent(connection: HTTPConnection) -> push_actions.SpentActions:
+    """This app's spent action tokens, made on first use."""
+    spent: push_actions.SpentActions | None = getattr(connection.app.state, "push_spent", None)
+    if spent is None:
+        spent = push_actions.SpentActions(get_context(connection).clock)
+        connection.app.state.push_spent = spent
+    return spent
 
 
 def _b64url(value: str, length: int, name: str) -> str:
@@ -152,7 +138,7 @@ async def my_devices(
     connection: HTTPConnection, context: Context, user: CurrentUser
 ) -> list[DeviceOut]:
     """The signed-in user's devices that get alerts."""
-    devices = await _state(connection).subscriptions.devices_of(await _user_id(context, user))
+    devices = await context.clinic.push_devices.devices_of(await _user_id(context, user))
     return [DeviceOut.model_validate(d) for d in devices]
 
 
@@ -162,7 +148,7 @@ async def subscribe(
 ) -> DeviceOut:
     """Send alerts to this device (its push subscription); subscribing again updates it."""
     agent = connection.headers.get("user-agent")
-    device = await _state(connection).subscriptions.subscribe(
+    device = await context.clinic.push_devices.subscribe(
         await _user_id(context, user),
         endpoint=body.endpoint,
         p256dh=body.keys.p256dh,
@@ -178,7 +164,7 @@ async def unsubscribe(
     subscription_id: IdPath, connection: HTTPConnection, context: Context, user: CurrentUser
 ) -> Response:
     """Stop sending alerts to one of the signed-in user's devices."""
-    subscriptions = _state(connection).subscriptions
+    subscriptions = context.clinic.push_devices
     user_id = await _user_id(context, user)
     mine = [d for d in await subscriptions.devices_of(user_id) if d.id == subscription_id]
     if not mine or not await subscriptions.unsubscribe(user_id, mine[0].endpoint):
@@ -215,12 +201,10 @@ async def report_shown(body: ReceiptIn, context: Context) -> ReceiptOut:
     if action.key != body.key:
         raise _refused("this token belongs to another notification")
     await _actor_of(context, action)
-    try:
-        receipts = importlib.import_module("vitalsd.notify.receipts")
-    except ImportError:  # the notifier's receipts (#15, branch `notify`) not merged yet
-        raise HTTPException(503, "receipts are not kept by this build") from None
-    moved = await receipts.mark_shown_async(context.clinic.writer_engine, body.key, context.clock())
-    return ReceiptOut(key=body.key, state="shown", moved=bool(moved))
+    moved = await context.clinic.push_devices.report_shown(body.key, context.clock())
+    if moved is None:  # the notifier's receipts (#15, branch `notify`) not merged yet
+        raise HTTPException(503, "receipts are not kept by this build")
+    return ReceiptOut(key=body.key, state="shown", moved=moved)
 
 
 @router.post("/actions/acknowledge", response_model=AlertOut, responses=NOT_FOUND | CONFLICT)
@@ -238,7 +222,7 @@ async def acknowledge_from_notification(
     if not role_may(user.role, Permission.ACKNOWLEDGE_ALERTS):
         raise HTTPException(403, f"role {user.role.value} may not acknowledge alerts")
     try:
-        _state(connection).spent.spend(action)
+        _spent(connection).spend(action)
     except push_actions.InvalidAction as error:
         raise HTTPException(409, str(error)) from None
     return AlertOut.model_validate(await clinic.acknowledge_alert(action.alert_id, by=user))

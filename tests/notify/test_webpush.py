@@ -65,7 +65,7 @@ async def push_service() -> AsyncIterator[PushService]:
 
 @pytest.fixture
 def subscriptions(clinic: Clinic) -> PushSubscriptions:
-    return PushSubscriptions(clinic.engine, clinic.writer_engine)
+    return clinic.push_devices
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from vitalsd.alerts import DEFAULT_ESCALATION_DELAY, DEFAULT_MAX_SNOOZE
 from vitalsd.domain import require_utc
 from vitalsd.errors import InvalidInput
 from vitalsd.evaluation import DEFAULT_STALE_AFTER, alarm_policy
+from vitalsd.notify.push_subscriptions import PushSubscriptions
 from vitalsd.protocol import DEFAULT_PRESET, Protocol, load_protocol
 from vitalsd.settings import Settings
 from vitalsd.store.engine import (
@@ -143,6 +144,8 @@ class Clinic:
             default_policy=default_policy,
         )
         self._reads = Reads(engine, reads, loader, self.now)
+        # Issue #15: the devices users subscribed to Web Push (a store of its own).
+        self.push_devices = PushSubscriptions(engine, self.writer_engine)
 
     @classmethod
     async def open(

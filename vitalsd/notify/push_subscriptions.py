@@ -4,6 +4,7 @@ through the readers' pool, each a short transaction of its own."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,3 +174,13 @@ class PushSubscriptions:
             await connection.execute(
                 delete(PushSubscription).where(PushSubscription.id == subscription_id)
             )
+
+    async def report_shown(self, key: str, at: datetime) -> bool | None:
+        """A device's service worker showed the notification `key`: its receipt moves to
+        `shown` (never backwards; True if it moved). None while this build keeps no
+        receipts (the notifier's `vitalsd.notify.receipts`, issue #15)."""
+        try:
+            receipts = importlib.import_module("vitalsd.notify.receipts")
+        except ImportError:
+            return None
+        return bool(await receipts.mark_shown_async(self._writes, key, at))
