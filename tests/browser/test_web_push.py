@@ -1,6 +1,8 @@
-"""Web Push in Chromium (issue #15): the dashboard's service worker registers, a push
-delivered to it (through the DevTools protocol, as the push service's message would
-arrive) shows the alert as a notification, reports it shown, and its Acknowledge
+"""Web Push in Chromium (issue #15): the dashboard's service worker registers; the
+WebPush channel's message (sent signed and encrypted through a push service on
+loopback, which decrypts it with the device's keys) is handed to the worker through the
+DevTools protocol, as the browser's push client would; it shows the alert as a
+notification, reports it shown, and its Acknowledge
 acknowledges the alert through the API, with the audit row of the dashboard's button.
 
 A tap on a system notification cannot be scripted; the test asks the worker to run the
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -20,10 +23,11 @@ from playwright.sync_api import Browser, CDPSession, Page, expect
 from tests.browser.clinic_actions import severe_alert
 from tests.browser.clinic_server import PASSWORD, ClinicServer
 from tests.browser.conftest import LANDSCAPE, SCREENSHOTS, Tablet
+from tests.notify.push_service import Device, PushService
 from vitalsd.auth import TOKEN_SECRET_FILE
-from vitalsd.notify import push_actions
 from vitalsd.notify.channel import Notification
-from vitalsd.notify.webpush import push_payload
+from vitalsd.notify.push_subscriptions import recipient_of
+from vitalsd.notify.webpush import webpush_channel
 from vitalsd.views import AlertView
 
 # The page asks its worker for what the notification shows.
@@ -128,40 +132,61 @@ def push_tablet(browser: Browser, clinic_server: ClinicServer) -> Iterator[PushT
 
 
 def payload_for(server: ClinicServer, alert: AlertView, chair: str) -> tuple[bytes, str]:
-    """The push payload the notifier's WebPush channel sends to nurse's device for this
-    alert (`vitalsd.notify.webpush.push_payload`, with a real action token)."""
+    """What reaches the nurse's device for this alert: the notifier's WebPush channel
+    sends it, signed and encrypted, through a push service on loopback, which decrypts
+    it with the device's keys, as the browser would before its worker gets it."""
     secret = (server.data_dir / TOKEN_SECRET_FILE).read_bytes()
-    account = server.call(server.clinic.get_account("nurse"))
-    key = f"{alert.id}:raised:0:push:1"
-    notification = Notification(
-        key=key,
-        alert_id=alert.id,
-        transition="raised",
-        priority=alert.priority,
-        kind=alert.kind,
-        title=f"HIGH - {chair} - J.D.",
-        body="Severe hypertension 205/124 mmHg (limit 180/110)",
-        chair=chair,
-        patient_initials="J.D.",
-        value="205/124 mmHg",
-        limit="180/110 mmHg",
-        envelope={
-            "seq": 1,
-            "type": "alert",
-            "at": "2026-01-05T09:00:00+00:00",
-            "data": {"id": alert.id, "session_id": alert.session_id},
-        },
-        recipient="push:1",
-    )
-    token = push_actions.issue(
-        secret,
-        username="nurse",
-        token_version=account.token_version,
-        alert_id=alert.id,
-        key=key,
-        now=server.clinic.now(),
-    )
-    return push_payload(notification, token), key
+    clinic = server.clinic
+    service = PushService()
+    server.call(service.start())
+    try:
+        phone = Device("nurse-phone")
+        account = server.call(clinic.get_account("nurse"))
+        device = server.call(
+            clinic.push_devices.subscribe(
+                account.id,
+                endpoint=service.endpoint(phone),
+                p256dh=phone.p256dh,
+                auth=phone.auth,
+                user_agent="a nurse's phone",
+                now=clinic.now(),
+            )
+        )
+        channel = webpush_channel(
+            SimpleNamespace(name="phones", url="mailto:ward@clinic.example"),
+            reads=clinic.engine,
+            writes=clinic.writer_engine,
+            data_dir=server.data_dir,
+            token_secret=secret,
+            clock=clinic.now,  # the clinic's (simulated) time: the API checks tokens by it
+        )
+        recipient = recipient_of(device.id)
+        notification = Notification(
+            key=f"{alert.id}:raised:0:{recipient}",
+            alert_id=alert.id,
+            transition="raised",
+            priority=alert.priority,
+            kind=alert.kind,
+            title=f"HIGH - {chair} - J.D.",
+            body="Severe hypertension 205/124 mmHg (limit 180/110)",
+            chair=chair,
+            patient_initials="J.D.",
+            value="205/124 mmHg",
+            limit="180/110 mmHg",
+            envelope={
+                "seq": 1,
+                "type": "alert",
+                "at": "2026-01-05T09:00:00+00:00",
+                "data": {"id": alert.id, "session_id": alert.session_id},
+            },
+            recipient=recipient,
+        )
+        result = server.call(channel.send(notification))
+        assert result.outcome == "sent", (result, service.refused)
+        (received,) = service.received
+        return json.dumps(received.payload).encode(), notification.key
+    finally:
+        server.call(service.stop())
 
 
 def admin_api(server: ClinicServer) -> httpx.Client:
