@@ -2,8 +2,8 @@
 WebPush channel's message (sent signed and encrypted through a push service on
 loopback, which decrypts it with the device's keys) is handed to the worker through the
 DevTools protocol, as the browser's push client would; it shows the alert as a
-notification, reports it shown, and its Acknowledge
-acknowledges the alert through the API, with the audit row of the dashboard's button.
+notification, reports it shown, and its Acknowledge acknowledges the alert through the
+API, with the audit row of the dashboard's button.
 
 A tap on a system notification cannot be scripted; the test asks the worker to run the
 shown notification's action through the same function its `notificationclick` uses.
