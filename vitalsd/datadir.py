@@ -55,7 +55,7 @@ def prepare_data_dir(settings: Settings) -> Path:
                 raise DataDirError(_explain(database, "cannot be created", error)) from error
         for suffix in SQLITE_SUFFIXES:
             _tighten(Path(f"{database}{suffix}"), FILE_MODE)
-    for name in ("token-secret",):
+    for name in ("token-secret", "vapid-private.pem"):  # the second: Web Push (#15)
         _tighten(directory / name, FILE_MODE)
     return directory
 

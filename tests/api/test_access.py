@@ -19,7 +19,14 @@ from vitalsd.auth import PasswordHasher, Permission, TokenIssuer, role_may
 from vitalsd.domain import Role
 from vitalsd.settings import Settings
 
-PUBLIC = {("POST", "/api/auth/token"), ("GET", "/healthz")}
+PUBLIC = {
+    ("POST", "/api/auth/token"),
+    ("GET", "/healthz"),
+    # A notification's service worker: no access token, the notification's own signed
+    # action token in the body instead (tests/api/test_push.py).
+    ("POST", "/api/push/receipts"),
+    ("POST", "/api/push/actions/acknowledge"),
+}
 ANY_ROLE = "any role"
 
 # (method, path) -> what it takes. Every route of ours must be listed (checked below).
@@ -86,6 +93,10 @@ REQUIRED: dict[tuple[str, str], Permission | str] = {
     ("GET", "/api/sessions/{session_id}/rems.html"): Permission.EXPORT_RECORDS,
     ("GET", "/api/patients/{patient_id}/history"): Permission.READ,
     ("POST", "/api/admissions"): Permission.RUN_SESSIONS,
+    ("GET", "/api/push/vapid-public-key"): ANY_ROLE,
+    ("GET", "/api/push/subscriptions"): ANY_ROLE,
+    ("POST", "/api/push/subscriptions"): ANY_ROLE,
+    ("DELETE", "/api/push/subscriptions/{subscription_id}"): ANY_ROLE,
 }
 
 # "ghost" does not exist: a permitted call may not disable a user the other calls use.

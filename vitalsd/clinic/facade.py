@@ -16,6 +16,7 @@ from vitalsd.alerts import DEFAULT_ESCALATION_DELAY, DEFAULT_MAX_SNOOZE
 from vitalsd.domain import require_utc
 from vitalsd.errors import InvalidInput
 from vitalsd.evaluation import DEFAULT_STALE_AFTER, alarm_policy
+from vitalsd.notify.push_subscriptions import PushSubscriptions
 from vitalsd.protocol import DEFAULT_PRESET, Protocol, load_protocol
 from vitalsd.settings import Settings
 from vitalsd.store.engine import (
@@ -155,6 +156,8 @@ class Clinic:
         self._reads = Reads(engine, reads, loader, self.now)
         self._history = History(reads)
         self._admission = Admission(reads, self._registry, self._sessions, known)
+        # Issue #15: the devices users subscribed to Web Push (a store of its own).
+        self.push_devices = PushSubscriptions(engine, self.writer_engine)
 
     @classmethod
     async def open(

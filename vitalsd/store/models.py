@@ -323,3 +323,18 @@ class AuditRecord(Base):
 
 
 APPEND_ONLY_TABLES = ("readings", "audit_log", "events")
+
+
+class PushSubscription(Base):
+    """A device a user subscribed to Web Push (RFC 8030) from their profile (issue #15):
+    the push service's endpoint and the browser's keys for the payload (RFC 8291)."""
+
+    __tablename__ = "push_subscriptions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(2048), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(128))
+    auth: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+    last_success_at: Mapped[datetime | None]

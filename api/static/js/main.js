@@ -10,6 +10,7 @@ import { h, setAttr, setText } from "./dom.js";
 import { clockTime, parseTime } from "./format.js";
 import { ClinicState } from "./state.js";
 import { EventStream, StreamStatus } from "./stream.js";
+import { registerServiceWorker } from "./push.js";
 import { AccountView } from "./views/account.js";
 import { AdminView, seesAdmin } from "./views/admin.js";
 import { AdmitView } from "./views/admit.js";
@@ -356,3 +357,4 @@ class Dashboard {
 const dashboard = new Dashboard(document.getElementById("app"));
 window.vitalsd = dashboard; // for the browser tests and for debugging at the console
 dashboard.start();
+registerServiceWorker(); // issue #15: alerts by Web Push when the dashboard is closed

@@ -3,6 +3,7 @@
 // session of that user, this one included: the dashboard then asks to sign in again.
 
 import { h } from "../dom.js";
+import { PushControl } from "../push.js";
 
 const MIN_LENGTH = 12; // vitalsd.passwords.MIN_PASSWORD_LENGTH
 
@@ -47,11 +48,13 @@ export class AccountView {
         this.users,
       ),
     );
-    this.root = h("section", { class: "view account-view", "data-view": "account" }, h("h1", {}, "Account"), this.form, this.admin);
+    this.push = new PushControl(app); // issue #15: Web Push to this device
+    this.root = h("section", { class: "view account-view", "data-view": "account" }, h("h1", {}, "Account"), this.form, this.push.root, this.admin);
   }
 
   mount(container) {
     container.replaceChildren(this.root);
+    this.push.refresh();
     if (this.app.can("manage_users")) {
       this.admin.hidden = false;
       this.loadUsers();
