@@ -187,3 +187,4 @@ UserManager = Annotated[Actor, Depends(require(Permission.MANAGE_USERS))]
 Auditor = Annotated[Actor, Depends(require(Permission.READ_AUDIT))]
 # Nurses and clinicians export records; an admin (who may read) may not.
 Exporter = Annotated[Actor, Depends(require(Permission.EXPORT_RECORDS))]
+ClinicExporter = Annotated[Actor, Depends(require(Permission.EXPORT_CLINIC))]

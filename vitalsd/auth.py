@@ -58,6 +58,7 @@ class Permission(enum.StrEnum):
     MANAGE_EQUIPMENT = "manage_equipment"  # chairs and cuffs
     READ_AUDIT = "read_audit"
     EXPORT_RECORDS = "export_records"  # reports, REMS forms, FHIR and CSV of patients
+    EXPORT_CLINIC = "export_clinic"  # the clinic's readings of a date range (CSV, FHIR)
 
 
 _NURSE: Final = frozenset(
@@ -66,13 +67,16 @@ _NURSE: Final = frozenset(
         Permission.ACKNOWLEDGE_ALERTS,
         Permission.RECORD_OBSERVATIONS,
         Permission.EXPORT_RECORDS,
+        Permission.EXPORT_CLINIC,
     }
 )
 
 # Issue #6, "Auth and roles": nurses read everything, acknowledge and snooze alerts, add
 # manual readings and side effects; clinicians also start and close sessions, record
 # doses, override holds and waive checks; admins manage users, chairs and cuffs. Admins
-# are not clinicians: they read everything but take no clinical action.
+# are not clinicians: they read everything but take no clinical action, and export no
+# session's clinical record; they do export the clinic's readings of a date range (issue
+# #14: "a date-range export for the clinic (CSV, FHIR) for admins").
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
     Role.NURSE: _NURSE,
     Role.CLINICIAN: _NURSE
@@ -83,6 +87,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
             Permission.MANAGE_USERS,
             Permission.MANAGE_EQUIPMENT,
             Permission.READ_AUDIT,
+            Permission.EXPORT_CLINIC,
         }
     ),
 }

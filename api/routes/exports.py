@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ClinicDep, Context, Exporter
+from api.deps import ClinicDep, ClinicExporter, Context, Exporter
 from api.errors import AUTH_ERRORS, CONFLICT, NOT_FOUND
 from api.params import MAX_ID, IdPath
 from api.schemas import TimeIn, TimeOut
@@ -132,7 +132,7 @@ async def readings_csv_between(
     since: Annotated[TimeIn, Query(description="Measured at or after (ISO 8601 with offset)")],
     until: Annotated[TimeIn, Query(description="Measured before (ISO 8601 with offset)")],
     clinic: ClinicDep,
-    user: Exporter,
+    user: ClinicExporter,
     patient_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     chair_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> Response:
@@ -168,7 +168,7 @@ async def readings_fhir_between(
     until: Annotated[TimeIn, Query(description="Measured before (ISO 8601 with offset)")],
     clinic: ClinicDep,
     context: Context,
-    user: Exporter,
+    user: ClinicExporter,
     patient_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     chair_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> JSONResponse:

@@ -87,9 +87,9 @@ REQUIRED: dict[tuple[str, str], Permission | str] = {
     ("GET", "/api/sessions/{session_id}/rems"): Permission.EXPORT_RECORDS,
     ("GET", "/api/sessions/{session_id}/fhir"): Permission.EXPORT_RECORDS,
     ("GET", "/api/sessions/{session_id}/readings.csv"): Permission.EXPORT_RECORDS,
-    ("GET", "/api/exports/readings.csv"): Permission.EXPORT_RECORDS,
+    ("GET", "/api/exports/readings.csv"): Permission.EXPORT_CLINIC,
     # issue #14: admission, history, the clinic's exports, the REMS form page
-    ("GET", "/api/exports/fhir"): Permission.EXPORT_RECORDS,
+    ("GET", "/api/exports/fhir"): Permission.EXPORT_CLINIC,
     ("GET", "/api/sessions/{session_id}/rems.html"): Permission.EXPORT_RECORDS,
     ("GET", "/api/patients/{patient_id}/history"): Permission.READ,
     ("POST", "/api/admissions"): Permission.RUN_SESSIONS,

@@ -341,7 +341,7 @@ def test_the_clinics_date_range_exports_download_as_csv_and_fhir(
     tablets: TabletFactory, clinic_server: ClinicServer
 ) -> None:
     closed_session(clinic_server, 3, "RANGE-1")
-    tablet = tablets("nurse")
+    tablet = tablets("admin")  # issue #14: the date-range export is for admins
     page = tablet.open("#/patients")
     card = page.locator(".clinic-exports")
     expect(card).to_be_visible()

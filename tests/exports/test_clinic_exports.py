@@ -146,11 +146,13 @@ async def test_clinic_fhir_range_refuses_a_bad_range_with_422(
     assert response.json()["detail"]
 
 
-async def test_admin_may_not_export_the_clinics_range(
-    client: httpx.AsyncClient, clock: FakeClock
-) -> None:
-    response = await client.get("/api/exports/fhir", params=WHOLE_DAY, headers=bearer(ADMIN, clock))
-    assert response.status_code == 403
+async def test_admin_exports_the_clinics_range(client: httpx.AsyncClient, clock: FakeClock) -> None:
+    """Issue #14: the date-range export is for admins (who export no session's record)."""
+    for route in ("/api/exports/fhir", "/api/exports/readings.csv"):
+        response = await client.get(route, params=WHOLE_DAY, headers=bearer(ADMIN, clock))
+        assert response.status_code == 200, (route, response.text)
+    report = await client.get("/api/sessions/1/report", headers=bearer(ADMIN, clock))
+    assert report.status_code == 403
 
 
 async def test_rems_form_page_shows_the_forms_fields_in_words(

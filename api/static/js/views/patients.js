@@ -44,7 +44,7 @@ export class PatientsView {
         app.can("run_sessions") ? h("a", { class: "button button-primary", href: "#/admit" }, "Admit a patient") : null,
       ),
       h("div", { class: "field patient-search" }, h("label", { for: "patient-search" }, "Find a patient"), this.search),
-      app.can("export_records") ? clinicExportsCard(app) : null,
+      app.can("export_clinic") ? clinicExportsCard(app) : null,
       h(
         "table",
         { class: "data-table patients-table" },
