@@ -466,6 +466,11 @@ class AlertOut(Out):
         description="The alert's condition as the latest reading shows it (`message` keeps "
         "the value that raised it, or last made it sound again)",
     )
+    limit: str | None = Field(
+        None,
+        description="The limit the condition crossed, in words (e.g. `≥ 180/110 mmHg`); "
+        "none for checks and technical alarms",
+    )
 
 
 class SnoozeIn(Body):

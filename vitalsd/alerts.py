@@ -90,6 +90,8 @@ class Alert:
     notified_systolic: float | None = None
     notified_diastolic: float | None = None
     snoozed_total: timedelta = timedelta(0)
+    # The limit the condition crossed (fixed by the protocol for the alert's life).
+    limit: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -129,6 +131,7 @@ class Alert:
             latest_message=finding.message,
             notified_systolic=finding.systolic,
             notified_diastolic=finding.diastolic,
+            limit=finding.limit,
         )
         return alert, AuditEntry(AuditAction.RAISED, at, SYSTEM, None, alert.state, alert.priority)
 

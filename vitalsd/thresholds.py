@@ -95,6 +95,15 @@ def baseline_of(
     return Baseline(systolic, diastolic, tuple(r.id for r in chosen))
 
 
+def _at_least(systolic: float, diastolic: float) -> str:
+    """A limit reached at either value (systolic or diastolic), as the screen says it."""
+    return f"≥ {systolic:g}/{diastolic:g} mmHg"
+
+
+def _pulse_range(low: float, high: float) -> str:
+    return f"{low:g}-{high:g} /min"
+
+
 @dataclass(frozen=True)
 class Finding:
     """A condition a reading or baseline shows: the alert the shell raises or keeps."""
@@ -111,6 +120,8 @@ class Finding:
     systolic: float | None = None
     diastolic: float | None = None
     lower_is_worse: bool = False
+    # The limit crossed, in words a screen or a phone shows ("≥ 180/110 mmHg").
+    limit: str | None = None
 
     @property
     def condition(self) -> str:
@@ -212,6 +223,7 @@ class Thresholds:
                     # The values judged: a hold worsens (sounds again) from them.
                     systolic=whole_mmhg(baseline.systolic),
                     diastolic=whole_mmhg(baseline.diastolic),
+                    limit=_at_least(self.limits.hold_systolic, self.limits.hold_diastolic),
                 )
             )
         elif self.is_elevated_baseline(baseline, age_years):
@@ -222,6 +234,7 @@ class Thresholds:
                     Priority.LOW,
                     f"Elevated baseline {shown} (>= {limit:g}/"
                     f"{self.limits.elevated_diastolic:g}): a post-dose check is required{confirm}",
+                    limit=_at_least(limit, self.limits.elevated_diastolic),
                 )
             )
         if findings and consider_deferring:
@@ -267,6 +280,7 @@ class Thresholds:
                     unverified=flagged,
                     systolic=systolic,
                     diastolic=diastolic,
+                    limit=_at_least(limits.severe_systolic, limits.severe_diastolic),
                 )
             )
         if flagged:
@@ -285,6 +299,8 @@ class Thresholds:
                         f"{_bp(baseline.systolic, baseline.diastolic)}",
                         systolic=systolic,
                         diastolic=diastolic,
+                        limit=f"a rise of {limits.rise_systolic:g}/{limits.rise_diastolic:g} "
+                        f"mmHg over the baseline {_bp(baseline.systolic, baseline.diastolic)}",
                     )
                 )
         if systolic < limits.hypotension_systolic or diastolic < limits.hypotension_diastolic:
@@ -297,6 +313,8 @@ class Thresholds:
                     systolic=systolic,
                     diastolic=diastolic,
                     lower_is_worse=True,
+                    limit=f"< {limits.hypotension_systolic:g}/"
+                    f"{limits.hypotension_diastolic:g} mmHg",
                 )
             )
         if reading.pulse_rate is not None:
@@ -311,6 +329,7 @@ class Thresholds:
                         Priority.MEDIUM,
                         f"Pulse {reading.pulse_rate:.0f}/min outside "
                         f"{limits.pulse_low:g}-{limits.pulse_high:g}{irregular}",
+                        limit=_pulse_range(limits.pulse_low, limits.pulse_high),
                     )
                 )
         found = {f.kind for f in findings}
@@ -348,6 +367,7 @@ class Thresholds:
                     unverified=True,
                     systolic=systolic,
                     diastolic=diastolic,
+                    limit=_at_least(limits.severe_systolic, limits.severe_diastolic),
                 )
             )
         if reading.pulse_rate is not None and not (
@@ -359,6 +379,7 @@ class Thresholds:
                     Priority.MEDIUM,
                     f"Pulse {reading.pulse_rate:.0f}/min outside "
                     f"{limits.pulse_low:g}-{limits.pulse_high:g} (incomplete measurement)",
+                    limit=_pulse_range(limits.pulse_low, limits.pulse_high),
                 )
             )
         return Assessment(None, tuple(findings), frozenset())

@@ -188,6 +188,9 @@ class AlertView(View):
     condition_cleared_at: datetime | None = None
     latest_reading_id: int | None = None
     latest_message: str | None = None
+    # The limit the condition crossed, in words ("≥ 180/110 mmHg"); None for alerts
+    # without one (checks, technical alarms).
+    limit: str | None = None
 
 
 @dataclass(frozen=True)

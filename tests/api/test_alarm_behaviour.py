@@ -39,6 +39,7 @@ async def test_finding_8_a_high_alert_latches_when_its_condition_clears(
     [alert] = await alerts_of(client, auth, session["id"], "severe_hypertension")
     assert (alert["state"], alert["condition_cleared_at"]) == ("active", clock.now.isoformat())
     assert "188/112" in alert["message"]
+    assert alert["limit"] == "≥ 180/110 mmHg"  # the limit crossed, kept (issue #14)
 
     # The condition comes back: the same alert, unlatched, no duplicate.
     clock.advance(1)

@@ -197,7 +197,7 @@ def test_alert_figures_and_a_latched_alert_on_its_tile(
     shown = tile.locator(".tile-alert, .tile-alert-line:not([data-latched])").filter(
         has_text="Severe hypertension"
     )
-    expect(shown).to_contain_text("196/118 → 200/120 (≥ 180/110)")
+    expect(shown).to_contain_text("196/118 → 200/120 (≥ 180/110 mmHg)")
     expect(tile.locator(f".tile-alert-latched[data-alert-id='{severe.id}']")).to_have_text(
         re.compile(r"^Cleared at \d\d:\d\d — acknowledge$")
     )
@@ -207,7 +207,7 @@ def test_alert_figures_and_a_latched_alert_on_its_tile(
     item = page.locator(f"[data-list='open'] .alert-item[data-alert-id='{severe.id}']")
     expect(item.locator(".figure-raised")).to_have_text("Raised at 196/118")
     expect(item.locator(".figure-latest")).to_have_text("Latest 200/120")
-    expect(item.locator(".figure-limit")).to_have_text("Limit ≥ 180/110")
+    expect(item.locator(".figure-limit")).to_have_text("Limit ≥ 180/110 mmHg")
     tablet.screenshot("alerts-figures")
     acknowledge_all(clinic_server)
 

@@ -318,3 +318,34 @@ def test_finding_13_a_partial_frame_keeps_its_pulse_judged() -> None:
         AlertKind.SEVERE_HYPERTENSION,
         AlertKind.PULSE_OUT_OF_RANGE,
     }
+
+
+@pytest.mark.parametrize(
+    ("systolic", "diastolic", "pulse", "limits"),
+    [
+        (184, 100, 72, {AlertKind.SEVERE_HYPERTENSION: "≥ 180/110 mmHg"}),
+        (
+            160,
+            80,
+            72,
+            {AlertKind.RISE_OVER_BASELINE: "a rise of 40/25 mmHg over the baseline 120/80 mmHg"},
+        ),
+        (84, 51, 72, {AlertKind.HYPOTENSION: "< 90/60 mmHg"}),
+        (122, 78, 130, {AlertKind.PULSE_OUT_OF_RANGE: "50-120 /min"}),
+    ],
+)
+def test_a_finding_names_the_limit_it_crossed(
+    systolic: float, diastolic: float, pulse: float, limits: dict[AlertKind, str]
+) -> None:
+    """Issue #14/#15: the screen and the phone show the limit crossed, from the rules'
+    own numbers (not read back out of the message)."""
+    found = RULES.assess(reading(40, systolic, diastolic, pulse=pulse), NORMAL_BASELINE, True)
+    assert {f.kind: f.limit for f in found.findings} == limits
+
+
+def test_a_baseline_finding_names_its_limit() -> None:
+    (hold,) = RULES.baseline_findings(Baseline(182, 104, (1, 2)), 40, False)
+    assert (hold.kind, hold.limit) == (
+        AlertKind.DOSING_HOLD,
+        f"≥ {RULES.limits.hold_systolic:g}/{RULES.limits.hold_diastolic:g} mmHg",
+    )

@@ -292,6 +292,8 @@ class Alert(Base):
     latest_message: Mapped[str | None] = mapped_column(Text)
     notified_systolic: Mapped[float | None] = mapped_column(Float)
     notified_diastolic: Mapped[float | None] = mapped_column(Float)
+    # The limit crossed, in words (migration 0010); `limit` in the domain and the views.
+    limit: Mapped[str | None] = mapped_column("crossed_limit", String(96))
     snoozed_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     addressed_to: Mapped[str] = mapped_column(String(16))
     raised_at: Mapped[datetime]

@@ -1,7 +1,9 @@
 // The numbers behind an alert (DESIGN.md "Alarm behaviour": an alert always shows the
-// value that raised it and the latest value; issue #14: and the limit crossed). They are
-// read from the server's own words (vitalsd.thresholds.Finding messages, e.g. "Severe
-// hypertension 196/118 (>= 180/110)"), so the screen shows exactly what was judged.
+// value that raised it and the latest value; issue #14: and the limit crossed). The limit
+// is the alert's own `limit` field (the rules' words, e.g. "≥ 180/110 mmHg"); the values
+// are read from the server's messages (vitalsd.thresholds.Finding, e.g. "Severe
+// hypertension 196/118 (>= 180/110)"), so the screen shows exactly what was judged. Alerts
+// stored before the field existed fall back to the limit in their message.
 
 import { h } from "../dom.js";
 
@@ -32,7 +34,7 @@ export function alertFigures(alert) {
   return {
     raised,
     latest: valueOf(alert.latest_message) ?? raised,
-    limit: limitOf(alert.message) ?? limitOf(alert.latest_message),
+    limit: alert.limit ?? limitOf(alert.message) ?? limitOf(alert.latest_message),
   };
 }
 
