@@ -22,7 +22,11 @@ class Seat:
 
 
 async def _seat(
-    server: ClinicServer, number: int, identifier: str, protocol: str, baseline: tuple[float, float]
+    server: ClinicServer,
+    number: int,
+    identifier: str,
+    protocol: str,
+    baseline: tuple[float, float] | None,
 ) -> Seat:
     clinic = server.clinic
     cuff = server.cuffs[number - 1]
@@ -42,7 +46,7 @@ async def _seat(
         protocol=protocol,
         started_at=now - timedelta(minutes=10),
     )
-    for minutes_ago in (8, 6):  # the baseline averages two readings
+    for minutes_ago in (8, 6) if baseline else ():  # the baseline averages two readings
         await clinic.record_manual_reading(
             session.id,
             systolic=baseline[0],
@@ -59,9 +63,10 @@ def seat(
     number: int,
     identifier: str,
     protocol: str = "ketamine-psychotherapy",
-    baseline: tuple[float, float] = (122, 78),
+    baseline: tuple[float, float] | None = (122, 78),
 ) -> Seat:
-    """Chair <number> gets a new patient under `protocol` with a two-reading baseline."""
+    """Chair <number> gets a new patient under `protocol` with a two-reading baseline
+    (none when `baseline` is None)."""
     return server.call(_seat(server, number, identifier, protocol, baseline))
 
 
@@ -114,6 +119,20 @@ def test_the_dose_list_shows_a_hold_overrides_reason(
     expect(row.locator(".dose-override")).to_have_text(
         "Hold overridden: repeat 150/92 after rest; reviewed"
     )
+
+
+def test_the_dose_list_says_a_dose_was_given_without_a_baseline(
+    tablets: TabletFactory, clinic_server: ClinicServer
+) -> None:
+    """A dose flag (DESIGN.md "Dosing gate": `no_baseline`) is shown in words."""
+    seated = seat(clinic_server, 4, "TEST-NOBL", baseline=None)
+    page = dose_form(tablets("clinician").open(f"#/session/{seated.session_id}"), seated.session_id)
+    form = page.locator("form[data-form='dose']")
+    form.get_by_label("Amount").fill("35")
+    form.get_by_role("button", name="Record dose").click()
+    row = page.locator(".doses-table tr[data-dose-id]")
+    expect(row.locator(".dose-flags")).to_have_text("No baseline reading before it")
+    expect(row.locator(".dose-override")).to_have_text("--")
 
 
 def test_closing_a_session_asks_first_and_cancelling_keeps_it_open(

@@ -7,6 +7,18 @@ import { SEVERITY_LABELS, SIDE_EFFECT_LABELS, clockTime, labelOf } from "./forma
 
 const LAST_DOSE_KEY = "vitalsd.lastDose.";
 
+// What a dose record says about how it was given (vitalsd.domain.DoseFlag), in words; a
+// hold override shows its reason in its own column.
+const DOSE_FLAG_LABELS = {
+  no_baseline: "No baseline reading before it",
+  no_recent_bp: "No recent blood pressure before it",
+};
+
+function doseFlags(dose) {
+  const words = (dose.flags || []).map((flag) => DOSE_FLAG_LABELS[flag]).filter(Boolean);
+  return words.length ? words.join("; ") : "--";
+}
+
 /** "severe" -> "Severe": labels and buttons read in sentence case on every view. */
 export function sentence(text) {
   const value = String(text ?? "");
@@ -68,9 +80,10 @@ export function dosesTable(doses) {
         h("td", {}, `${sentence(d.drug)} ${d.amount_mg} mg ${d.route}${d.increase ? " (increase)" : ""}`),
         h("td", {}, d.recorded_by || "--"),
         h("td", { class: "dose-override" }, d.override_reason ? `Hold overridden: ${d.override_reason}` : "--"),
+        h("td", { class: "dose-flags" }, doseFlags(d)),
       ),
     );
-  return table("doses", ["Time", "Dose", "By", "Override reason"], rows, "No dose yet.");
+  return table("doses", ["Time", "Dose", "By", "Override reason", "Flags"], rows, "No dose yet.");
 }
 
 export function sideEffectsTable(effects) {
