@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from vitalsd.domain import AlertKind, Priority
 from vitalsd.thresholds import Finding
@@ -11,8 +11,20 @@ from vitalsd.thresholds import Finding
 CUFF_OFFLINE_CONDITION = AlertKind.CUFF_OFFLINE.value
 
 
+def _clock(at: datetime, zone: tzinfo) -> str:
+    """A time of day as the ward reads it: the clinic's zone, named ("14:05:09 CET")."""
+    local = at.astimezone(zone)
+    return f"{local:%H:%M:%S} {local.tzname() or ''}".rstrip()
+
+
 def cuff_offline(
-    cuff: str, chair: str, since: datetime, reason: str, advice: str, attempts: int
+    cuff: str,
+    chair: str,
+    since: datetime,
+    reason: str,
+    advice: str,
+    attempts: int,
+    zone: tzinfo = UTC,
 ) -> Finding:
     """A known cuff of a chair in session advertises but cannot be connected: it may be
     holding a reading (a severe one, for all we know), so medium priority, with the
@@ -21,7 +33,7 @@ def cuff_offline(
         AlertKind.CUFF_OFFLINE,
         Priority.MEDIUM,
         f"Cuff {cuff} on {chair}: advertising but cannot be connected since "
-        f"{since:%H:%M:%S} UTC ({attempts} attempts; {reason}). {advice}",
+        f"{_clock(since, zone)} ({attempts} attempts; {reason}). {advice}",
     )
 
 
@@ -55,7 +67,9 @@ def is_silent(
     return now >= silence_deadline(last_heard, session_started, after)
 
 
-def cuff_silent(cuff: str, chair: str, since: datetime, after: timedelta) -> Finding:
+def cuff_silent(
+    cuff: str, chair: str, since: datetime, after: timedelta, zone: tzinfo = UTC
+) -> Finding:
     """Nothing heard from the cuff of a chair in session for `after`: out of range, flat
     or switched off, so the next check will find no reading. Medium, like the unreachable
     cuff: the nurse can take a manual reading meanwhile."""
@@ -63,7 +77,7 @@ def cuff_silent(cuff: str, chair: str, since: datetime, after: timedelta) -> Fin
     return Finding(
         AlertKind.CUFF_OFFLINE,
         Priority.MEDIUM,
-        f"Cuff {cuff} on {chair}: nothing heard from it since {since:%H:%M:%S} UTC "
+        f"Cuff {cuff} on {chair}: nothing heard from it since {_clock(since, zone)} "
         f"(over {minutes} min). Check it is switched on, charged and near the tablet; "
         "take a manual reading meanwhile.",
         subject=CUFF_SILENT_SUBJECT,

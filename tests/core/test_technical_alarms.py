@@ -4,6 +4,7 @@ nobody watching, decided from what the shell saw and a fixed clock."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from tests.clock import FakeClock
 from vitalsd.domain import AlertKind, Priority
@@ -11,6 +12,7 @@ from vitalsd.technical import (
     CUFF_SILENT_CONDITION,
     channel_failing,
     channel_failing_condition,
+    cuff_offline,
     cuff_silent,
     is_silent,
     nobody_watching,
@@ -93,3 +95,13 @@ def test_nobody_watching_is_a_high_finding_naming_the_open_sessions() -> None:
     assert finding.condition == "nobody_watching"
     assert "3 sessions are open" in finding.message and "09:00:00" in finding.message
     assert "1 session is open" in nobody_watching(1, T0).message
+
+
+def test_a_cuff_alert_says_its_times_in_the_clinics_zone() -> None:
+    """The ward reads the clinic's clock: 09:00 UTC is 10:00 in Vienna in March."""
+    vienna = ZoneInfo("Europe/Vienna")
+    silent = cuff_silent("AA:BB:CC:00:00:01", "Chair 3", T0, timedelta(minutes=20), vienna)
+    assert "since 10:00:00 CET" in silent.message
+    offline = cuff_offline("AA:BB:CC:00:00:01", "Chair 3", T0, "timeout", "Move it.", 4, vienna)
+    assert "since 10:00:00 CET" in offline.message
+    assert "since 09:00:00 UTC" in cuff_offline("AA", "Chair 3", T0, "timeout", "", 4).message

@@ -112,7 +112,7 @@ async def apply_cuff_silence(
             return
         assert cuff.cuff is not None  # silent() says so
         since = silence_began(cuff.last_heard, cuff.session_started)
-        finding = cuff_silent(cuff.cuff, cuff.chair, since, after)
+        finding = cuff_silent(cuff.cuff, cuff.chair, since, after, state.facts.zone)
         changes = reconcile(
             [alert_of(r) for r in rows.values()],
             [finding],

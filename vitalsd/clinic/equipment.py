@@ -5,7 +5,7 @@ technical alarm of a cuff that advertises but cannot be connected."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,9 +34,10 @@ CONNECTION_STATES = frozenset(s.value for s in ConnectionState)
 class Equipment:
     """Keeps the device rows (and the writer's memory of them) up to date."""
 
-    def __init__(self, uow: UnitOfWork, now: Callable[[], datetime]) -> None:
+    def __init__(self, uow: UnitOfWork, now: Callable[[], datetime], zone: tzinfo = UTC) -> None:
         self._uow = uow
         self._now = now
+        self._zone = zone  # the clinic's: the times in a technical alert's words
 
     async def update_device(
         self,
@@ -139,7 +140,13 @@ class Equipment:
                 return False
             chair, session, rows = in_session
             finding = cuff_offline(
-                cuff, chair.name, require_utc(since, "since"), reason, advice, attempts
+                cuff,
+                chair.name,
+                require_utc(since, "since"),
+                reason,
+                advice,
+                attempts,
+                self._zone,
             )
             changes = reconcile(
                 [alert_of(r) for r in rows.values()],

@@ -138,7 +138,7 @@ class Clinic:
         self._ingest = Ingest(
             self._uow, stale_after, known[default_protocol].safety.cuff_clock_tolerance
         )
-        self._equipment = Equipment(self._uow, self.now)
+        self._equipment = Equipment(self._uow, self.now, zone)
         self._chairs = Chairs(self._uow)
         default_policy = alarm_policy(known[default_protocol].safety)
         self._alerting = Alerting(self._uow, reads, loader, max_snooze, default_policy)
