@@ -28,6 +28,7 @@ from api.handshake import DEFAULT_HANDSHAKE, AccountCache, HandshakeLimits, Snap
 from api.headers import SecurityHeaders
 from api.logredact import install_redaction
 from api.routes import auth, equipment, exports, health, patients, records, sessions, users
+from api.routes import notify as notify_routes
 from api.stream import DEFAULT_QUEUE_SIZE, RawSendMiddleware, StreamHub
 from api.throttle import LoginThrottle
 from api.tickets import TicketBook
@@ -55,6 +56,7 @@ REST_ROUTERS: Final = (
     records.alerts,
     records.audit,
     exports.router,
+    notify_routes.router,
 )
 
 

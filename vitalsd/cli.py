@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--speed", type=float, default=30.0, help="simulated seconds per real second (default 30)"
     )
+    demo.add_argument(
+        "--config", type=Path, help="settings file (TOML), e.g. its [notify] alert channels"
+    )
 
     scan = commands.add_parser("scan", help="list nearby blood-pressure cuffs")
     scan.add_argument("--config", type=Path, help="settings file (TOML)")
@@ -155,7 +158,15 @@ def _demo(args: argparse.Namespace) -> int:
         print("vitalsd demo: --speed must be above 0", file=sys.stderr)
         return EXIT_USAGE
     configure_logging()
-    asyncio.run(run_demo(host=args.host, port=args.port, data_dir=args.data_dir, speed=args.speed))
+    asyncio.run(
+        run_demo(
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            speed=args.speed,
+            config=args.config,
+        )
+    )
     return EXIT_OK
 
 

@@ -60,9 +60,10 @@ from vitalsd.auth import PasswordHasher, token_issuer_for
 from vitalsd.clinic import Clinic, utc_now
 from vitalsd.cuff_readings import cuff_reading
 from vitalsd.errors import DomainError
+from vitalsd.notify.notifier import Notifier
 from vitalsd.settings import Settings
 from vitalsd.store.engine import is_sqlite, session_url_for
-from vitalsd.store.leader import TimerLeadership
+from vitalsd.store.leader import NOTIFY_LOCK_KEY, TimerLeadership
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +359,11 @@ class Daemon:
         self._stop = asyncio.Event()
         self.url: str | None = None
         self.timer_leadership: TimerLeadership | None = None
+        # Issue #15: alerts beyond the dashboard (one sending daemon per group).
+        self.notifier = Notifier(
+            self.clinic, self.settings.notify, escalation_delay=self.settings.escalation_delay
+        )
+        self.notify_leadership: TimerLeadership | None = None
 
     @property
     def _on_bumble_transport(self) -> bool:
@@ -385,6 +391,22 @@ class Daemon:
             session_url_for(url, self.settings.database_session_url), clinic.run_timers
         )
         await self.timer_leadership.run()
+
+    async def _run_notifier(self) -> None:
+        """The notifier: here on SQLite; on PostgreSQL only on the daemon holding the
+        group's notify lock (the others stand by, and take over when it dies)."""
+        clinic = self.clinic
+        if is_sqlite(clinic.engine):
+            await self.notifier.run()
+            return
+        url = clinic.engine.url.render_as_string(hide_password=False)
+        self.notify_leadership = TimerLeadership(
+            session_url_for(url, self.settings.database_session_url),
+            self.notifier.run,
+            key=NOTIFY_LOCK_KEY,
+            what="notifier",
+        )
+        await self.notify_leadership.run()
 
     async def _known_cuffs(self) -> list[str]:
         chairs = await self.clinic.list_chairs()
@@ -474,6 +496,7 @@ class Daemon:
         web = asyncio.create_task(server.serve(sockets=[listener]), name="web")
         radio = asyncio.create_task(self._supervise(inbox), name="cuff supervisor")
         timers = asyncio.create_task(self._run_timers(), name="clinic timers")
+        notify = asyncio.create_task(self._run_notifier(), name="notifier")
         try:
             while not server.started and not web.done():  # noqa: ASYNC110 (no event to wait on)
                 await asyncio.sleep(0.02)
@@ -491,6 +514,10 @@ class Daemon:
             if self.timer_leadership is not None:
                 self.timer_leadership.abort()
             await stop_task(timers, "the clinic timers")
+            if self.notify_leadership is not None:
+                self.notify_leadership.abort()
+            await stop_task(notify, "the notifier")
+            await self.notifier.close()
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await web

@@ -36,7 +36,7 @@ from vitalsd.clinic import Actor, Clinic
 from vitalsd.daemon import Daemon
 from vitalsd.domain import Drug, Role, Route
 from vitalsd.errors import Conflict, DosingHoldActive, NotFound
-from vitalsd.settings import Settings
+from vitalsd.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +188,20 @@ def banner(url: str, data_dir: Path, users: list[DemoUser], speed: float) -> str
 
 
 async def run_demo(
-    *, host: str, port: int, data_dir: Path | None, speed: float, out: TextIO | None = None
+    *,
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    speed: float,
+    out: TextIO | None = None,
+    config: Path | None = None,
 ) -> None:
+    """`config`: a settings file (e.g. its `[notify]` channels); the demo's own data
+    directory, address and embedded SQLite database win over it."""
     stream = out or sys.stdout
     directory = data_dir or Path(tempfile.mkdtemp(prefix="vitalsd-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
-    settings = Settings(data_dir=directory, host=host, port=port, database_url=None)
+    settings = load_settings(config, data_dir=directory, host=host, port=port, database_url=None)
     clock = SimClock(speed)
     clinic = await Clinic.open(settings, clock=clock.now)
     passwords = PasswordHasher()

@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from vitalsd.notify.config import NotifySettings
 from vitalsd.protocol import DEFAULT_PRESET
 
 
@@ -89,6 +90,9 @@ class Settings(BaseSettings):
     # The clinic's time zone (IANA name): ages, day boundaries and times people read
     # (DESIGN.md "Time"). Stored times stay UTC.
     timezone: str = "UTC"
+    # Alerts beyond the dashboard (issue #15): channels, escalation rules, receipts
+    # (`vitalsd.notify.config`; README "Getting alerts on your phone").
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("database_url", "database_session_url")
     @classmethod
