@@ -4,6 +4,7 @@ package, answers as scripted (e.g. 500 twice, then 200) and counts by `webhook-i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+HELD = -1  # the status noted for a request held in flight (its answer may never arrive)
 
 
 @dataclass
@@ -34,7 +36,8 @@ class WebhookReceiver:
     answers: deque[int] = field(default_factory=deque)  # scripted statuses, then 200
     deliveries: list[Delivery] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # bad or missing signatures
-    hold_s: float = 0.0  # answer this late (a delivery in flight)
+    hold_s: float = 0.0  # answer the first `hold_first` requests this late (in flight)
+    hold_first: int = 0
     signed: bool = True  # False: take unsigned JSON (apprise's json:// posts)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _arrived: threading.Condition = field(init=False)
@@ -68,8 +71,26 @@ class WebhookReceiver:
                     self.send_response(401)
                     self.end_headers()
                     return
-                if receiver.hold_s:
+                with receiver._lock:
+                    held = receiver.hold_first > 0
+                    if held:
+                        receiver.hold_first -= 1
+                        receiver.deliveries.append(
+                            Delivery(
+                                headers.get("webhook-id", ""),
+                                envelope,
+                                HELD,
+                                time.monotonic(),
+                                self.path,
+                            )
+                        )
+                        receiver._arrived.notify_all()
+                if held:
                     time.sleep(receiver.hold_s)
+                    with contextlib.suppress(OSError):  # the sender may be dead by now
+                        self.send_response(200)
+                        self.end_headers()
+                    return
                 with receiver._lock:
                     status = receiver.answers.popleft() if receiver.answers else 200
                     receiver.deliveries.append(

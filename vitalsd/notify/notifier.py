@@ -169,6 +169,7 @@ class Notifier:
         """Until cancelled: read events, fire due tiers, send what is due; woken by the
         clinic's alert events, else every `poll_s`."""
         self.running = True
+        await self._due_now()
         helpers = [asyncio.create_task(self._listen(), name="notify: listen")]
         if self.settings.heartbeat_channel is not None:
             helpers.append(asyncio.create_task(self._heartbeat(), name="notify: heartbeat"))
@@ -191,6 +192,21 @@ class Notifier:
                 task.cancel()
             await asyncio.gather(*helpers, *self._inflight.values(), return_exceptions=True)
             self._inflight.clear()
+
+    async def _due_now(self) -> None:
+        """At start, whatever waits for a retry is due now: the back-off was for the
+        receiver, and a restart (maybe after a crash mid-send) is a fresh attempt."""
+        async with self._sessions() as session, session.begin():
+            now = self._now()
+            await session.execute(
+                update(NotifyReceipt)
+                .where(
+                    NotifyReceipt.state == "queued",
+                    NotifyReceipt.site == self.site,
+                    NotifyReceipt.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now)
+            )
 
     async def step(self) -> None:
         """One pass: the new events, the tiers time made due, the notifications due."""
