@@ -19,17 +19,16 @@ async def test_an_alerts_receipts_show_each_recipient_and_state(
     client: httpx.AsyncClient, auth: Auth, ward: Ward, clinic: Clinic
 ) -> None:
     receiver = WebhookReceiver().start()
+    settings = NotifySettings(
+        channels=[ChannelSettings(name="ward", kind="webhook", url=receiver.url, secret=SECRET)],
+        rules=[RuleSettings(kinds=["severe_hypertension"], channels=["ward"])],
+    )
+    notifier = Notifier(clinic, settings, escalation_delay=timedelta(minutes=2))
     try:
-        settings = NotifySettings(
-            channels=[
-                ChannelSettings(name="ward", kind="webhook", url=receiver.url, secret=SECRET)
-            ],
-            rules=[RuleSettings(kinds=["severe_hypertension"], channels=["ward"])],
-        )
-        notifier = Notifier(clinic, settings, escalation_delay=timedelta(minutes=2))
         alert = await severe_alert(client, auth, ward)
         await notifier.flush()
     finally:
+        await notifier.close()
         receiver.stop()
     answer = await client.get(f"/api/alerts/{alert['id']}/receipts", headers=auth[Role.NURSE])
     assert answer.status_code == 200

@@ -26,12 +26,16 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def clinic(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Clinic]:
+    from tests.notify.test_webhooks import MADE
+
     url = f"sqlite+aiosqlite:///{tmp_path / 'vitalsd.sqlite3'}"
     await migrate(url)
     service = Clinic(create_engine(url), clock=clock)
     try:
         yield service
     finally:
+        while MADE:
+            await MADE.pop().close()
         await service.close()
 
 

@@ -35,8 +35,16 @@ def two_tiers(receiver: WebhookReceiver, after_minutes: float = 5) -> NotifySett
     )
 
 
+# Every notifier a test made, closed after it (tests/notify/conftest.py).
+MADE: list[Notifier] = []
+
+
 def notifier_for(clinic: Clinic, settings: NotifySettings) -> Notifier:
-    return Notifier(clinic, settings, escalation_delay=timedelta(minutes=2), retry_delays_s=RETRIES)
+    notifier = Notifier(
+        clinic, settings, escalation_delay=timedelta(minutes=2), retry_delays_s=RETRIES
+    )
+    MADE.append(notifier)
+    return notifier
 
 
 async def severe(clinic: Clinic, session_id: int) -> int:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -40,6 +40,7 @@ from vitalsd.notify.routing import (
     transition_name,
 )
 from vitalsd.notify.webhook import WebhookChannel
+from vitalsd.store.engine import is_sqlite
 from vitalsd.store.events import EventType, SubscriberOverflow
 from vitalsd.store.models import (
     Chair,
@@ -129,6 +130,10 @@ class Notifier:
         self._clinic = clinic
         self._engine: AsyncEngine = clinic.engine
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        # SQLite: write in turn with the clinic's writer (`Clinic.side_transaction`); a
+        # second writing connection would be starved by SQLite's busy wait, or fail a
+        # read-then-write transaction with "database is locked". PostgreSQL: the pool.
+        self._in_turn = is_sqlite(clinic.engine)
         self._now = clinic.now
         self.settings = settings
         self.escalation_delay = escalation_delay
@@ -163,13 +168,22 @@ class Notifier:
     def wake(self) -> None:
         self._wake.set()
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        if self._in_turn:
+            async with self._clinic.side_transaction() as session:
+                yield session
+            return
+        async with self._sessions() as session, session.begin():
+            yield session
+
     # -- the loop ----------------------------------------------------------------------
 
     async def run(self) -> None:
         """Until cancelled: read events, fire due tiers, send what is due; woken by the
         clinic's alert events, else every `poll_s`."""
         self.running = True
-        await self._due_now()
+        started = False
         helpers = [asyncio.create_task(self._listen(), name="notify: listen")]
         if self.settings.heartbeat_channel is not None:
             helpers.append(asyncio.create_task(self._heartbeat(), name="notify: heartbeat"))
@@ -177,6 +191,9 @@ class Notifier:
             while True:
                 self._wake.clear()
                 try:
+                    if not started:
+                        await self._due_now()
+                        started = True
                     await self.step()
                     self.last_error = None
                 except Exception as error:  # keep notifying: say so, try again
@@ -196,7 +213,7 @@ class Notifier:
     async def _due_now(self) -> None:
         """At start, whatever waits for a retry is due now: the back-off was for the
         receiver, and a restart (maybe after a crash mid-send) is a fresh attempt."""
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             now = self._now()
             await session.execute(
                 update(NotifyReceipt)
@@ -242,7 +259,7 @@ class Notifier:
         cursor moved in it: the chain changes and the notifications they queue are
         kept exactly once."""
         while True:
-            async with self._sessions() as session, session.begin():
+            async with self._transaction() as session:
                 now = self._now()
                 cursor = await session.get(NotifyCursor, self.site)
                 if cursor is None:
@@ -340,7 +357,7 @@ class Notifier:
     # -- time: tiers falling due -------------------------------------------------------
 
     async def fire_due_tiers(self) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             now = self._now()
             chains = list(
                 await session.scalars(
@@ -488,7 +505,7 @@ class Notifier:
         """Claim the due notifications (the attempt counted and the next one scheduled
         before anything is sent: a crash mid-send retries) and send them."""
         claimed: list[tuple[str, str, dict[str, Any], int]] = []
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             now = self._now()
             query = (
                 select(NotifyReceipt)
@@ -543,7 +560,7 @@ class Notifier:
     async def _record(
         self, key: str, channel_name: str, result: DeliveryResult, attempts: int
     ) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self._transaction() as session:
             now = self._now()
             row = await session.scalar(select(NotifyReceipt).where(NotifyReceipt.key == key))
             if row is None:
