@@ -10,7 +10,7 @@ clients run in a second process as in bench/latency.py. Every time is CLOCK_MONO
 Reported: p99 indication -> webhook and indication -> `/ws` client, their ratio, and
 the notifier's own share (alert event published -> webhook received).
 
-    .venv/bin/python bench/notify.py [--cuffs 50] [--clients 10] [--seconds 40]
+    .venv/bin/python bench/notify.py [--cuffs 50] [--clients 10] [--seconds 60] [--rate 1]
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cuffs", type=int, default=50)
     parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=40.0)
-    parser.add_argument("--rate", type=float, default=0.5, help="measurements started per s")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=1.0, help="measurements started per s")
     return parser.parse_args(argv)
 
 

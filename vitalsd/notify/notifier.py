@@ -226,10 +226,19 @@ class Notifier:
             )
 
     async def step(self) -> None:
-        """One pass: the new events, the tiers time made due, the notifications due."""
-        await self.read_events()
-        await self.fire_due_tiers()
-        await self.send_due()
+        """One pass, one transaction (one turn of the writer): the new events, the tiers
+        time made due, the notifications due claimed; then their sends start."""
+        async with self._transaction() as session:
+            now = self._now()
+            more = await self._read_events(session, now)
+            await self._fire_due_tiers(session, now)
+            claimed = await self._claim_due(session, now)
+        for key, channel, notification, attempts in claimed:
+            self._inflight[key] = asyncio.create_task(
+                self._deliver(key, channel, notification, attempts), name=f"notify {key}"
+            )
+        if more:
+            self._wake.set()
 
     async def flush(self) -> None:
         """One step, then wait for the sends it started (tests and the bench)."""
@@ -254,32 +263,28 @@ class Notifier:
 
     # -- events into chains ------------------------------------------------------------
 
-    async def read_events(self) -> None:
-        """Every stored alert event after the cursor, a batch per transaction with the
-        cursor moved in it: the chain changes and the notifications they queue are
-        kept exactly once."""
-        while True:
-            async with self._transaction() as session:
-                now = self._now()
-                cursor = await session.get(NotifyCursor, self.site)
-                if cursor is None:
-                    cursor = NotifyCursor(site=self.site, last_seq=0, updated_at=now)
-                    session.add(cursor)
-                rows = list(
-                    await session.scalars(
-                        select(EventRow)
-                        .where(EventRow.seq > cursor.last_seq, EventRow.type.in_(ALERT_EVENTS))
-                        .order_by(EventRow.seq)
-                        .limit(EVENT_BATCH)
-                    )
-                )
-                for row in rows:
-                    await self._apply_event(session, row, now)
-                if rows:
-                    cursor.last_seq = rows[-1].seq
-                    cursor.updated_at = now
-            if len(rows) < EVENT_BATCH:
-                return
+    async def _read_events(self, session: AsyncSession, now: datetime) -> bool:
+        """The next batch of stored alert events after the cursor, the cursor moved in
+        the same transaction: the chain changes and the notifications they queue are
+        kept exactly once. True: there may be more."""
+        cursor = await session.get(NotifyCursor, self.site)
+        if cursor is None:
+            cursor = NotifyCursor(site=self.site, last_seq=0, updated_at=now)
+            session.add(cursor)
+        rows = list(
+            await session.scalars(
+                select(EventRow)
+                .where(EventRow.seq > cursor.last_seq, EventRow.type.in_(ALERT_EVENTS))
+                .order_by(EventRow.seq)
+                .limit(EVENT_BATCH)
+            )
+        )
+        for row in rows:
+            await self._apply_event(session, row, now)
+        if rows:
+            cursor.last_seq = rows[-1].seq
+            cursor.updated_at = now
+        return len(rows) == EVENT_BATCH
 
     async def _apply_event(self, session: AsyncSession, row: EventRow, now: datetime) -> None:
         data = row.data
@@ -356,48 +361,46 @@ class Notifier:
 
     # -- time: tiers falling due -------------------------------------------------------
 
-    async def fire_due_tiers(self) -> None:
-        async with self._transaction() as session:
-            now = self._now()
-            chains = list(
-                await session.scalars(
-                    select(NotifyChain).where(
-                        NotifyChain.state == "active", NotifyChain.site == self.site
-                    )
+    async def _fire_due_tiers(self, session: AsyncSession, now: datetime) -> None:
+        chains = list(
+            await session.scalars(
+                select(NotifyChain).where(
+                    NotifyChain.state == "active", NotifyChain.site == self.site
                 )
             )
-            for chain in chains:
-                tiers = self._tiers(chain)
-                if not tiers:
-                    continue
-                fired = _fired(chain)
-                if len(fired) >= len(tiers):
-                    continue
-                answered = await session.scalars(
-                    select(NotifyReceipt.tier).where(
-                        NotifyReceipt.alert_id == chain.alert_id,
-                        NotifyReceipt.generation == chain.generation,
-                        NotifyReceipt.state.in_(CONFIRMED),
-                    )
+        )
+        for chain in chains:
+            tiers = self._tiers(chain)
+            if not tiers:
+                continue
+            fired = _fired(chain)
+            if len(fired) >= len(tiers):
+                continue
+            answered = await session.scalars(
+                select(NotifyReceipt.tier).where(
+                    NotifyReceipt.alert_id == chain.alert_id,
+                    NotifyReceipt.generation == chain.generation,
+                    NotifyReceipt.state.in_(CONFIRMED),
                 )
-                state = ChainState(
-                    active=True,
-                    started_at=chain.started_at,
-                    fired=fired,
-                    receipted=frozenset(answered),
-                    hurried=chain.hurried,
-                )
-                due = due_tiers(state, tiers, now, self.settings.receipt_timeout)
-                for index in due:
-                    tier = tiers[index]
-                    name = transition_name(chain.generation, index)
-                    token = name if chain.generation == 0 else f"{name}.{chain.generation}"
-                    await self._queue_tier(session, chain, tier, name, token, now)
-                    fired[index] = now
-                if due:
-                    chain.fired = {str(i): at.isoformat() for i, at in fired.items()}
-                    chain.hurried = False
-                    chain.updated_at = now
+            )
+            state = ChainState(
+                active=True,
+                started_at=chain.started_at,
+                fired=fired,
+                receipted=frozenset(answered),
+                hurried=chain.hurried,
+            )
+            due = due_tiers(state, tiers, now, self.settings.receipt_timeout)
+            for index in due:
+                tier = tiers[index]
+                name = transition_name(chain.generation, index)
+                token = name if chain.generation == 0 else f"{name}.{chain.generation}"
+                await self._queue_tier(session, chain, tier, name, token, now)
+                fired[index] = now
+            if due:
+                chain.fired = {str(i): at.isoformat() for i, at in fired.items()}
+                chain.hurried = False
+                chain.updated_at = now
 
     async def _queue_tier(
         self,
@@ -501,33 +504,30 @@ class Notifier:
         delays = self._retry_delays
         return timedelta(seconds=delays[min(attempts, len(delays)) - 1])
 
-    async def send_due(self) -> None:
-        """Claim the due notifications (the attempt counted and the next one scheduled
-        before anything is sent: a crash mid-send retries) and send them."""
+    async def _claim_due(
+        self, session: AsyncSession, now: datetime
+    ) -> list[tuple[str, str, dict[str, Any], int]]:
+        """Claim the due notifications: the attempt counted and the next one scheduled
+        before anything is sent (a crash mid-send retries)."""
         claimed: list[tuple[str, str, dict[str, Any], int]] = []
-        async with self._transaction() as session:
-            now = self._now()
-            query = (
-                select(NotifyReceipt)
-                .where(
-                    NotifyReceipt.state == "queued",
-                    NotifyReceipt.site == self.site,
-                    NotifyReceipt.next_attempt_at <= now,
-                )
-                .order_by(NotifyReceipt.id)
-                .limit(SEND_BATCH)
+        query = (
+            select(NotifyReceipt)
+            .where(
+                NotifyReceipt.state == "queued",
+                NotifyReceipt.site == self.site,
+                NotifyReceipt.next_attempt_at <= now,
             )
-            if self._inflight:
-                query = query.where(NotifyReceipt.key.not_in(list(self._inflight)))
-            for row in await session.scalars(query):
-                row.attempts += 1
-                row.next_attempt_at = now + self._backoff(row.attempts)
-                row.updated_at = now
-                claimed.append((row.key, row.channel, dict(row.notification), row.attempts))
-        for key, channel, notification, attempts in claimed:
-            self._inflight[key] = asyncio.create_task(
-                self._deliver(key, channel, notification, attempts), name=f"notify {key}"
-            )
+            .order_by(NotifyReceipt.id)
+            .limit(SEND_BATCH)
+        )
+        if self._inflight:
+            query = query.where(NotifyReceipt.key.not_in(list(self._inflight)))
+        for row in await session.scalars(query):
+            row.attempts += 1
+            row.next_attempt_at = now + self._backoff(row.attempts)
+            row.updated_at = now
+            claimed.append((row.key, row.channel, dict(row.notification), row.attempts))
+        return claimed
 
     async def _deliver(
         self, key: str, channel_name: str, notification: dict[str, Any], attempts: int
