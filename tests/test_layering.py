@@ -26,6 +26,8 @@ PURE_CORE = frozenset(
         "vitalsd.thresholds",
         "vitalsd.alerts",
         "vitalsd.evaluation",
+        # Issue #15: who hears of an alert, and when.
+        "vitalsd.notify.routing",
     }
 )
 # What the pure core never imports: no database, no event loop, no shell, no I/O layer.

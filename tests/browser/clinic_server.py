@@ -36,6 +36,7 @@ from vitalsd.demo import (
     give_doses,
     seat_patients,
 )
+from vitalsd.notify.config import NotifySettings
 from vitalsd.settings import Settings
 
 T = TypeVar("T")
@@ -63,9 +64,12 @@ class ClinicServer:
     """Start with `start()`, stop with `stop()`; `url` ends with "/". `speed` is the
     simulated seconds per real second for cuffs, patients and the check schedule."""
 
-    def __init__(self, data_dir: Path, *, speed: float) -> None:
+    def __init__(
+        self, data_dir: Path, *, speed: float, notify: NotifySettings | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.speed = speed
+        self.notify = notify or NotifySettings()  # alert channels (issue #15)
         self._ready: Future[Running] = Future()
         self._thread = threading.Thread(target=self._run, name="clinic server", daemon=True)
         self._running: Running | None = None
@@ -131,7 +135,13 @@ class ClinicServer:
 
     async def _serve(self) -> None:
         """`vitalsd.demo.run_demo` without the banner, with its parts kept for the tests."""
-        settings = Settings(data_dir=self.data_dir, host="127.0.0.1", port=0, database_url=None)
+        settings = Settings(
+            data_dir=self.data_dir,
+            host="127.0.0.1",
+            port=0,
+            database_url=None,
+            notify=self.notify,
+        )
         clock = SimClock(self.speed)
         clinic = await Clinic.open(settings, clock=clock.now)
         passwords = PasswordHasher()
