@@ -41,4 +41,6 @@ class ReceiptOut(Out):
 async def alert_receipts(alert_id: IdPath, clinic: ClinicDep, user: Reader) -> list[ReceiptOut]:
     """Every notification of the alert and its receipt, oldest first."""
     await clinic.get_alert(alert_id)  # 404 for an unknown alert
-    return [ReceiptOut.model_validate(r) for r in await receipts_of(clinic.engine, alert_id)]
+    async with clinic.read_snapshot() as session:
+        found = await receipts_of(session, alert_id)
+    return [ReceiptOut.model_validate(r) for r in found]

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy import Connection, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vitalsd.store.models import NotifyReceipt
 
@@ -56,9 +56,17 @@ def mark_shown(engine: sqlalchemy.Engine, key: str, at: datetime) -> bool:
 
 
 async def mark_shown_async(engine: AsyncEngine, key: str, at: datetime) -> bool:
-    """`mark_shown` on the daemon's async engine (what an API route calls)."""
+    """`mark_shown` on an async engine."""
     async with engine.begin() as connection:
         return await connection.run_sync(_advance, key, "shown", at)
+
+
+async def mark_shown_in(session: AsyncSession, key: str, at: datetime) -> bool:
+    """`mark_shown` in a transaction of the caller's: an API route uses
+    `clinic.side_transaction()`, which on SQLite writes in turn with the clinic's writer
+    (a second writing connection would fail with "database is locked")."""
+    connection = await session.connection()
+    return await connection.run_sync(_advance, key, "shown", at)
 
 
 @dataclass(frozen=True)
@@ -82,17 +90,24 @@ class ReceiptView:
     acknowledged_at: datetime | None
 
 
-async def receipts_of(engine: AsyncEngine, alert_id: int) -> Sequence[ReceiptView]:
-    """Every receipt of an alert, oldest first."""
-    async with engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                select(NotifyReceipt.__table__)
-                .where(NotifyReceipt.alert_id == alert_id)
-                .order_by(NotifyReceipt.id)
-            )
-        ).mappings()
-        return [
-            ReceiptView(**{name: row[name] for name in ReceiptView.__dataclass_fields__})
-            for row in rows
-        ]
+async def receipts_of(where: AsyncEngine | AsyncSession, alert_id: int) -> Sequence[ReceiptView]:
+    """Every receipt of an alert, oldest first (an engine, or a read transaction such as
+    `clinic.read_snapshot()`)."""
+    if isinstance(where, AsyncSession):
+        return await _receipts(where, alert_id)
+    async with AsyncSession(where) as session:
+        return await _receipts(session, alert_id)
+
+
+async def _receipts(session: AsyncSession, alert_id: int) -> Sequence[ReceiptView]:
+    rows = (
+        await session.execute(
+            select(NotifyReceipt.__table__)
+            .where(NotifyReceipt.alert_id == alert_id)
+            .order_by(NotifyReceipt.id)
+        )
+    ).mappings()
+    return [
+        ReceiptView(**{name: row[name] for name in ReceiptView.__dataclass_fields__})
+        for row in rows
+    ]
