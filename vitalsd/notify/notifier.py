@@ -73,6 +73,8 @@ SEND_BATCH: Final = 50
 SEND_CONCURRENCY: Final = 16
 # A channel's `send` is given up (and retried) after this long.
 SEND_TIMEOUT_S: Final = 30.0
+# At a stop, sends in flight get this long to finish and be recorded.
+STOP_PATIENCE_S: Final = 5.0
 ChannelFactory = Callable[[ChannelSettings], Channel]
 
 
@@ -205,7 +207,13 @@ class Notifier:
                         await self._wake.wait()
         finally:
             self.running = False
-            for task in [*helpers, *self._inflight.values()]:
+            for task in helpers:
+                task.cancel()
+            # Sends in flight finish and are recorded (a graceful stop sends nothing twice);
+            # what does not finish in time goes again after the restart, same webhook-id.
+            if self._inflight:
+                await asyncio.wait(list(self._inflight.values()), timeout=STOP_PATIENCE_S)
+            for task in self._inflight.values():
                 task.cancel()
             await asyncio.gather(*helpers, *self._inflight.values(), return_exceptions=True)
             self._inflight.clear()
