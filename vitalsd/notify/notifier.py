@@ -75,27 +75,31 @@ SEND_CONCURRENCY: Final = 16
 SEND_TIMEOUT_S: Final = 30.0
 # At a stop, sends in flight get this long to finish and be recorded.
 STOP_PATIENCE_S: Final = 5.0
-ChannelFactory = Callable[[ChannelSettings], Channel]
+# Builds a channel from its settings; the clinic is there for channels that look up
+# their recipients (web push: the subscribed devices of users in the tier's roles).
+# `recipients()` must not write through the clinic: it runs inside the notifier's turn
+# on the writer.
+ChannelFactory = Callable[[ChannelSettings, "Clinic"], Channel]
 
 
-def build_channel(config: ChannelSettings) -> Channel:
+def build_channel(config: ChannelSettings, clinic: Clinic) -> Channel:
     """A webhook or apprise channel from its settings; web push comes from its own
-    module (`CHANNEL_FACTORIES["webpush"]`, registered by `vitalsd.notify.webpush`)."""
+    module, which registers `CHANNEL_FACTORIES["webpush"]`."""
     factory = CHANNEL_FACTORIES.get(config.kind)
     if factory is None:
         raise ValueError(
             f"notify channel {config.name!r}: {config.kind} channels are not available in "
             "this build"
         )
-    return factory(config)
+    return factory(config, clinic)
 
 
-def _webhook(config: ChannelSettings) -> Channel:
+def _webhook(config: ChannelSettings, _clinic: Clinic) -> Channel:
     assert config.url is not None and config.secret is not None  # validated
     return WebhookChannel(config.name, config.url, config.secret.get_secret_value())
 
 
-def _apprise(config: ChannelSettings) -> Channel:
+def _apprise(config: ChannelSettings, _clinic: Clinic) -> Channel:
     assert config.url is not None  # validated
     return AppriseChannel(config.name, config.url)
 
@@ -143,7 +147,7 @@ class Notifier:
         self.channels: dict[str, Channel] = (
             dict(channels)
             if channels is not None
-            else {c.name: build_channel(c) for c in settings.channels}
+            else {c.name: build_channel(c, clinic) for c in settings.channels}
         )
         self._configs = {c.name: c for c in settings.channels}
         self._retry_delays = tuple(retry_delays_s)
@@ -184,6 +188,10 @@ class Notifier:
     async def run(self) -> None:
         """Until cancelled: read events, fire due tiers, send what is due; woken by the
         clinic's alert events, else every `poll_s`."""
+        if not self.channels:
+            # Nothing to send to: no turn on the writer four times a second for nothing.
+            # The cursor stays; channels configured later start from it.
+            await asyncio.Event().wait()
         self.running = True
         started = False
         helpers = [asyncio.create_task(self._listen(), name="notify: listen")]
