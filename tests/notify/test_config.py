@@ -14,7 +14,7 @@ from vitalsd.settings import load_settings
 
 
 def test_a_rule_naming_an_unknown_channel_is_refused() -> None:
-    with pytest.raises(ValidationError, match="unknown channel.*pager"):
+    with pytest.raises(ValidationError, match=r"unknown channel.*pager"):
         NotifySettings(rules=[RuleSettings(channels=["pager"])])
 
 
