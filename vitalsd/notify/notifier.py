@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vitalsd.notify.apprise_channel import AppriseChannel
@@ -36,6 +37,7 @@ from vitalsd.notify.routing import (
     action_of,
     chain_of,
     due_tiers,
+    next_deadline,
     notification_key,
     transition_name,
 )
@@ -68,6 +70,9 @@ MAX_ATTEMPTS: Final = 25
 # How often the notifier looks at the clock when no event wakes it (tier deadlines,
 # retries): the chains' times are the clinic's, which the demo runs faster than real.
 POLL_S: Final = 0.25
+# With nothing due and no event, a step anyway this often (seconds): a safety net under
+# the wake-ups (an event published by no subscriber's path, a receipt from elsewhere).
+IDLE_STEP_S: Final = 5.0
 EVENT_BATCH: Final = 200
 SEND_BATCH: Final = 50
 SEND_CONCURRENCY: Final = 16
@@ -159,6 +164,7 @@ class Notifier:
         self.failing: dict[str, str] = {}  # channel -> why, while reported failing
         self.running = False
         self.last_error: str | None = None
+        self._next_due: datetime | None = None
 
     # -- what others ask ---------------------------------------------------------------
 
@@ -197,22 +203,28 @@ class Notifier:
         helpers = [asyncio.create_task(self._listen(), name="notify: listen")]
         if self.settings.heartbeat_channel is not None:
             helpers.append(asyncio.create_task(self._heartbeat(), name="notify: heartbeat"))
+        woken, last_step = True, time.monotonic()
         try:
             while True:
-                self._wake.clear()
-                try:
-                    if not started:
-                        await self._due_now()
-                        started = True
-                    await self.step()
-                    self.last_error = None
-                except Exception as error:  # keep notifying: say so, try again
-                    self.last_error = f"{type(error).__name__}: {error}"
-                    log.exception("notify: a step failed; trying again")
-                    await asyncio.sleep(1.0)
+                if woken or self._due() or time.monotonic() - last_step >= IDLE_STEP_S:
+                    self._wake.clear()
+                    try:
+                        if not started:
+                            await self._due_now()
+                            started = True
+                        await self.step()
+                        self.last_error = None
+                    except Exception as error:  # keep notifying: say so, try again
+                        self.last_error = f"{type(error).__name__}: {error}"
+                        self._next_due = self._now()
+                        log.exception("notify: a step failed; trying again")
+                        await asyncio.sleep(1.0)
+                    last_step = time.monotonic()
+                woken = False
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._poll_s):
                         await self._wake.wait()
+                        woken = True
         finally:
             self.running = False
             for task in helpers:
@@ -241,14 +253,25 @@ class Notifier:
                 .values(next_attempt_at=now)
             )
 
+    def _due(self) -> bool:
+        """Whether a tier or a retry has fallen due since the last step (no database:
+        between events the notifier takes no turn on the writer)."""
+        return self._next_due is not None and self._now() >= self._next_due
+
     async def step(self) -> None:
         """One pass, one transaction (one turn of the writer): the new events, the tiers
         time made due, the notifications due claimed; then their sends start."""
         async with self._transaction() as session:
             now = self._now()
             more = await self._read_events(session, now)
-            await self._fire_due_tiers(session, now)
+            next_tier = await self._fire_due_tiers(session, now)
             claimed = await self._claim_due(session, now)
+            next_retry = await session.scalar(
+                select(func.min(NotifyReceipt.next_attempt_at)).where(
+                    NotifyReceipt.state == "queued", NotifyReceipt.site == self.site
+                )
+            )
+        self._next_due = min((t for t in (next_tier, next_retry) if t is not None), default=None)
         for key, channel, notification, attempts in claimed:
             self._inflight[key] = asyncio.create_task(
                 self._deliver(key, channel, notification, attempts), name=f"notify {key}"
@@ -377,7 +400,9 @@ class Notifier:
 
     # -- time: tiers falling due -------------------------------------------------------
 
-    async def _fire_due_tiers(self, session: AsyncSession, now: datetime) -> None:
+    async def _fire_due_tiers(self, session: AsyncSession, now: datetime) -> datetime | None:
+        """Queue the tiers time has made due; return when the next one falls due."""
+        deadlines: list[datetime] = []
         chains = list(
             await session.scalars(
                 select(NotifyChain).where(
@@ -417,6 +442,11 @@ class Notifier:
                 chain.fired = {str(i): at.isoformat() for i, at in fired.items()}
                 chain.hurried = False
                 chain.updated_at = now
+            after = replace(state, fired=fired, hurried=False if due else state.hurried)
+            deadline = next_deadline(after, tiers, self.settings.receipt_timeout)
+            if deadline is not None:
+                deadlines.append(deadline)
+        return min(deadlines, default=None)
 
     async def _queue_tier(
         self,
