@@ -4,8 +4,8 @@ alerts' `/ws` latency in the same run (bench/latency.py measures that one).
 
 The daemon of bench/latency.py (50 cuffs, one in five severe, the bench nurse resolving
 each severe alert half a second after it is raised) with one webhook channel for
-`severe_hypertension`; the receiver is a real HTTP server (tests/notify/receiver.py, a
-thread of this process) that verifies each signature with `standardwebhooks`. `/ws`
+`severe_hypertension`; the receiver is a real HTTP server (tests/notify/receiver.py, in a
+process of its own) that verifies each signature with `standardwebhooks`. `/ws`
 clients run in a second process as in bench/latency.py. Every time is CLOCK_MONOTONIC.
 Reported: p99 indication -> webhook and indication -> `/ws` client, their ratio, and
 the notifier's own share (alert event published -> webhook received).
@@ -22,10 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import asyncio
+import json
 import logging
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Sequence
+
+from pydantic import SecretStr
 
 from bench.harness import Latencies, header, load, ratio
 from bench.latency import (
@@ -39,20 +43,57 @@ from bench.latency import (
     warm_up,
 )
 from bench.ws_clients import ClientFleet
-from tests.notify.receiver import SECRET, WebhookReceiver
+from tests.notify.receiver import SECRET, Delivery
 from vitalsd.notify.config import ChannelSettings, NotifySettings, RuleSettings
 
 
-def notify_settings(receiver: WebhookReceiver) -> NotifySettings:
+def notify_settings(receiver: ReceiverProcess) -> NotifySettings:
     return NotifySettings(
-        channels=[ChannelSettings(name="bench", kind="webhook", url=receiver.url, secret=SECRET)],
+        channels=[
+            ChannelSettings(
+                name="bench", kind="webhook", url=receiver.url, secret=SecretStr(SECRET)
+            )
+        ],
         rules=[RuleSettings(kinds=["severe_hypertension"], channels=["bench"])],
     )
 
 
+class ReceiverProcess:
+    """tests/notify/receiver.py in a process of its own, as the `/ws` clients are: the
+    daemon's event loop and the receiver's threads do not share a GIL."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.notify.receiver", str(out)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        self.deliveries: list[Delivery] = []
+        self.refused: list[str] = []
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+        for line in self.out.read_text().splitlines():
+            entry = json.loads(line)
+            if "refused" in entry:
+                self.refused.append(entry["refused"])
+            else:
+                self.deliveries.append(Delivery(**entry))
+
+    def accepted(self) -> list[Delivery]:
+        return [d for d in self.deliveries if 200 <= d.status < 300]
+
+
 async def measure(cuffs: int, clients: int, rate: float, seconds: float) -> list[str]:
-    receiver = WebhookReceiver().start()
     scratch = Path(tempfile.mkdtemp(prefix="vitalsd-notify-bench-"))
+    receiver = ReceiverProcess(scratch / "received.jsonl")
     try:
         async with running_daemon(cuffs, notify=notify_settings(receiver)) as daemon:
             await warm_up(daemon, timeout_s=120 + 3 * cuffs)
@@ -66,6 +107,7 @@ async def measure(cuffs: int, clients: int, rate: float, seconds: float) -> list
                 received, errors = await fleet.stop()
             finally:
                 fleet.kill()
+            receiver.stop()
             _reading, ws_alert = latencies_by_type(received, daemon, since_seq)
             stamps = indication_stamps(daemon)
             capture = daemon.capture
@@ -89,7 +131,8 @@ async def measure(cuffs: int, clients: int, rate: float, seconds: float) -> list
             share = Latencies.of_seconds(notifier_share)
             missing = len([s for s in alerts if s not in delivered])
     finally:
-        receiver.stop()
+        if receiver.process.poll() is None:
+            receiver.process.kill()
         shutil.rmtree(scratch, ignore_errors=True)
     label = f"{cuffs} cuffs / {clients} clients"
     lines = [
@@ -123,7 +166,7 @@ async def main(argv: Sequence[str]) -> int:
     print(
         f"speed {SPEED:g}, {args.rate:g} measurements/s for {args.seconds:g} s, 1 cuff in "
         f"{SEVERE_EVERY} severe; /ws clients ?types={WANTED} in a second process; the webhook "
-        "receiver in this one"
+        "receiver in a third"
     )
     await measure(args.cuffs, args.clients, args.rate, args.seconds)
     return 0

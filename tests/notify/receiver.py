@@ -50,7 +50,7 @@ class WebhookReceiver:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hook"
+        return f"http://{host!s}:{port}/hook"
 
     def start(self) -> WebhookReceiver:
         receiver = self
@@ -150,3 +150,24 @@ class WebhookReceiver:
                 if left <= 0:
                     return False
                 self._arrived.wait(min(left, 0.1))
+
+
+def main() -> None:
+    """A receiver in a process of its own (bench/notify.py): prints its URL, serves until
+    its standard input closes, then writes what it received as JSON lines to `argv[1]`
+    (times on CLOCK_MONOTONIC, which every process of the machine shares)."""
+    import sys
+
+    receiver = WebhookReceiver().start()
+    print(receiver.url, flush=True)
+    sys.stdin.read()
+    receiver.stop()
+    with open(sys.argv[1], "w") as out:
+        for d in receiver.deliveries:
+            out.write(json.dumps({**d.__dict__}) + "\n")
+        for refused in receiver.refused:
+            out.write(json.dumps({"refused": refused}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
