@@ -170,7 +170,9 @@ async def give_doses(
             log.warning("demo: no dose for session %d: %s", session_id, error.reason)
 
 
-def banner(url: str, data_dir: Path, users: list[DemoUser], speed: float) -> str:
+def banner(
+    url: str, data_dir: Path, users: list[DemoUser], speed: float, channels: str = ""
+) -> str:
     lines = [
         "",
         "vitalsd demo: a simulated clinic of six chairs",
@@ -178,6 +180,7 @@ def banner(url: str, data_dir: Path, users: list[DemoUser], speed: float) -> str
         f"  API docs:   {url}docs",
         f"  data:       {data_dir}",
         f"  speed:      {speed:g}x (cuffs, patients and the check schedule)",
+        *([f"  alerts to:  {channels}"] if channels else []),
         "  users:",
     ]
     for user in users:
@@ -223,7 +226,8 @@ async def run_demo(
         dosing = asyncio.create_task(give_doses(clinic, clock, cuffs, sessions), name="demo doses")
 
         def ready(url: str) -> None:
-            print(banner(url, directory, users, speed), file=stream, flush=True)
+            channels = ", ".join(f"{c.name} ({c.kind})" for c in settings.notify.channels)
+            print(banner(url, directory, users, speed, channels), file=stream, flush=True)
 
         await daemon.run(on_ready=ready)
     finally:

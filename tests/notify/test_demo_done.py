@@ -122,6 +122,7 @@ def test_demo_alert_reaches_the_webhook_escalates_and_stops_when_acknowledged(
         demo.kill()
         receiver.stop()
     assert receiver.refused == []
+    assert any("alerts to:  ward (webhook), oncall (webhook)" in line for line in demo.log)
     after_ack = [
         d for d in receiver.accepted()[count_at_ack:] if d.envelope["data"].get("id") == alert_id
     ]
