@@ -361,7 +361,11 @@ class Daemon:
         self.timer_leadership: TimerLeadership | None = None
         # Issue #15: alerts beyond the dashboard (one sending daemon per group).
         self.notifier = Notifier(
-            self.clinic, self.settings.notify, escalation_delay=self.settings.escalation_delay
+            self.clinic,
+            self.settings.notify,
+            escalation_delay=self.settings.escalation_delay,
+            data_dir=self.settings.data_dir,
+            token_secret=lambda: token_issuer_for(self.settings).secret,
         )
         self.notify_leadership: TimerLeadership | None = None
 

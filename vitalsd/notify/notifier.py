@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import func, select, update
@@ -80,36 +82,75 @@ SEND_CONCURRENCY: Final = 16
 SEND_TIMEOUT_S: Final = 30.0
 # At a stop, sends in flight get this long to finish and be recorded.
 STOP_PATIENCE_S: Final = 5.0
-# Builds a channel from its settings; the clinic is there for channels that look up
-# their recipients (web push: the subscribed devices of users in the tier's roles).
-# `recipients()` must not write through the clinic: it runs inside the notifier's turn
-# on the writer.
-ChannelFactory = Callable[[ChannelSettings, "Clinic"], Channel]
 
 
-def build_channel(config: ChannelSettings, clinic: Clinic) -> Channel:
-    """A webhook or apprise channel from its settings; web push comes from its own
-    module, which registers `CHANNEL_FACTORIES["webpush"]`."""
+@dataclass(frozen=True)
+class ChannelContext:
+    """What a channel may need besides its settings: the clinic (web push looks up the
+    devices of users in a tier's roles), the data directory (web push keeps its VAPID
+    key there) and the daemon's token secret (web push signs its notification actions).
+    `recipients()` must not write through the clinic: it runs inside the notifier's turn
+    on the writer."""
+
+    clinic: Clinic
+    data_dir: Path | None = None
+    token_secret: Callable[[], bytes] | None = None
+
+
+ChannelFactory = Callable[[ChannelSettings, ChannelContext], Channel]
+
+
+def build_channel(config: ChannelSettings, context: ChannelContext) -> Channel:
+    """A channel from its `[[notify.channels]]` entry."""
     factory = CHANNEL_FACTORIES.get(config.kind)
     if factory is None:
         raise ValueError(
             f"notify channel {config.name!r}: {config.kind} channels are not available in "
             "this build"
         )
-    return factory(config, clinic)
+    return factory(config, context)
 
 
-def _webhook(config: ChannelSettings, _clinic: Clinic) -> Channel:
+def _webhook(config: ChannelSettings, _context: ChannelContext) -> Channel:
     assert config.url is not None and config.secret is not None  # validated
     return WebhookChannel(config.name, config.url, config.secret.get_secret_value())
 
 
-def _apprise(config: ChannelSettings, _clinic: Clinic) -> Channel:
+def _apprise(config: ChannelSettings, _context: ChannelContext) -> Channel:
     assert config.url is not None  # validated
     return AppriseChannel(config.name, config.url)
 
 
-CHANNEL_FACTORIES: dict[str, ChannelFactory] = {"webhook": _webhook, "apprise": _apprise}
+def _webpush(config: ChannelSettings, context: ChannelContext) -> Channel:
+    """The `webpush` branch's channel (`vitalsd.notify.webpush.webpush_channel`)."""
+    try:
+        webpush = importlib.import_module("vitalsd.notify.webpush")
+    except ImportError:
+        raise ValueError(
+            f"notify channel {config.name!r}: webpush channels are not available in this build"
+        ) from None
+    if context.data_dir is None or context.token_secret is None:
+        raise ValueError(
+            f"notify channel {config.name!r}: web push needs the data directory and the "
+            "token secret (run it in the daemon)"
+        )
+    clinic = context.clinic
+    channel: Channel = webpush.webpush_channel(
+        config,
+        reads=clinic.engine,
+        writes=clinic.writer_engine,
+        data_dir=context.data_dir,
+        token_secret=context.token_secret(),
+        clock=clinic.now,
+    )
+    return channel
+
+
+CHANNEL_FACTORIES: dict[str, ChannelFactory] = {
+    "webhook": _webhook,
+    "apprise": _apprise,
+    "webpush": _webpush,
+}
 
 
 def initials(name: str | None) -> str | None:
@@ -137,6 +178,8 @@ class Notifier:
         site: str = DEFAULT_SITE,
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
         poll_s: float = POLL_S,
+        data_dir: Path | None = None,
+        token_secret: Callable[[], bytes] | None = None,
     ) -> None:
         self._clinic = clinic
         self._engine: AsyncEngine = clinic.engine
@@ -152,7 +195,10 @@ class Notifier:
         self.channels: dict[str, Channel] = (
             dict(channels)
             if channels is not None
-            else {c.name: build_channel(c, clinic) for c in settings.channels}
+            else {
+                c.name: build_channel(c, ChannelContext(clinic, data_dir, token_secret))
+                for c in settings.channels
+            }
         )
         self._configs = {c.name: c for c in settings.channels}
         self._retry_delays = tuple(retry_delays_s)
