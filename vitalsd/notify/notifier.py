@@ -677,11 +677,17 @@ class Notifier:
 
     async def _channel_health(self, channel_name: str, result: DeliveryResult) -> None:
         """`channel_failing_after` failures in a row raise `channel_failing`; the next
-        success resolves it (`channel_recovered`). A recipient that is gone (an expired
-        push subscription) says nothing about the channel."""
-        if result.outcome == "gone":
-            return
+        success resolves it (`channel_recovered`). A recipient that is gone (a push
+        subscription the push service deleted) raises it at once: someone's device no
+        longer hears alerts until it subscribes again."""
         clinic: Any = self._clinic
+        if result.outcome == "gone":
+            why = f"a recipient is gone ({result.detail}): its device must subscribe again"
+            self.failing[channel_name] = why
+            log.error("notify: channel %s: %s", channel_name, why)
+            if hasattr(clinic, "channel_failing"):
+                await clinic.channel_failing(channel_name, why)
+            return
         if result.outcome == "failed":
             count = self._failures.get(channel_name, 0) + 1
             self._failures[channel_name] = count
