@@ -182,3 +182,35 @@ async def test_worsening_after_acknowledgement_notifies_again(
     await notifier.flush()
     ids = [d.webhook_id for d in receiver.accepted()]
     assert ids == [f"{alert_id}:raised:0:ward", f"{alert_id}:worsened.1:0:ward"]
+
+
+async def test_default_chain_without_rules_reaches_the_ward_then_the_clinician(
+    clinic: Clinic, session_id: int, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    settings = NotifySettings(
+        channels=[
+            ChannelSettings(name="ward", kind="webhook", url=receiver.url, secret=SECRET),
+            ChannelSettings(
+                name="doctor",
+                kind="webhook",
+                url=receiver.url + "/doctor",
+                secret=SECRET,
+                roles=["clinician"],
+            ),
+        ]
+    )
+    notifier = notifier_for(clinic, settings)
+    alert_id = await severe(clinic, session_id)
+
+    def ids() -> list[str]:
+        return [d.webhook_id for d in receiver.accepted() if d.envelope["data"]["id"] == alert_id]
+
+    await notifier.flush()
+    assert ids() == [f"{alert_id}:raised:0:ward"]
+    clock.advance(2)  # Settings.escalation_delay
+    await notifier.flush()
+    assert ids()[1:] == [f"{alert_id}:escalated:1:doctor"]
+    await clinic.acknowledge_alert(alert_id, by=NURSE)
+    clock.advance(10)
+    await notifier.flush()
+    assert len(ids()) == 2
