@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo test lint typecheck pytest bench soak clean
+.PHONY: install system-packages demo test lint typecheck pytest bench bench-notify soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench: install system-packages
 	$(BIN)/python bench/fanout.py --clients 100,500,1000 --seconds 8
 	$(BIN)/python bench/latency.py --seconds 30
 	$(BIN)/python bench/footprint.py
+	$(BIN)/python bench/notify.py
+
+# Issue #15: alert delivery to a webhook against the /ws alert latency (about 2 minutes).
+bench-notify: install
+	$(BIN)/python bench/notify.py
 
 # Issue #9: 50 flaky cuffs, 100 resuming clients, 5 SIGKILL restarts; about 10 minutes.
 soak: install

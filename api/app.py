@@ -39,6 +39,7 @@ from api.routes import (
     sessions,
     users,
 )
+from api.routes import notify as notify_routes
 from api.routes import push as push_routes
 from api.routes.alert_history import router as alert_history_router
 from api.stream import DEFAULT_QUEUE_SIZE, RawSendMiddleware, StreamHub
@@ -72,6 +73,7 @@ REST_ROUTERS: Final = (
     protocols.router,
     admissions.router,
     push_routes.router,  # issue #15: Web Push devices, receipts, notification actions
+    notify_routes.router,
 )
 
 

@@ -59,6 +59,7 @@ from vitalsd.auth import TokenIssuer
 from vitalsd.clinic import Actor, Clinic
 from vitalsd.daemon import Daemon
 from vitalsd.domain import AlertKind, Drug, Role, Route
+from vitalsd.notify.config import NotifySettings
 from vitalsd.settings import Settings
 from vitalsd.store.events import EventType
 
@@ -197,7 +198,10 @@ class RunningClinic:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(cuff_count: int) -> AsyncIterator[RunningClinic]:
+async def running_daemon(
+    cuff_count: int, notify: NotifySettings | None = None
+) -> AsyncIterator[RunningClinic]:
+    """`notify`: alert channels (bench/notify.py); default none."""
     root = Path(tempfile.mkdtemp(prefix="vitalsd-latency-"))
     settings = Settings(
         data_dir=root,
@@ -206,6 +210,7 @@ async def running_daemon(cuff_count: int) -> AsyncIterator[RunningClinic]:
         token_secret=SecretStr(SECRET),
         max_streams_per_user=1_000_000,  # every client signs in as the one nurse (#17)
         ws_token_in_url=True,  # its clients sign in with /ws?token=
+        notify=notify or NotifySettings(),
     )
     clock = SimClock(SPEED)
     clinic = await Clinic.open(settings, clock=clock.now)

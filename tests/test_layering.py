@@ -27,6 +27,8 @@ PURE_CORE = frozenset(
         "vitalsd.alerts",
         "vitalsd.evaluation",
         "vitalsd.technical",
+        # Issue #15: who hears of an alert, and when.
+        "vitalsd.notify.routing",
     }
 )
 # What the pure core never imports: no database, no event loop, no shell, no I/O layer.

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--speed", type=float, default=30.0, help="simulated seconds per real second (default 30)"
     )
+    demo.add_argument(
+        "--config", type=Path, help="settings file (TOML), e.g. its [notify] alert channels"
+    )
 
     scan = commands.add_parser("scan", help="list nearby blood-pressure cuffs")
     scan.add_argument("--config", type=Path, help="settings file (TOML)")
@@ -156,16 +159,24 @@ def _demo(args: argparse.Namespace) -> int:
     if not args.speed > 0:
         print("vitalsd demo: --speed must be above 0", file=sys.stderr)
         return EXIT_USAGE
-    # The demo's own settings are built in run_demo; the log format comes from the
-    # environment (VITALSD_LOG_FORMAT) like any other setting.
-    log_format = _settings(None, prepare=False).log_format
+    # The demo's own settings are built in run_demo; the log format comes from --config
+    # or the environment (VITALSD_LOG_FORMAT) like any other setting.
+    log_format = _settings(args.config, prepare=False).log_format
     configure_logging(log_format=log_format)
     if not wants_json(log_format, sys.stderr):
         # A person reads this terminal: the simulated cuffs' radio chatter and the
         # migrations would bury the banner; the daemon still logs what it sees.
         for chatty in ("simulators", "alembic", "httpx"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
-    asyncio.run(run_demo(host=args.host, port=args.port, data_dir=args.data_dir, speed=args.speed))
+    asyncio.run(
+        run_demo(
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            speed=args.speed,
+            config=args.config,
+        )
+    )
     return EXIT_OK
 
 

@@ -62,9 +62,10 @@ from vitalsd.cuff_readings import cuff_reading
 from vitalsd.dashboard_watch import DashboardWatch
 from vitalsd.errors import DomainError
 from vitalsd.logformat import LogFormat, TextLogFormatter, wants_json
+from vitalsd.notify.notifier import Notifier
 from vitalsd.settings import Settings
 from vitalsd.store.engine import is_sqlite, session_url_for
-from vitalsd.store.leader import TimerLeadership
+from vitalsd.store.leader import NOTIFY_LOCK_KEY, TimerLeadership
 from vitalsd.store.presence import GroupPresence
 
 log = logging.getLogger(__name__)
@@ -364,6 +365,15 @@ class Daemon:
         self._stop = asyncio.Event()
         self.url: str | None = None
         self.timer_leadership: TimerLeadership | None = None
+        # Issue #15: alerts beyond the dashboard (one sending daemon per group).
+        self.notifier = Notifier(
+            self.clinic,
+            self.settings.notify,
+            escalation_delay=self.settings.escalation_delay,
+            data_dir=self.settings.data_dir,
+            token_secret=lambda: token_issuer_for(self.settings).secret,
+        )
+        self.notify_leadership: TimerLeadership | None = None
 
     @property
     def _on_bumble_transport(self) -> bool:
@@ -416,6 +426,22 @@ class Daemon:
         finally:
             if presence is not None:
                 await presence.close()
+
+    async def _run_notifier(self) -> None:
+        """The notifier: here on SQLite; on PostgreSQL only on the daemon holding the
+        group's notify lock (the others stand by, and take over when it dies)."""
+        clinic = self.clinic
+        if is_sqlite(clinic.engine):
+            await self.notifier.run()
+            return
+        url = clinic.engine.url.render_as_string(hide_password=False)
+        self.notify_leadership = TimerLeadership(
+            session_url_for(url, self.settings.database_session_url),
+            self.notifier.run,
+            key=NOTIFY_LOCK_KEY,
+            what="notifier",
+        )
+        await self.notify_leadership.run()
 
     async def _known_cuffs(self) -> list[str]:
         chairs = await self.clinic.list_chairs()
@@ -506,6 +532,7 @@ class Daemon:
         radio = asyncio.create_task(self._supervise(inbox), name="cuff supervisor")
         timers = asyncio.create_task(self._run_timers(), name="clinic timers")
         watch = asyncio.create_task(self._watch_dashboards(app), name="dashboard watch")
+        notify = asyncio.create_task(self._run_notifier(), name="notifier")
         try:
             while not server.started and not web.done():  # noqa: ASYNC110 (no event to wait on)
                 await asyncio.sleep(0.02)
@@ -524,6 +551,10 @@ class Daemon:
                 self.timer_leadership.abort()
             await stop_task(timers, "the clinic timers")
             await stop_task(watch, "the dashboard watch")
+            if self.notify_leadership is not None:
+                self.notify_leadership.abort()
+            await stop_task(notify, "the notifier")
+            await self.notifier.close()
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await web

@@ -38,7 +38,7 @@ from vitalsd.clinic import Actor, Clinic
 from vitalsd.daemon import Daemon
 from vitalsd.domain import Drug, Role, Route
 from vitalsd.errors import Conflict, DosingHoldActive, NotFound
-from vitalsd.settings import Settings
+from vitalsd.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,9 @@ async def give_doses(
             log.warning("demo: no dose for session %d: %s", session_id, error.reason)
 
 
-def banner(url: str, data_dir: Path, users: list[DemoUser], speed: float) -> str:
+def banner(
+    url: str, data_dir: Path, users: list[DemoUser], speed: float, channels: str = ""
+) -> str:
     lines = [
         "",
         "vitalsd demo: a simulated clinic of six chairs",
@@ -180,6 +182,7 @@ def banner(url: str, data_dir: Path, users: list[DemoUser], speed: float) -> str
         f"  API docs:   {url}docs",
         f"  data:       {data_dir}",
         f"  speed:      {speed:g}x (cuffs, patients and the check schedule)",
+        *([f"  alerts to:  {channels}"] if channels else []),
         "  users:",
     ]
     for user in users:
@@ -211,12 +214,21 @@ async def announce_when_answering(url: str, text: str, stream: TextIO) -> None:
 
 
 async def run_demo(
-    *, host: str, port: int, data_dir: Path | None, speed: float, out: TextIO | None = None
+    *,
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    speed: float,
+    out: TextIO | None = None,
+    config: Path | None = None,
 ) -> None:
+    """`config`: a settings file (e.g. its `[notify]` channels); the demo's own data
+    directory, address and embedded SQLite database win over it."""
     stream = out or sys.stdout
     directory = data_dir or Path(tempfile.mkdtemp(prefix="vitalsd-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
+    settings = load_settings(
+        config,
         data_dir=directory,
         host=host,
         port=port,
@@ -247,7 +259,8 @@ async def run_demo(
 
         def ready(url: str) -> None:
             nonlocal announcing
-            text = banner(url, directory, users, speed)
+            channels = ", ".join(f"{c.name} ({c.kind})" for c in settings.notify.channels)
+            text = banner(url, directory, users, speed, channels)
             announcing = asyncio.create_task(
                 announce_when_answering(url, text, stream), name="demo banner"
             )

@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from vitalsd.notify.config import NotifySettings
 from vitalsd.protocol import DEFAULT_PRESET
 
 
@@ -95,12 +96,14 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     # -- technical alarms (issue #15; README "Technical alarms") --
     # Sessions open and no dashboard connected this long: a high `nobody_watching` alert.
-    # (The contract puts it in `[notify]`; here until that table is merged.)
     nobody_watching_after_seconds: int = Field(default=60, ge=1)
     # A chair-in-session's cuff not heard from this long: `cuff_offline`. Longer than
     # the tightest check interval (10 min during an infusion) plus a reading's slack,
     # shorter than `stale_after_minutes`, so the cause shows before the stale chair. 0: off.
     cuff_silent_after_minutes: float = Field(default=20.0, ge=0)
+    # Alerts beyond the dashboard (issue #15): channels, escalation rules, receipts
+    # (`vitalsd.notify.config`; README "Getting alerts on your phone").
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("database_url", "database_session_url")
     @classmethod

@@ -36,6 +36,7 @@ from vitalsd.demo import (
     give_doses,
     seat_patients,
 )
+from vitalsd.notify.config import NotifySettings
 from vitalsd.settings import Settings
 
 T = TypeVar("T")
@@ -63,10 +64,18 @@ class ClinicServer:
     """Start with `start()`, stop with `stop()`; `url` ends with "/". `speed` is the
     simulated seconds per real second for cuffs, patients and the check schedule."""
 
-    def __init__(self, data_dir: Path, *, speed: float, timezone: str = "UTC") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        speed: float,
+        timezone: str = "UTC",
+        notify: NotifySettings | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.speed = speed
         self.timezone = timezone  # the clinic's (setting `timezone`): what exports show
+        self.notify = notify or NotifySettings()  # alert channels (issue #15)
         self._ready: Future[Running] = Future()
         self._thread = threading.Thread(target=self._run, name="clinic server", daemon=True)
         self._running: Running | None = None
@@ -141,6 +150,7 @@ class ClinicServer:
             # day of simulated time; tests/api/test_technical_alarms.py raises one).
             nobody_watching_after_seconds=86_400,
             timezone=self.timezone,
+            notify=self.notify,
         )
         clock = SimClock(self.speed)
         clinic = await Clinic.open(settings, clock=clock.now)

@@ -223,6 +223,11 @@ class Clinic:
         """The database's SQLAlchemy dialect name (`sqlite`, `postgresql`)."""
         return self.engine.dialect.name
 
+    def side_transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A write transaction in turn with the clinic's own, for tables the clinic does
+        not keep (the notifier's outbox, issue #15)."""
+        return self._uow.side_transaction()
+
     def read_snapshot(self) -> AbstractAsyncContextManager[AsyncSession]:
         """One consistent read transaction on the readers' pool (what exports read)."""
         return self._reads.read_snapshot()

@@ -264,6 +264,15 @@ class UnitOfWork:
         async with self._lock, self._writes() as session:
             yield session
 
+    @asynccontextmanager
+    async def side_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction on the writer's connection, in turn with the clinic's own,
+        for tables the clinic does not keep (the notifier's, issue #15). On SQLite one
+        writer at a time, queued fairly here, is how nobody starves: SQLite's busy wait
+        lets a writer that is never idle keep the lock from a second connection."""
+        async with self._lock, self._writes() as session, session.begin():
+            yield session
+
     def writes_first(self, cuff: str, measured: datetime) -> bool:
         """Whether a reading of `cuff` can be ingested optimistically (see `WriterMemory`):
         not while other processes are writing (it would most likely fail)."""

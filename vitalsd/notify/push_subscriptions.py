@@ -4,7 +4,6 @@ through the readers' pool, each a short transaction of its own."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vitalsd.notify.receipts import mark_shown_async
 from vitalsd.store.models import PushSubscription, User
 
 # "push:<id>": how the notifier names one device as a recipient (NOTIFY_CONTRACT.md).
@@ -177,10 +177,5 @@ class PushSubscriptions:
 
     async def report_shown(self, key: str, at: datetime) -> bool | None:
         """A device's service worker showed the notification `key`: its receipt moves to
-        `shown` (never backwards; True if it moved). None while this build keeps no
-        receipts (the notifier's `vitalsd.notify.receipts`, issue #15)."""
-        try:
-            receipts = importlib.import_module("vitalsd.notify.receipts")
-        except ImportError:
-            return None
-        return bool(await receipts.mark_shown_async(self._writes, key, at))
+        `shown` (never backwards; True if it moved)."""
+        return bool(await mark_shown_async(self._writes, key, at))

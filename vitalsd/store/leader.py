@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # pg_advisory_lock's key for "the timers of this database's clinic group" ("vitalsdT" as
 # a 64-bit integer; the migrations lock on "vitalsdM", `vitalsd.store.engine`).
 TIMER_LOCK_KEY: Final = int.from_bytes(b"vitalsdT", "big")
+# The notifier's (issue #15): one daemon of the group sends ("vitalsdN").
+NOTIFY_LOCK_KEY: Final = int.from_bytes(b"vitalsdN", "big")
 RETRY_S: Final = 1.0
 CHECK_S: Final = 1.0
 QUERY_TIMEOUT_S: Final = 5.0
@@ -51,7 +53,9 @@ class TimerLeadership:
         key: int = TIMER_LOCK_KEY,
         retry_s: float = RETRY_S,
         check_s: float = CHECK_S,
+        what: str = "clinic timers",
     ) -> None:
+        self._what = what
         self._dsn = asyncpg_dsn(database_url)
         self._timers = timers
         self._key = key
@@ -83,7 +87,7 @@ class TimerLeadership:
 
     def _become(self, role: Role, error: str | None = None) -> None:
         if role != self.role:
-            log.info("clinic timers: this node is now %s", role)
+            log.info("%s: this node is now %s", self._what, role)
             self.since = datetime.now(UTC)
         self.role, self.error = role, error
 
@@ -104,7 +108,7 @@ class TimerLeadership:
                 if self._aborted:
                     raise asyncio.CancelledError from error  # shutting down: no alarm
                 detail = f"{type(error).__name__}: {error}"
-                log.warning("clinic timers: lost the leader election's connection (%s)", detail)
+                log.warning("%s: lost the leader election's connection (%s)", self._what, detail)
                 self._become("down", detail)
             finally:
                 self._connection = None
@@ -121,7 +125,7 @@ class TimerLeadership:
 
     async def _lead(self, connection: Any) -> None:
         self._become("leader")
-        timers = asyncio.create_task(self._timers(), name="clinic timers")
+        timers = asyncio.create_task(self._timers(), name=self._what)
         try:
             while not timers.done():
                 await asyncio.wait({timers}, timeout=self._check_s)
@@ -129,13 +133,15 @@ class TimerLeadership:
                     # Still connected, so still holding the lock.
                     await connection.fetchval("SELECT 1", timeout=QUERY_TIMEOUT_S)
             timers.result()  # the timers do not end on their own: say why they did
-            raise RuntimeError("the clinic timers stopped")
+            raise RuntimeError(f"the {self._what} stopped")
         finally:
             timers.cancel()
             await asyncio.wait({timers}, timeout=STOP_PATIENCE_S)
             if timers.done() and not timers.cancelled() and timers.exception() is not None:
-                log.error("clinic timers failed", exc_info=timers.exception())
+                log.error("%s failed", self._what, exc_info=timers.exception())
             elif not timers.done():
                 log.error(
-                    "clinic timers: did not stop within %g s after losing the lead", STOP_PATIENCE_S
+                    "%s: did not stop within %g s after losing the lead",
+                    self._what,
+                    STOP_PATIENCE_S,
                 )

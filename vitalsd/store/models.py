@@ -340,3 +340,62 @@ class PushSubscription(Base):
     user_agent: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime]
     last_success_at: Mapped[datetime | None]
+
+
+# -- notify (issue #15, migration 0005): the notifier's cursor, chains and outbox ----------
+
+
+class NotifyCursor(Base):
+    """How far the notifier has read the event log, per site."""
+
+    __tablename__ = "notify_cursors"
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime]
+
+
+class NotifyChain(Base):
+    """One alert's escalation chain: its generation (a worsening starts a new one), when
+    it started, which tiers went out, and the alert as its latest event showed it."""
+
+    __tablename__ = "notify_chains"
+    alert_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    site: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(32))
+    addressed_to: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime]
+    fired: Mapped[dict[str, Any]]
+    hurried: Mapped[bool] = mapped_column(Boolean, default=False)
+    envelope: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class NotifyReceipt(Base):
+    """The outbox and the receipt in one row: a notification for one recipient, queued
+    until sent, then followed to delivered, shown, acknowledged (or failed, with why)."""
+
+    __tablename__ = "notify_receipts"
+    __table_args__ = (Index("ix_notify_receipts_state_next", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    site: Mapped[str] = mapped_column(String(64))
+    alert_id: Mapped[int] = mapped_column(Integer, index=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(128))
+    tier: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    transition: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    notification: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    shown_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]

@@ -4,6 +4,7 @@
 import { h, setAttr, setText } from "../dom.js";
 import { priorityIcon } from "../icons.js";
 import { figuresRow } from "./alert-figures.js";
+import { receiptLine } from "./receipts.js";
 import {
   ALERT_KIND_LABELS,
   PRIORITY_LABELS,
@@ -143,6 +144,7 @@ export function alertItem(app, alert, now) {
         h("span", {}, `Raised ${clockTime(alert.raised_at)} (${age(now - parseTime(alert.raised_at))})`),
         h("span", { class: "alert-status" }, statusOf(alert, now)),
       ),
+      receiptLine(app, alert),
     ),
     alertActions(app, alert),
   );
