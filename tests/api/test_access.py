@@ -78,6 +78,7 @@ REQUIRED: dict[tuple[str, str], Permission | str] = {
     ("GET", "/api/alerts"): Permission.READ,
     ("GET", "/api/alerts/history"): Permission.READ,
     ("GET", "/api/alerts/{alert_id}"): Permission.READ,
+    ("GET", "/api/alerts/{alert_id}/receipts"): Permission.READ,
     ("POST", "/api/alerts/{alert_id}/acknowledge"): Permission.ACKNOWLEDGE_ALERTS,
     ("POST", "/api/alerts/{alert_id}/snooze"): Permission.ACKNOWLEDGE_ALERTS,
     ("POST", "/api/alerts/{alert_id}/resolve"): Permission.RESOLVE_ALERTS,
