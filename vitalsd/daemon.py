@@ -62,7 +62,7 @@ from vitalsd.cuff_readings import cuff_reading
 from vitalsd.errors import DomainError
 from vitalsd.settings import Settings
 from vitalsd.store.engine import is_sqlite, session_url_for
-from vitalsd.store.leader import TimerLeadership
+from vitalsd.store.leader import TimerLeadership, timer_lock_key
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +382,9 @@ class Daemon:
         clinic.bus.follow(lambda _events: clinic.wake())
         url = clinic.engine.url.render_as_string(hide_password=False)
         self.timer_leadership = TimerLeadership(
-            session_url_for(url, self.settings.database_session_url), clinic.run_timers
+            session_url_for(url, self.settings.database_session_url),
+            clinic.run_timers,
+            key=timer_lock_key(clinic.site),
         )
         await self.timer_leadership.run()
 

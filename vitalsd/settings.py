@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # The clinic's time zone (IANA name): ages, day boundaries and times people read
     # (DESIGN.md "Time"). Stored times stay UTC.
     timezone: str = "UTC"
+    # The site this daemon belongs to (issue #16, README "Running several daemons"): its
+    # chairs, its timers and its event stream (numbered per site). One clinic: "default".
+    site: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     @field_validator("database_url", "database_session_url")
     @classmethod

@@ -40,7 +40,7 @@ async def test_migrating_twice_changes_nothing(database_url: str) -> None:
         await migrate(database_url)
         async with engine.connect() as connection:
             version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
-        assert version == "0004"
+        assert version == "0007"
     finally:
         await engine.dispose()
 

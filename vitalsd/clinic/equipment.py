@@ -129,7 +129,7 @@ class Equipment:
         has that cuff (the Bluetooth side keeps trying; the log says so)."""
         cuff = str(text(address, "address", required=True)).upper()
         async with self._uow.transaction() as tx:
-            in_session = await _chair_in_session(tx.session, cuff)
+            in_session = await _chair_in_session(tx.session, cuff, self._uow.site)
             if in_session is None:
                 return False
             chair, session, rows = in_session
@@ -151,7 +151,7 @@ class Equipment:
         """The cuff connected again: its `cuff_offline` alert clears itself."""
         cuff = str(text(address, "address", required=True)).upper()
         async with self._uow.transaction() as tx:
-            in_session = await _chair_in_session(tx.session, cuff)
+            in_session = await _chair_in_session(tx.session, cuff, self._uow.site)
             if in_session is None or CUFF_OFFLINE_CONDITION not in in_session[2]:
                 return
             rows = in_session[2]
@@ -166,11 +166,13 @@ class Equipment:
 
 
 async def _chair_in_session(
-    session: AsyncSession, cuff: str
+    session: AsyncSession, cuff: str, site: str
 ) -> tuple[models.Chair, models.Session, dict[str, models.Alert]] | None:
     """The chair that has `cuff`, its open session and that session's open alerts by
     condition; None when no chair in session has the cuff."""
-    chair = await session.scalar(select(models.Chair).where(models.Chair.cuff_address == cuff))
+    chair = await session.scalar(
+        select(models.Chair).where(models.Chair.cuff_address == cuff, models.Chair.site == site)
+    )
     if chair is None:
         return None
     open_session = await open_session_of_chair(session, chair.id)

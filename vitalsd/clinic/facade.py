@@ -28,6 +28,8 @@ from vitalsd.store.engine import (
     writer_engine_for,
 )
 from vitalsd.store.events import EventBus
+from vitalsd.store.models import DEFAULT_SITE
+from vitalsd.store.streams import Streams
 
 from .accounts import Accounts
 from .alerting import Alerting
@@ -102,6 +104,7 @@ class Clinic:
         bus: EventBus | None = None,
         writer_engine: AsyncEngine | None = None,
         zone: tzinfo = UTC,
+        site: str = DEFAULT_SITE,
     ) -> None:
         """`engine` serves the reads (API, snapshots, replays); the writes go through
         `writer_engine` (default: a one-connection engine on the same database), so no
@@ -122,7 +125,10 @@ class Clinic:
         self.zone = zone  # the clinic's time zone: ages and day boundaries are local
         loader = SessionLoader(zone)
         self._uow = UnitOfWork(
-            self.writer_engine, bus or EventBus(reads), WriterMemory(loader), self.now
+            self.writer_engine,
+            bus or EventBus(reads, site=site),
+            WriterMemory(loader, site),
+            self.now,
         )
         self._registry = Registry(self._uow)
         self._accounts = Accounts(self._uow)
@@ -142,7 +148,7 @@ class Clinic:
             escalation_delay=escalation_delay,
             default_policy=default_policy,
         )
-        self._reads = Reads(engine, reads, loader, self.now)
+        self._reads = Reads(engine, reads, loader, self.now, site)
 
     @classmethod
     async def open(
@@ -171,6 +177,7 @@ class Clinic:
             max_snooze=settings.max_snooze,
             stale_after=settings.stale_after,
             zone=settings.zone,
+            site=settings.site,
             **kwargs,
         )
         await clinic.start(settings.database_session_url)
@@ -181,10 +188,10 @@ class Clinic:
         `session_url` when the database URL is a transaction pooler's."""
         if not is_sqlite(self.engine):
             url = self.engine.url.render_as_string(hide_password=False)
-            await self.bus.listen(session_url_for(url, session_url))
+            await self.streams.listen(session_url_for(url, session_url))
 
     async def close(self) -> None:
-        await self.bus.close()
+        await self.streams.close()
         if self.writer_engine is not self.engine:
             await self.writer_engine.dispose()
         await self.engine.dispose()
@@ -201,6 +208,16 @@ class Clinic:
     @bus.setter
     def bus(self, bus: EventBus) -> None:
         self._uow.bus = bus
+
+    @property
+    def site(self) -> str:
+        """The site this daemon writes for (issue #16)."""
+        return self._uow.site
+
+    @property
+    def streams(self) -> Streams:
+        """Every site's event stream this node follows (its own: `bus`)."""
+        return self._uow.streams
 
     @property
     def database_dialect(self) -> str:

@@ -18,6 +18,7 @@ from vitalsd.errors import InvalidInput
 from vitalsd.exports.query import read_snapshot
 from vitalsd.store import models
 from vitalsd.store.engine import is_sqlite
+from vitalsd.store.models import DEFAULT_SITE
 
 from .lookups import get, user_row
 from .rows import (
@@ -44,11 +45,13 @@ class Reads:
         reads: async_sessionmaker[AsyncSession],
         loader: SessionLoader,
         now: Callable[[], datetime],
+        site: str = DEFAULT_SITE,
     ) -> None:
         self._engine = engine
         self._reads = reads
         self._loader = loader
         self._now = now
+        self.site = site
 
     @asynccontextmanager
     async def read_snapshot(self) -> AsyncIterator[AsyncSession]:
@@ -246,15 +249,18 @@ class Reads:
             )
             return [check_view(c, row.chair_id) for c in checks]
 
-    async def snapshot(self) -> views.Snapshot:
+    async def snapshot(self, site: str | None = None) -> views.Snapshot:
         """Chairs, open sessions, latest readings, open alerts, due and overdue checks: what
-        a new WebSocket client shows first, consistent with the events up to `seq`."""
+        a new WebSocket client shows first, consistent with the events up to `seq` of
+        `site`'s stream (default: this daemon's site; issue #16)."""
         async with self._reads() as session:
             if not is_sqlite(self._engine):
                 # One consistent view across the queries (SQLite's read transaction is).
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             seq = await session.scalar(
-                select(models.EventCounter.last_seq).where(models.EventCounter.id == 1)
+                select(models.EventCounter.last_seq).where(
+                    models.EventCounter.site == (site or self.site)
+                )
             )
             chairs = list(await session.scalars(select(models.Chair).order_by(models.Chair.id)))
             open_rows = list(

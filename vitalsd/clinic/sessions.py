@@ -93,6 +93,7 @@ class Sessions:
             start = session_start(started_at, tx.now)
             patient = await get(tx.session, models.Patient, patient_id, "patient")
             chair = await get(tx.session, models.Chair, chair_id, "chair")
+            await self._uow.memory.require_site(tx.session, chair.id)
             busy = await open_session_of_chair(tx.session, chair.id)
             if busy is not None:
                 raise Conflict(f"chair {chair.name!r} has an open session (id {busy.id})")

@@ -7,8 +7,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vitalsd.alerts import AlarmPolicy
@@ -59,14 +60,18 @@ class Timers:
             tx.forget_closed_sessions()
             open_ids = list(
                 await tx.session.scalars(
-                    select(models.Session.id).where(models.Session.closed_at.is_(None))
+                    select(models.Session.id).where(
+                        models.Session.closed_at.is_(None), self._of_site(models.Session.chair_id)
+                    )
                 )
             )
             for session_id in open_ids:
                 await reevaluate(tx, await tx.state_for(session_id), self._stale_after)
             open_rows = list(
                 await tx.session.scalars(
-                    select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
+                    select(models.Alert).where(
+                        models.Alert.state != AlertState.RESOLVED.value, self._alert_of_site()
+                    )
                 )
             )
             for alert_row in open_rows:
@@ -89,7 +94,9 @@ class Timers:
         async with self._reads() as session:
             open_rows = list(
                 await session.scalars(
-                    select(models.Session).where(models.Session.closed_at.is_(None))
+                    select(models.Session).where(
+                        models.Session.closed_at.is_(None), self._of_site(models.Session.chair_id)
+                    )
                 )
             )
             for state in await self._loader.load_many(session, open_rows):
@@ -100,7 +107,9 @@ class Timers:
                 if stale is not None and stale > now:
                     deadlines.append(stale)
             for alert_row in await session.scalars(
-                select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
+                select(models.Alert).where(
+                    models.Alert.state != AlertState.RESOLVED.value, self._alert_of_site()
+                )
             ):
                 policy = await alarm_policy_of(
                     session, self._loader, alert_row, self._default_policy
@@ -109,6 +118,16 @@ class Timers:
                 if due is not None:
                     deadlines.append(due)
         return min(deadlines, default=None)
+
+    def _of_site(self, chair_id: Any) -> ColumnElement[bool]:
+        """Only this daemon's site's chairs: each site's timers run on its own daemons,
+        numbered in its own stream (issue #16)."""
+        return chair_id.in_(select(models.Chair.id).where(models.Chair.site == self._uow.site))
+
+    def _alert_of_site(self) -> ColumnElement[bool]:
+        return models.Alert.session_id.in_(
+            select(models.Session.id).where(self._of_site(models.Session.chair_id))
+        )
 
     def wake(self) -> None:
         """Make the timer loop recompute its deadline now."""
