@@ -7,10 +7,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from vitalsd.alerts import AlarmPolicy
 from vitalsd.domain import AlertState
@@ -119,7 +119,7 @@ class Timers:
                     deadlines.append(due)
         return min(deadlines, default=None)
 
-    def _of_site(self, chair_id: Any) -> ColumnElement[bool]:
+    def _of_site(self, chair_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
         """Only this daemon's site's chairs: each site's timers run on its own daemons,
         numbered in its own stream (issue #16)."""
         return chair_id.in_(select(models.Chair.id).where(models.Chair.site == self._uow.site))

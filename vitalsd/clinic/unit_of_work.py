@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, func, insert, literal, update
+from sqlalchemy import BindParameter, Table, bindparam, func, insert, literal, update
 from sqlalchemy import Text as SQLText
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,7 +36,7 @@ from .session_state import SessionState
 
 EVENTS = cast(Table, models.EventRow.__table__)
 EVENT_COUNTER = cast(Table, models.EventCounter.__table__)
-SITE = bindparam("counter_site")
+SITE: BindParameter[str] = bindparam("counter_site")
 LOCK_EVENT_COUNTER = (
     update(EVENT_COUNTER)
     .where(EVENT_COUNTER.c.site == SITE)
