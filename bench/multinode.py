@@ -5,8 +5,9 @@ through a TCP proxy that adds 20 ms each way (a site across town from the databa
 Beside them, same run: one daemon alone, no proxy (the single-node run), and the ratio of
 each configuration's throughput to one site's. Target (issue #16, once each site has its
 own event stream): throughput grows with sites (>= 3x from 1 to 4) and p99 < 500 ms.
-Every site's daemon is a full `Clinic` (its own writer, readers and LISTEN feed) in this
-process; the cuffs are concurrent callers of `ingest_cuff_measurement`.
+Every site's daemon is a full `Clinic` of its own site (`site` setting: its writer,
+readers, LISTEN feed and event stream) in this process; the cuffs are concurrent callers
+of `ingest_cuff_measurement`.
 
     .venv/bin/python bench/multinode.py [--quick] [--seconds S] [--sites 1,2,4] [--delay-ms 20]
 """
@@ -116,12 +117,17 @@ def reading(systolic: float) -> BloodPressureMeasurement:
     )
 
 
+def site_name(index: int) -> str:
+    return f"site{index}"
+
+
 async def populate(url: str, sites: int) -> list[list[str]]:
-    """`sites` x 10 chairs, each with a cuff and an open session; the cuffs per site."""
-    clinic = Clinic(create_engine(url))
+    """`sites` x 10 chairs, each with a cuff and an open session, each site's made by a
+    daemon of that site; the cuffs per site."""
     cuffs: list[list[str]] = []
-    try:
-        for site in range(sites):
+    for site in range(sites):
+        clinic = Clinic(create_engine(url), site=site_name(site))
+        try:
             site_cuffs = []
             for index in range(CUFFS_PER_SITE):
                 cuff = f"B0:00:00:00:{site:02X}:{index:02X}"
@@ -133,8 +139,8 @@ async def populate(url: str, sites: int) -> list[list[str]]:
                 await clinic.start_session(patient.id, chair.id, by=STAFF)
                 site_cuffs.append(cuff)
             cuffs.append(site_cuffs)
-    finally:
-        await clinic.close()
+        finally:
+            await clinic.close()
     return cuffs
 
 
@@ -151,8 +157,8 @@ class Run:
 
 
 @contextlib.asynccontextmanager
-async def site_clinic(url: str) -> AsyncIterator[Clinic]:
-    clinic = Clinic(create_engine(url, pool_size=2, max_overflow=2))
+async def site_clinic(url: str, site: str) -> AsyncIterator[Clinic]:
+    clinic = Clinic(create_engine(url, pool_size=2, max_overflow=2), site=site)
     await clinic.start()  # follows the other sites (LISTEN through the same line)
     try:
         yield clinic
@@ -166,7 +172,10 @@ async def drive(
     """Each site's cuffs ingest back to back through that site's daemon for `seconds`
     (after one untimed reading each); a reading still in flight at the end counts."""
     async with contextlib.AsyncExitStack() as stack:
-        clinics = [await stack.enter_async_context(site_clinic(url)) for url in urls]
+        clinics = [
+            await stack.enter_async_context(site_clinic(url, site_name(index)))
+            for index, url in enumerate(urls)
+        ]
         latencies: list[float] = []
         start = datetime.now(UTC)
         # Warm-up, not timed: each cuff's first reading loads its chair and session.
