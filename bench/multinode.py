@@ -181,7 +181,9 @@ async def drive(
         # Warm-up, not timed: each cuff's first reading loads its chair and session.
         await asyncio.gather(
             *(
-                clinic.ingest_cuff_measurement(cuff, reading(120), start, bytes(reading(120)))
+                clinic.ingest_cuff_measurement(
+                    cuff, cuff_reading(reading(120)), start, bytes(reading(120))
+                )
                 for clinic, site in zip(clinics, cuffs, strict=True)
                 for cuff in site
             )

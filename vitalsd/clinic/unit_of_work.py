@@ -328,6 +328,10 @@ class UnitOfWork:
                 raise ValueError(f"{item.type.value} events are live-only and never stored")
         connection = await tx.connection()
         if self.dialect == "postgresql":
+            # Known before the commit, so the feed knows this commit's NOTIFY for ours.
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            self.streams.writer_pid = int(driver.get_server_pid())
             result = await connection.execute(
                 BUMP_EVENT_COUNTER_NOTIFYING, {"count": len(tx.events), "counter_site": self.site}
             )

@@ -298,10 +298,15 @@ class GroupFeed:
             return
         self._set_state("live")
 
-    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, _connection: Any, pid: int, _channel: str, payload: str) -> None:
         # "site:seq" (a bare number: the default site, as before sites).
         site, _, seq = payload.rpartition(":")
         site = site or DEFAULT_SITE
+        if pid == self._streams.writer_pid and site == self._streams.home:
+            # This node's own commit: its unit of work publishes it right after the
+            # commit; catching up from the table now would only make that wait for the
+            # read (the poll still finds it, should the publish not come).
+            return
         try:
             self._notified_upto[site] = max(self._notified_upto.get(site, 0), int(seq))
         except ValueError:

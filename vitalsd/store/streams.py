@@ -29,6 +29,9 @@ class Streams:
         self._buses: dict[str, EventBus] = {home.site: home}
         self._followers: list[Callable[[Sequence[Event]], None]] = []
         self._feed: GroupFeed | None = None
+        # The server process of this node's writer (PostgreSQL): the NOTIFYs of its own
+        # commits are not waited for, its unit of work publishes them (`GroupFeed`).
+        self.writer_pid: int | None = None
 
     @property
     def home_bus(self) -> EventBus:
