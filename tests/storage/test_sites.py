@@ -12,7 +12,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import Connection, select, text
+from sqlalchemy.exc import DBAPIError
 from websockets.asyncio.client import connect
 
 from tests.storage.cuff import measurement
@@ -29,7 +31,7 @@ from vitalsd.cuff_readings import cuff_reading
 from vitalsd.domain import Role
 from vitalsd.errors import Conflict
 from vitalsd.store import models
-from vitalsd.store.engine import create_engine
+from vitalsd.store.engine import alembic_config, create_engine, migrate
 from vitalsd.store.events import events_after
 
 pytestmark = pytest.mark.timeout(120)
@@ -236,3 +238,60 @@ def test_the_events_of_a_single_site_clinic_look_as_before() -> None:
         "data": {"x": 1},
     }
     assert json.loads(Event(7, event.type, event.at, {}, "north").text)["site"] == "north"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'vitalsd.sqlite3'}"
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def test_a_clinic_from_before_sites_keeps_its_events_as_the_default_sites(
+    empty_database_url: str,
+) -> None:
+    """Migration 0007 on a database with events: they become the "default" site's, the
+    counter goes on from where it was, the log stays append-only; and back down."""
+    await migrate(empty_database_url, "0004")
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE event_counter SET last_seq = 2 WHERE id = 1"))
+            for seq in (1, 2):
+                await connection.execute(
+                    text(
+                        "INSERT INTO events (seq, type, at, data) "
+                        "VALUES (:seq, 'reading', :at, '{}')"
+                    ),
+                    {"seq": seq, "at": datetime(2026, 1, 1, tzinfo=UTC)},
+                )
+        await migrate(engine)
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(text("SELECT site, seq FROM events ORDER BY seq"))
+            ).all()
+            assert [tuple(r) for r in rows] == [("default", 1), ("default", 2)]
+            counters = (
+                await connection.execute(text("SELECT site, last_seq FROM event_counter"))
+            ).all()
+            assert [tuple(r) for r in counters] == [("default", 2)]
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with engine.begin() as connection:
+                await connection.execute(text("DELETE FROM events"))
+        clinic = Clinic(engine)
+        await clinic.create_chair("Chair 1", by=STAFF)
+        assert await clinic.bus.last_seq() == 2  # chairs send no event; numbering goes on
+        await clinic.close()
+        async with engine.begin() as connection:
+            await connection.run_sync(_downgrade, "0004")
+        async with engine.connect() as connection:
+            back = (await connection.execute(text("SELECT id, last_seq FROM event_counter"))).all()
+            assert [tuple(r) for r in back] == [(1, 2)]
+    finally:
+        await engine.dispose()
