@@ -33,6 +33,7 @@ from vitalsd.errors import Conflict
 from vitalsd.store import models
 from vitalsd.store.engine import alembic_config, create_engine, migrate
 from vitalsd.store.events import events_after
+from vitalsd.store.leader import timer_lock_key
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -210,8 +211,18 @@ async def test_a_daemon_does_not_write_for_another_sites_chair(sites: tuple[Node
         await b.clinic.assign_cuff(chair_id, SOUTH_CUFF, by=STAFF)
     with pytest.raises(Conflict, match="north"):
         await b.clinic.close_session(session_id, by=CLINICIAN)
+    severe = measurement(188, 114)
+    await a.clinic.ingest_cuff_measurement(
+        NORTH_CUFF, cuff_reading(severe), datetime.now(UTC), bytes(severe)
+    )
+    alerts = await a.clinic.list_alerts(session_id=session_id)
+    assert alerts
+    before = await stored_seqs(a.clinic)
+    with pytest.raises(Conflict, match="north"):
+        await b.clinic.acknowledge_alert(alerts[0].id, by=CLINICIAN)
     after = await stored_seqs(a.clinic)
-    assert after["north"] == before["north"]
+    assert after == before
+    assert (await a.clinic.get_alert(alerts[0].id)).state == alerts[0].state
 
 
 async def test_a_reading_of_a_cuff_on_another_sites_chair_joins_no_session_there(
@@ -295,3 +306,20 @@ async def test_a_clinic_from_before_sites_keeps_its_events_as_the_default_sites(
             assert [tuple(r) for r in back] == [(1, 2)]
     finally:
         await engine.dispose()
+
+
+async def test_each_site_has_its_own_timer_leader(sites: tuple[Node, Node]) -> None:
+    """One timer lock per site: each site's checks fall due on one of its own daemons
+    (with one group-wide lock, one site's timers would never run)."""
+    a, b = sites
+
+    def leading(node: Node) -> bool:
+        leadership = node.daemon.timer_leadership
+        return leadership is not None and leadership.role == "leader"
+
+    for _ in range(int(PATIENCE_S / 0.05)):  # a guard against a hang, not a timing
+        if leading(a) and leading(b):
+            break
+        await asyncio.sleep(0.05)
+    assert leading(a) and leading(b)
+    assert timer_lock_key("north") != timer_lock_key("south") != timer_lock_key("default")
