@@ -144,6 +144,7 @@ async def test_a_tablet_of_node_b_following_site_a_gets_as_events(
 ) -> None:
     a, b = sites
     await ward_with_session(a.clinic, NORTH_CUFF)
+    await ward_with_session(b.clinic, SOUTH_CUFF)
     async with tablet_of(b, "&site=north") as tablet:
         start = tablet.messages[0]["data"]["seq"]
         assert start == await a.clinic.bus.last_seq()
@@ -152,6 +153,9 @@ async def test_a_tablet_of_node_b_following_site_a_gets_as_events(
         await tablet.wait_for(lambda: written in tablet.seqs(), PATIENCE_S)
         assert tablet.seqs() == list(range(start + 1, written + 1))
         assert len(tablet.of_type("reading")) == 3
+        # The snapshot is north's: north's chairs only (south's would never update here).
+        chairs = tablet.messages[0]["data"]["chairs"]
+        assert [c["cuff_address"] for c in chairs] == [NORTH_CUFF]
         assert {m["site"] for m in tablet.messages if m.get("seq") is not None} == {"north"}
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vitalsd import views
@@ -252,20 +252,31 @@ class Reads:
     async def snapshot(self, site: str | None = None) -> views.Snapshot:
         """Chairs, open sessions, latest readings, open alerts, due and overdue checks: what
         a new WebSocket client shows first, consistent with the events up to `seq` of
-        `site`'s stream (default: this daemon's site; issue #16)."""
+        `site`'s stream (default: this daemon's site; issue #16). Only that site's chairs
+        (and their sessions and alerts): no other site's change comes on its stream, so
+        another site's chair would look current and never go stale."""
         async with self._reads() as session:
             if not is_sqlite(self._engine):
                 # One consistent view across the queries (SQLite's read transaction is).
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            stream = site or self.site
             seq = await session.scalar(
-                select(models.EventCounter.last_seq).where(
-                    models.EventCounter.site == (site or self.site)
+                select(models.EventCounter.last_seq).where(models.EventCounter.site == stream)
+            )
+            site_chairs = select(models.Chair.id).where(models.Chair.site == stream)
+            chairs = list(
+                await session.scalars(
+                    select(models.Chair)
+                    .where(models.Chair.site == stream)
+                    .order_by(models.Chair.id)
                 )
             )
-            chairs = list(await session.scalars(select(models.Chair).order_by(models.Chair.id)))
             open_rows = list(
                 await session.scalars(
-                    select(models.Session).where(models.Session.closed_at.is_(None))
+                    select(models.Session).where(
+                        models.Session.closed_at.is_(None),
+                        models.Session.chair_id.in_(site_chairs),
+                    )
                 )
             )
             now = self._now()
@@ -290,7 +301,13 @@ class Reads:
                 alert_view(a)
                 for a in await session.scalars(
                     select(models.Alert)
-                    .where(models.Alert.state != AlertState.RESOLVED.value)
+                    .where(
+                        models.Alert.state != AlertState.RESOLVED.value,
+                        or_(
+                            models.Alert.chair_id.is_(None),
+                            models.Alert.chair_id.in_(site_chairs),
+                        ),
+                    )
                     .order_by(models.Alert.id)
                 )
             ]
