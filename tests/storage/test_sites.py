@@ -327,3 +327,26 @@ async def test_each_site_has_its_own_timer_leader(sites: tuple[Node, Node]) -> N
         await asyncio.sleep(0.05)
     assert leading(a) and leading(b)
     assert timer_lock_key("north") != timer_lock_key("south") != timer_lock_key("default")
+
+
+async def test_a_single_site_clinics_events_read_group_wide_are_its_stream(
+    database_url: str,
+) -> None:
+    """SQLite or PostgreSQL, one daemon, the default site: `events_after` is its log."""
+    engine = create_engine(database_url)
+    clinic = Clinic(engine)
+    try:
+        await ward_with_session(clinic, NORTH_CUFF)
+        await ingest(clinic, NORTH_CUFF, 2)
+        last = await clinic.bus.last_seq()
+        async with engine.connect() as connection:
+            everything = await events_after(connection, {}, 1000)
+            assert [(e.site, e.seq) for e in everything] == [
+                ("default", s) for s in range(1, last + 1)
+            ]
+            assert await events_after(connection, {"default": last}, 1000) == []
+            tail = await events_after(connection, {"default": last - 1}, 1000)
+            assert [e.seq for e in tail] == [last]
+            assert tail[0].type.value == everything[-1].type.value
+    finally:
+        await clinic.close()
