@@ -202,6 +202,10 @@ class WriterMemory:
         attached.add(session_id)
         return state
 
+    async def _is_ours(self, session: AsyncSession, chair_id: int) -> bool:
+        site = await session.scalar(select(models.Chair.site).where(models.Chair.id == chair_id))
+        return site is None or site == self.site
+
     async def require_site(self, session: AsyncSession, chair_id: int) -> None:
         """Refuse a write about another site's chair (its daemon writes for it, in its
         site's stream; issue #16): what this writer remembers stays this site's."""
@@ -347,6 +351,8 @@ class WriterMemory:
         if since is not None and measured < since:
             # Measured before the cuff came to its chair (DESIGN.md "Cuffs and chairs").
             chair_id = await _chair_of_cuff_at(session, cuff, measured)
+            if chair_id is not None and not await self._is_ours(session, chair_id):
+                chair_id = None  # another site's chair then: not this writer's to fill
         elif chair_id is not None:
             known = await self._sessions_of_chair(session, chair_id)
             if known is not None and measured >= known.open_started_at:
