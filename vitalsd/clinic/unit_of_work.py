@@ -12,15 +12,14 @@ memory (`WriterMemory`) and keeps it true itself.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import BindParameter, Table, bindparam, func, insert, literal, update
-from sqlalchemy import Text as SQLText
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import BindParameter, Table, bindparam, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -43,12 +42,6 @@ LOCK_EVENT_COUNTER = (
     .values(last_seq=EVENT_COUNTER.c.last_seq)
     .returning(EVENT_COUNTER.c.last_seq)
 )
-BUMP_EVENT_COUNTER = (
-    update(EVENT_COUNTER)
-    .where(EVENT_COUNTER.c.site == SITE)
-    .values(last_seq=EVENT_COUNTER.c.last_seq + bindparam("count"))
-    .returning(EVENT_COUNTER.c.last_seq)
-)
 # SQLite: the writer knows the counter's value (it locked it, or remembers it and checks
 # here that no other process moved it): no RETURNING, the row count says.
 SET_EVENT_COUNTER = (
@@ -56,13 +49,30 @@ SET_EVENT_COUNTER = (
     .where(EVENT_COUNTER.c.site == SITE, EVENT_COUNTER.c.last_seq == bindparam("known"))
     .values(last_seq=bindparam("last"))
 )
-# Delivered at commit, to every daemon sharing the database (DESIGN.md "Scale"):
-# "site:seq", the site's counter after the commit.
-BUMP_EVENT_COUNTER_NOTIFYING = BUMP_EVENT_COUNTER.returning(
-    func.pg_notify(
-        literal(NOTIFY_CHANNEL),
-        EVENT_COUNTER.c.site + literal(":") + sql_cast(EVENT_COUNTER.c.last_seq, SQLText),
+# PostgreSQL: the bump, its NOTIFY and the events' INSERT in one statement. The NOTIFY,
+# "site:seq" (the site's counter after the commit), is delivered at commit to every
+# daemon sharing the database (DESIGN.md "Scale"), once (PostgreSQL folds identical
+# payloads of one transaction).
+STORE_EVENTS_NOTIFYING = text(
+    """
+    WITH bumped AS (
+        UPDATE event_counter SET last_seq = last_seq + :count
+        WHERE site = :counter_site
+        RETURNING last_seq
     )
+    INSERT INTO events (site, seq, type, at, data)
+    SELECT :counter_site, bumped.last_seq - :count + e.ord, e.type, e.at, e.data
+    FROM bumped,
+        unnest(
+            CAST(:types AS VARCHAR[]),
+            CAST(:ats AS TIMESTAMP WITH TIME ZONE[]),
+            CAST(:datas AS JSON[])
+        ) WITH ORDINALITY AS e(type, at, data, ord)
+    RETURNING seq, pg_notify(
+        CAST(:channel AS TEXT),
+        CAST(:counter_site AS TEXT) || ':' || CAST((SELECT last_seq FROM bumped) AS TEXT)
+    )
+    """
 )
 
 
@@ -332,10 +342,27 @@ class UnitOfWork:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
             self.streams.writer_pid = int(driver.get_server_pid())
+            # One round trip: the bump, its NOTIFY and the INSERT (a site 20 ms from the
+            # database pays 40 ms for each; bench/RESULTS.md, "Scale by site").
             result = await connection.execute(
-                BUMP_EVENT_COUNTER_NOTIFYING, {"count": len(tx.events), "counter_site": self.site}
+                STORE_EVENTS_NOTIFYING,
+                {
+                    "count": len(tx.events),
+                    "counter_site": self.site,
+                    "channel": NOTIFY_CHANNEL,
+                    "types": [e.type.value for e in tx.events],
+                    "ats": [e.at for e in tx.events],
+                    "datas": [json.dumps(e.data) for e in tx.events],
+                },
             )
-            first = int(result.scalar_one()) - len(tx.events) + 1
+            first = min(int(seq) for seq in result.scalars())
+            if first - 1 != tx.known_seq:
+                if tx.optimistic:  # all of it rolled back, the INSERT too
+                    raise MemoryOutdated(f"event counter not at {tx.known_seq}: another writer")
+                raise RuntimeError("the event counter moved while this transaction held it")
+            return [
+                Event(first + i, e.type, e.at, e.data, self.site) for i, e in enumerate(tx.events)
+            ]
         else:
             first = tx.known_seq + 1
             result = await connection.execute(
