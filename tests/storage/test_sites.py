@@ -32,7 +32,7 @@ from vitalsd.domain import Role
 from vitalsd.errors import Conflict
 from vitalsd.store import models
 from vitalsd.store.engine import alembic_config, create_engine, migrate
-from vitalsd.store.events import events_after
+from vitalsd.store.events import EventType, events_after
 from vitalsd.store.leader import timer_lock_key
 
 pytestmark = pytest.mark.timeout(120)
@@ -190,6 +190,9 @@ async def test_a_group_wide_reader_reads_every_sites_events_after_its_cursors(
             assert [e.seq for e in after] == list(
                 range(south_last + 1, south_last + 1 + len(after))
             )
+            readings = await events_after(connection, {}, 1000, types={EventType.READING})
+            assert {e.type for e in readings} == {EventType.READING}
+            assert {e.site for e in readings} == {"north", "south"}
             # A limit is per site, each site's part gapless from its cursor.
             first = await events_after(connection, {}, 2)
             assert [(e.site, e.seq) for e in first] == [
@@ -243,7 +246,7 @@ async def test_a_reading_of_a_cuff_on_another_sites_chair_joins_no_session_there
 
 
 def test_the_events_of_a_single_site_clinic_look_as_before() -> None:
-    from vitalsd.store.events import Event, EventType
+    from vitalsd.store.events import Event
 
     event = Event(7, EventType.READING, datetime(2026, 1, 1, tzinfo=UTC), {"x": 1})
     assert json.loads(event.text) == {

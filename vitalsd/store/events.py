@@ -26,7 +26,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, select, union_all
+from sqlalchemy import Table, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from vitalsd.store.models import DEFAULT_SITE, EventCounter, EventRow
@@ -496,22 +496,27 @@ class EventBus:
 
 
 async def events_after(
-    connection: AsyncConnection | AsyncSession, cursors: Mapping[str, int], limit: int
+    connection: AsyncConnection | AsyncSession,
+    cursors: Mapping[str, int],
+    limit: int,
+    *,
+    types: Collection[EventType] | None = None,
 ) -> list[Event]:
     """Stored events of every site after the per-site cursors, for a group-wide reader
     (the notifier, an all-sites view): up to `limit` of each site, in (site, seq) order,
     so a busy site never holds back another's alerts and each site's part is gapless
     from its cursor (advance each cursor to its site's last `seq` and read again until
     nothing comes). A site not in `cursors` (one that started after the reader) is read
-    from its first event."""
+    from its first event. `types`: only events of these types (the notifier's alerts)."""
     table = cast(Table, EventRow.__table__)
     counters = cast(Table, EventCounter.__table__)
     sites = set(cursors) | set((await connection.execute(select(counters.c.site))).scalars())
     if not sites:
         return []
+    wanted = true() if types is None else table.c.type.in_(sorted(t.value for t in types))
     parts = [
         select(table.c.site, table.c.seq, table.c.type, table.c.at, table.c.data)
-        .where(table.c.site == site, table.c.seq > cursors.get(site, 0))
+        .where(table.c.site == site, table.c.seq > cursors.get(site, 0), wanted)
         .order_by(table.c.seq)
         .limit(limit)
         .subquery()
