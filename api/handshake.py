@@ -72,8 +72,12 @@ class SnapshotCache:
         *,
         max_age_s: float = SNAPSHOT_MAX_AGE_S,
         clock: Callable[[], float] = time.monotonic,
+        site: str | None = None,
     ) -> None:
         self._clinic = clinic
+        # The stream whose `seq` the snapshots carry (None: this daemon's site's).
+        self.site = site
+        self._sites: dict[str, SnapshotCache] = {}
         self._gate = gate
         self._max_age_s = max_age_s
         self._clock = clock
@@ -92,8 +96,22 @@ class SnapshotCache:
             shared = await self._join()  # that one started before we asked: one more
         return shared
 
+    def for_site(self, site: str) -> SnapshotCache:
+        """The cache of snapshots for a client following `site`'s stream (issue #16):
+        this one for this daemon's site."""
+        if site == self._clinic.site:
+            return self
+        cache = self._sites.get(site)
+        if cache is None:
+            cache = SnapshotCache(
+                self._clinic, self._gate, max_age_s=self._max_age_s, clock=self._clock, site=site
+            )
+            self._sites[site] = cache
+        return cache
+
     def _fresh(self, snapshot: SharedSnapshot) -> bool:
-        head = self._clinic.bus.published_upto
+        bus = self._clinic.bus if self.site is None else self._clinic.streams.get(self.site)
+        head = None if bus is None else bus.published_upto
         young = self._clock() - snapshot.taken < self._max_age_s
         return young and (head is None or head <= snapshot.seq)
 
@@ -107,7 +125,7 @@ class SnapshotCache:
         try:
             async with self._gate:
                 self.computed += 1
-                snapshot = await self._clinic.snapshot()
+                snapshot = await self._clinic.snapshot(self.site)
             message = {
                 "seq": None,
                 "type": EventType.SNAPSHOT.value,

@@ -1,7 +1,10 @@
 """`/ws`: the event stream (DESIGN.md "Interfaces": WebSocket `/ws`).
 
 Query parameters: `since=SEQ` (replay every stored event after SEQ, then live),
-`types=alert,alert_updated` (only these types; a nurse's pager view), `ticket=` (a
+`types=alert,alert_updated` (only these types; a nurse's pager view), `site=NAME` (the
+stream of that site of a clinic group, issue #16: default this daemon's site; `since` and
+the snapshot's `seq` count in that site's stream; one WebSocket per site for an
+all-sites view), `ticket=` (a
 one-time ticket from `POST /api/auth/ws-ticket`, for a client that can send neither a
 header nor the cookie), `token=` (deprecated, see the `ws_token_in_url` setting: a URL
 ends up in logs). A bearer header or the dashboard's cookie is the way to sign in.
@@ -21,7 +24,7 @@ from starlette.websockets import WebSocket
 from api.deps import ApiContext, authenticate, forbidden, get_context, token_of
 from api.stream import RAW_SEND_KEY, ClientStream, Frame, direct_writer
 from vitalsd.auth import Permission, role_may
-from vitalsd.store.events import EventType
+from vitalsd.store.events import EventBus, EventType
 
 router = APIRouter()
 
@@ -59,6 +62,18 @@ def parse_types(raw: str | None) -> frozenset[str] | None:
     return wanted
 
 
+def parse_site(raw: str | None, context: ApiContext) -> EventBus:
+    """The stream of the site asked for (default: this daemon's site)."""
+    streams = context.clinic.streams
+    if raw is None or raw == "":
+        return context.clinic.bus
+    bus = streams.get(raw)
+    if bus is None:
+        known = ", ".join(sorted(streams.buses()))
+        raise StreamRequestError(404, f"no site {raw[:64]!r} in this clinic group (sites: {known})")
+    return bus
+
+
 async def deny(websocket: WebSocket, status: int, detail: str) -> None:
     """Refuse before accepting: an HTTP error with a JSON body where the server allows it
     (uvicorn does), else a close with 1008."""
@@ -76,6 +91,7 @@ async def event_stream(websocket: WebSocket) -> None:
     try:
         since = parse_since(websocket.query_params.get("since"))
         wanted = parse_types(websocket.query_params.get("types"))
+        site = parse_site(websocket.query_params.get("site"), context)
     except StreamRequestError as error:
         await deny(websocket, error.status, error.detail)
         return
@@ -108,7 +124,7 @@ async def event_stream(websocket: WebSocket) -> None:
     slots[user.username] = slots.get(user.username, 0) + 1
     context.accounts.stream_opened(user.username, claims.version)
     try:
-        await _stream(websocket, context, user.username, claims.expires_at, since, wanted)
+        await _stream(websocket, context, user.username, claims.expires_at, since, wanted, site)
     finally:
         context.accounts.stream_closed(user.username, claims.version)
         left = slots.get(user.username, 1) - 1
@@ -125,9 +141,10 @@ async def _stream(
     expires_at: datetime,
     since: int | None,
     wanted: frozenset[str] | None,
+    bus: EventBus,
 ) -> None:
     # Shared by every client connecting while no newer event is published (api/handshake.py).
-    snapshot = await context.snapshots.get(at_least=since or 0)
+    snapshot = await context.snapshots.for_site(bus.site).get(at_least=since or 0)
     if since is not None and since > snapshot.seq:
         await deny(
             websocket,
@@ -140,7 +157,7 @@ async def _stream(
     # Every stored event after `resume_from` is replayed (from the bus's memory or the
     # log), then live ones follow without gap or duplicate; `types` filters before the
     # client's queue, so a pager's queue never holds a reading.
-    subscription = context.clinic.bus.subscribe(
+    subscription = bus.subscribe(
         since=resume_from,
         types=None if wanted is None else frozenset(EventType(t) for t in wanted),
         queue_size=context.hub.queue_size,

@@ -43,6 +43,7 @@ from vitalsd.domain import Drug, Role, Route
 from vitalsd.store import models
 from vitalsd.store.engine import create_engine, migrate
 from vitalsd.store.events import Event
+from vitalsd.store.models import DEFAULT_SITE
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 CLINICIAN = Actor("bench.clinician", Role.CLINICIAN)
@@ -206,7 +207,7 @@ async def run_floor(ours_url: str, floor_url: str, ingested: Ingested) -> float:
             async with engine.begin() as connection:
                 await connection.execute(
                     update(counter)
-                    .where(counter.c.id == 1)
+                    .where(counter.c.site == DEFAULT_SITE)
                     .values(last_seq=counter.c.last_seq + len(events))
                     .returning(counter.c.last_seq)
                 )

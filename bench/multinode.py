@@ -5,10 +5,16 @@ through a TCP proxy that adds 20 ms each way (a site across town from the databa
 Beside them, same run: one daemon alone, no proxy (the single-node run), and the ratio of
 each configuration's throughput to one site's. Target (issue #16, once each site has its
 own event stream): throughput grows with sites (>= 3x from 1 to 4) and p99 < 500 ms.
-Every site's daemon is a full `Clinic` (its own writer, readers and LISTEN feed) in this
-process; the cuffs are concurrent callers of `ingest_cuff_measurement`.
+Every site's daemon is a full `Clinic` of its own site (`site` setting: its writer,
+readers, LISTEN feed and event stream) in this process; the cuffs are concurrent callers
+of `ingest_cuff_measurement`.
 
     .venv/bin/python bench/multinode.py [--quick] [--seconds S] [--sites 1,2,4] [--delay-ms 20]
+        [--interval-s I]
+
+`--interval-s I`: each cuff measures once every I seconds (the cuffs' slots spread over
+the interval) instead of back to back: the latency of a reading at a paced load, not at
+saturation (where p99 is the queue of a site's 10 cuffs behind its one writer).
 """
 
 from __future__ import annotations
@@ -116,12 +122,17 @@ def reading(systolic: float) -> BloodPressureMeasurement:
     )
 
 
+def site_name(index: int) -> str:
+    return f"site{index}"
+
+
 async def populate(url: str, sites: int) -> list[list[str]]:
-    """`sites` x 10 chairs, each with a cuff and an open session; the cuffs per site."""
-    clinic = Clinic(create_engine(url))
+    """`sites` x 10 chairs, each with a cuff and an open session, each site's made by a
+    daemon of that site; the cuffs per site."""
     cuffs: list[list[str]] = []
-    try:
-        for site in range(sites):
+    for site in range(sites):
+        clinic = Clinic(create_engine(url), site=site_name(site))
+        try:
             site_cuffs = []
             for index in range(CUFFS_PER_SITE):
                 cuff = f"B0:00:00:00:{site:02X}:{index:02X}"
@@ -133,8 +144,8 @@ async def populate(url: str, sites: int) -> list[list[str]]:
                 await clinic.start_session(patient.id, chair.id, by=STAFF)
                 site_cuffs.append(cuff)
             cuffs.append(site_cuffs)
-    finally:
-        await clinic.close()
+        finally:
+            await clinic.close()
     return cuffs
 
 
@@ -151,8 +162,8 @@ class Run:
 
 
 @contextlib.asynccontextmanager
-async def site_clinic(url: str) -> AsyncIterator[Clinic]:
-    clinic = Clinic(create_engine(url, pool_size=2, max_overflow=2))
+async def site_clinic(url: str, site: str) -> AsyncIterator[Clinic]:
+    clinic = Clinic(create_engine(url, pool_size=2, max_overflow=2), site=site)
     await clinic.start()  # follows the other sites (LISTEN through the same line)
     try:
         yield clinic
@@ -161,27 +172,43 @@ async def site_clinic(url: str) -> AsyncIterator[Clinic]:
 
 
 async def drive(
-    label: str, urls: Sequence[str], cuffs: Sequence[Sequence[str]], seconds: float
+    label: str,
+    urls: Sequence[str],
+    cuffs: Sequence[Sequence[str]],
+    seconds: float,
+    interval_s: float = 0.0,
 ) -> Run:
-    """Each site's cuffs ingest back to back through that site's daemon for `seconds`
-    (after one untimed reading each); a reading still in flight at the end counts."""
+    """Each site's cuffs ingest back to back (or once every `interval_s`) through that
+    site's daemon for `seconds` (after one untimed reading each); a reading still in
+    flight at the end counts."""
     async with contextlib.AsyncExitStack() as stack:
-        clinics = [await stack.enter_async_context(site_clinic(url)) for url in urls]
+        clinics = [
+            await stack.enter_async_context(site_clinic(url, site_name(index)))
+            for index, url in enumerate(urls)
+        ]
         latencies: list[float] = []
         start = datetime.now(UTC)
         # Warm-up, not timed: each cuff's first reading loads its chair and session.
         await asyncio.gather(
             *(
-                clinic.ingest_cuff_measurement(cuff, reading(120), start, bytes(reading(120)))
+                clinic.ingest_cuff_measurement(
+                    cuff, cuff_reading(reading(120)), start, bytes(reading(120))
+                )
                 for clinic, site in zip(clinics, cuffs, strict=True)
                 for cuff in site
             )
         )
         stop_at = time.monotonic() + seconds
 
-        async def cuff_loop(clinic: Clinic, cuff: str) -> None:
+        async def cuff_loop(clinic: Clinic, cuff: str, slot: float) -> None:
             step = 0
+            next_at = time.monotonic() + slot
             while time.monotonic() < stop_at:
+                if interval_s > 0:
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                    next_at += interval_s
+                    if time.monotonic() >= stop_at:
+                        return
                 step += 1
                 m = reading(110 + step % 20)
                 measured = start + timedelta(milliseconds=step + 1)
@@ -192,9 +219,9 @@ async def drive(
         began = time.monotonic()
         await asyncio.gather(
             *(
-                cuff_loop(clinic, cuff)
+                cuff_loop(clinic, cuff, interval_s * index / len(site))
                 for clinic, site in zip(clinics, cuffs, strict=True)
-                for cuff in site
+                for index, cuff in enumerate(site)
             )
         )
         elapsed = time.monotonic() - began
@@ -207,10 +234,16 @@ async def main(argv: Sequence[str]) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sites", default="1,2,4")
     parser.add_argument("--delay-ms", type=float, default=20.0)
+    parser.add_argument("--interval-s", type=float, default=0.0)
     args = parser.parse_args(argv)
     seconds = 3.0 if args.quick else args.seconds
     site_counts = [int(n) for n in args.sites.split(",")]
-    header("multinode: N sites x 10 cuffs, each site's daemon 20 ms from PostgreSQL", sys.argv)
+    pace = f"each cuff every {args.interval_s:g} s" if args.interval_s else "back to back"
+    header(
+        f"multinode: N sites x 10 cuffs ({pace}), each site's daemon "
+        f"{args.delay_ms:g} ms from PostgreSQL",
+        sys.argv,
+    )
     cluster = PostgresCluster()
     await asyncio.to_thread(cluster.start)
     try:
@@ -220,22 +253,26 @@ async def main(argv: Sequence[str]) -> int:
             await migrate(url)
             cuffs = await populate(url, max(sites, 1))
             if sites == 0:
-                runs.append(await drive("single node, no proxy", [url], cuffs, seconds))
+                runs.append(
+                    await drive("single node, no proxy", [url], cuffs, seconds, args.interval_s)
+                )
                 continue
             proxies = [DelayProxy(cluster.port, args.delay_ms / 1000) for _ in range(sites)]
             for proxy in proxies:
                 await proxy.start()
             try:
                 urls = [url.replace(f":{cluster.port}/", f":{p.port}/") for p in proxies]
-                runs.append(
-                    await drive(f"{sites} site(s), {args.delay_ms:g} ms", urls, cuffs, seconds)
-                )
+                label = f"{sites} site(s), {args.delay_ms:g} ms"
+                runs.append(await drive(label, urls, cuffs, seconds, args.interval_s))
             finally:
                 for proxy in proxies:
                     await proxy.close()
     finally:
         await asyncio.to_thread(cluster.stop)
-    one_site = next((r for r in runs if r.label.startswith("1 site")), None)
+    # Paced runs offer a fixed load: their readings/s is no capacity to compare.
+    one_site = (
+        None if args.interval_s else next((r for r in runs if r.label.startswith("1 site")), None)
+    )
     print(f"machine after the run: {load()}")
     for run in runs:
         line = f"{run.label:28s} {run.readings:6d} readings {run.per_s:8.1f}/s  {run.latencies}"

@@ -65,7 +65,7 @@ from vitalsd.logformat import LogFormat, TextLogFormatter, wants_json
 from vitalsd.notify.notifier import Notifier
 from vitalsd.settings import Settings
 from vitalsd.store.engine import is_sqlite, session_url_for
-from vitalsd.store.leader import NOTIFY_LOCK_KEY, TimerLeadership
+from vitalsd.store.leader import NOTIFY_LOCK_KEY, TimerLeadership, timer_lock_key
 from vitalsd.store.presence import GroupPresence
 
 log = logging.getLogger(__name__)
@@ -370,6 +370,7 @@ class Daemon:
             self.clinic,
             self.settings.notify,
             escalation_delay=self.settings.escalation_delay,
+            site=self.settings.site,
             data_dir=self.settings.data_dir,
             token_secret=lambda: token_issuer_for(self.settings).secret,
         )
@@ -398,7 +399,9 @@ class Daemon:
         clinic.bus.follow(lambda _events: clinic.wake())
         url = clinic.engine.url.render_as_string(hide_password=False)
         self.timer_leadership = TimerLeadership(
-            session_url_for(url, self.settings.database_session_url), clinic.run_timers
+            session_url_for(url, self.settings.database_session_url),
+            clinic.run_timers,
+            key=timer_lock_key(clinic.site),
         )
         await self.timer_leadership.run()
 

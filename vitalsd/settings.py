@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # Alerts beyond the dashboard (issue #15): channels, escalation rules, receipts
     # (`vitalsd.notify.config`; README "Getting alerts on your phone").
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    # The site this daemon belongs to (issue #16, README "Running several daemons"): its
+    # chairs, its timers and its event stream (numbered per site). One clinic: "default".
+    site: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     @field_validator("database_url", "database_session_url")
     @classmethod

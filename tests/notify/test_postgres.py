@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from tests.notify.conftest import CLINICIAN, NURSE
 from tests.notify.receiver import SECRET, WebhookReceiver
@@ -18,6 +19,7 @@ from vitalsd.notify.config import ChannelSettings, NotifySettings, RuleSettings
 from vitalsd.notify.notifier import Notifier
 from vitalsd.store.engine import create_engine, migrate
 from vitalsd.store.leader import NOTIFY_LOCK_KEY, TimerLeadership
+from vitalsd.store.models import NotifyCursor
 
 PATIENCE_S = 30.0
 
@@ -100,3 +102,44 @@ async def test_exactly_one_daemon_sends_and_the_other_takes_over(
     assert sorted(receiver.counts().values()) == [1, 1]
     assert len(receiver.deliveries) == 2
     assert receiver.refused == []
+
+
+async def test_one_notifier_sends_every_sites_alerts_each_once(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """Issue #16: each site numbers its own event stream, so seq 1 exists once per site;
+    the group's one notifier reads every site after its own cursor per site and sends
+    each site's alert once."""
+    url = postgres_cluster.database()
+    await migrate(url)
+    receiver = WebhookReceiver().start()
+    settings = NotifySettings(
+        channels=[ChannelSettings(name="ward", kind="webhook", url=receiver.url, secret=SECRET)],
+        rules=[RuleSettings(kinds=["severe_hypertension"], channels=["ward"])],
+    )
+    north = Clinic(create_engine(url), site="north")
+    south = Clinic(create_engine(url), site="south")
+    await north.start()
+    await south.start()
+    notifier = Notifier(north, settings, escalation_delay=timedelta(minutes=2), site="north")
+    running = asyncio.create_task(notifier.run())
+    try:
+        await severe_alert(north, "MRN-N")
+        await severe_alert(south, "MRN-S")
+        await until(lambda: len(receiver.deliveries) >= 2)
+        await asyncio.sleep(0.5)  # a duplicate, if any, would come now
+        assert sorted(receiver.counts().values()) == [1, 1]
+        sites = sorted(str(d.envelope.get("site")) for d in receiver.deliveries)
+        assert sites == ["north", "south"]  # as `/ws` names a site other than the default
+        async with north.engine.connect() as connection:
+            cursors = dict(
+                (await connection.execute(select(NotifyCursor.site, NotifyCursor.last_seq))).all()
+            )
+        assert set(cursors) == {"north", "south"} and all(seq > 0 for seq in cursors.values())
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await notifier.close()
+        await north.close()
+        await south.close()
+        receiver.stop()

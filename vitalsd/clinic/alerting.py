@@ -52,6 +52,8 @@ class Alerting:
         async with self._uow.cached_transaction() as tx:
             await tx.attach_session_with_alert(alert_id)
             row = await get(tx.session, models.Alert, alert_id, "alert")
+            if row.chair_id is not None:
+                await self._uow.memory.require_site(tx.session, row.chair_id)
             policy = await alarm_policy_of(tx.session, self._loader, row, self._default_policy)
             for after, audit in step(alert_of(row), tx.now, policy):
                 write_alert(row, after)

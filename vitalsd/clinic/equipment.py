@@ -135,7 +135,7 @@ class Equipment:
         cuff's alert gives way to it (the cuff advertises: it is heard, one alert)."""
         cuff = str(text(address, "address", required=True)).upper()
         async with self._uow.transaction() as tx:
-            in_session = await _chair_in_session(tx.session, cuff)
+            in_session = await _chair_in_session(tx.session, cuff, self._uow.site)
             if in_session is None:
                 return False
             chair, session, rows = in_session
@@ -164,7 +164,7 @@ class Equipment:
         """The cuff connected again: its `cuff_offline` alert (either cause) clears."""
         cuff = str(text(address, "address", required=True)).upper()
         async with self._uow.transaction() as tx:
-            in_session = await _chair_in_session(tx.session, cuff)
+            in_session = await _chair_in_session(tx.session, cuff, self._uow.site)
             if in_session is None or not CUFF_OFFLINE_CONDITIONS & in_session[2].keys():
                 return
             rows = in_session[2]
@@ -179,11 +179,13 @@ class Equipment:
 
 
 async def _chair_in_session(
-    session: AsyncSession, cuff: str
+    session: AsyncSession, cuff: str, site: str
 ) -> tuple[models.Chair, models.Session, dict[str, models.Alert]] | None:
     """The chair that has `cuff`, its open session and that session's open alerts by
     condition; None when no chair in session has the cuff."""
-    chair = await session.scalar(select(models.Chair).where(models.Chair.cuff_address == cuff))
+    chair = await session.scalar(
+        select(models.Chair).where(models.Chair.cuff_address == cuff, models.Chair.site == site)
+    )
     if chair is None:
         return None
     open_session = await open_session_of_chair(session, chair.id)

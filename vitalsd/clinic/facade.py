@@ -29,6 +29,8 @@ from vitalsd.store.engine import (
     writer_engine_for,
 )
 from vitalsd.store.events import EventBus
+from vitalsd.store.models import DEFAULT_SITE
+from vitalsd.store.streams import Streams
 
 from .accounts import Accounts
 from .admission import Admission
@@ -108,6 +110,7 @@ class Clinic:
         writer_engine: AsyncEngine | None = None,
         zone: tzinfo = UTC,
         cuff_silent_after: timedelta | None = None,
+        site: str = DEFAULT_SITE,
     ) -> None:
         """`engine` serves the reads (API, snapshots, replays); the writes go through
         `writer_engine` (default: a one-connection engine on the same database), so no
@@ -130,7 +133,10 @@ class Clinic:
         self.zone = zone  # the clinic's time zone: ages and day boundaries are local
         loader = SessionLoader(zone)
         self._uow = UnitOfWork(
-            self.writer_engine, bus or EventBus(reads), WriterMemory(loader), self.now
+            self.writer_engine,
+            bus or EventBus(reads, site=site),
+            WriterMemory(loader, site),
+            self.now,
         )
         self._registry = Registry(self._uow)
         self._accounts = Accounts(self._uow)
@@ -153,7 +159,7 @@ class Clinic:
             cuff_silent_after=cuff_silent_after,
         )
         self._technical = TechnicalAlarms(self._uow, reads)
-        self._reads = Reads(engine, reads, loader, self.now)
+        self._reads = Reads(engine, reads, loader, self.now, site)
         self._history = History(reads)
         self._admission = Admission(reads, self._registry, self._sessions, known)
         # Issue #15: the devices users subscribed to Web Push (a store of its own).
@@ -187,6 +193,7 @@ class Clinic:
             stale_after=settings.stale_after,
             zone=settings.zone,
             cuff_silent_after=settings.cuff_silent_after,
+            site=settings.site,
             **kwargs,
         )
         await clinic.start(settings.database_session_url)
@@ -197,10 +204,10 @@ class Clinic:
         `session_url` when the database URL is a transaction pooler's."""
         if not is_sqlite(self.engine):
             url = self.engine.url.render_as_string(hide_password=False)
-            await self.bus.listen(session_url_for(url, session_url))
+            await self.streams.listen(session_url_for(url, session_url))
 
     async def close(self) -> None:
-        await self.bus.close()
+        await self.streams.close()
         if self.writer_engine is not self.engine:
             await self.writer_engine.dispose()
         await self.engine.dispose()
@@ -217,6 +224,16 @@ class Clinic:
     @bus.setter
     def bus(self, bus: EventBus) -> None:
         self._uow.bus = bus
+
+    @property
+    def site(self) -> str:
+        """The site this daemon writes for (issue #16)."""
+        return self._uow.site
+
+    @property
+    def streams(self) -> Streams:
+        """Every site's event stream this node follows (its own: `bus`)."""
+        return self._uow.streams
 
     @property
     def database_dialect(self) -> str:

@@ -25,8 +25,10 @@ from sqlalchemy import Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vitalsd.domain import AuditAction
+from vitalsd.errors import Conflict
 from vitalsd.store import models
 from vitalsd.store.events import EventType
+from vitalsd.store.models import DEFAULT_SITE
 
 from .lookups import get
 from .session_state import SessionLoader, SessionState
@@ -92,8 +94,12 @@ class WriterMemory:
     """What the writer remembers; every method that takes a database session works in
     the caller's write transaction, whose `attached` set it keeps."""
 
-    def __init__(self, loader: SessionLoader) -> None:
+    def __init__(self, loader: SessionLoader, site: str = DEFAULT_SITE) -> None:
         self.loader = loader
+        # Only this site's chairs (and their sessions) are remembered: every write about
+        # them is numbered on this site's counter, so `known_seq` tells when another
+        # process changed them (issue #16).
+        self.site = site
         self.known_seq: int | None = None
         self._states: dict[int, SessionState] = {}
         self._chair_of_cuff: dict[str, int | None] = {}
@@ -131,7 +137,9 @@ class WriterMemory:
             self.forget_all()
             return
         rows = await session.execute(
-            select(EVENTS.c.type, EVENTS.c.data).where(EVENTS.c.seq > after, EVENTS.c.seq <= upto)
+            select(EVENTS.c.type, EVENTS.c.data).where(
+                EVENTS.c.site == self.site, EVENTS.c.seq > after, EVENTS.c.seq <= upto
+            )
         )
         for kind, data in rows:
             if not self._forget_touched(kind, data or {}):
@@ -184,6 +192,7 @@ class WriterMemory:
         state = self._states.get(session_id)
         if state is None:
             row = await get(session, models.Session, session_id, "session")
+            await self.require_site(session, row.chair_id)
             state = await self.loader.load(session, row, with_alerts=True)
             self._states[session_id] = state
         elif session_id not in attached:
@@ -192,6 +201,20 @@ class WriterMemory:
             session.add_all(state.alert_rows.values())
         attached.add(session_id)
         return state
+
+    async def _is_ours(self, session: AsyncSession, chair_id: int) -> bool:
+        site = await session.scalar(select(models.Chair.site).where(models.Chair.id == chair_id))
+        return site is None or site == self.site
+
+    async def require_site(self, session: AsyncSession, chair_id: int) -> None:
+        """Refuse a write about another site's chair (its daemon writes for it, in its
+        site's stream; issue #16): what this writer remembers stays this site's."""
+        site = await session.scalar(select(models.Chair.site).where(models.Chair.id == chair_id))
+        if site is not None and site != self.site:
+            raise Conflict(
+                f"chair {chair_id} belongs to site {site!r}; this daemon writes for site "
+                f"{self.site!r}: ask a daemon of site {site!r}"
+            )
 
     async def reloaded_state(
         self, session: AsyncSession, attached: set[int], row: models.Session
@@ -234,7 +257,7 @@ class WriterMemory:
             await self.state_for(session, attached, session_id)  # attached first
         chairs = await session.execute(
             select(models.Chair.cuff_address, models.Chair.id).where(
-                models.Chair.cuff_address.is_not(None)
+                models.Chair.cuff_address.is_not(None), models.Chair.site == self.site
             )
         )
         for cuff, chair_id in chairs:
@@ -255,7 +278,11 @@ class WriterMemory:
         open_rows = list(
             await session.scalars(
                 select(models.Session).where(
-                    models.Session.closed_at.is_(None), models.Session.id.not_in(self._states)
+                    models.Session.closed_at.is_(None),
+                    models.Session.id.not_in(self._states),
+                    models.Session.chair_id.in_(
+                        select(models.Chair.id).where(models.Chair.site == self.site)
+                    ),
                 )
             )
         )
@@ -324,6 +351,8 @@ class WriterMemory:
         if since is not None and measured < since:
             # Measured before the cuff came to its chair (DESIGN.md "Cuffs and chairs").
             chair_id = await _chair_of_cuff_at(session, cuff, measured)
+            if chair_id is not None and not await self._is_ours(session, chair_id):
+                chair_id = None  # another site's chair then: not this writer's to fill
         elif chair_id is not None:
             known = await self._sessions_of_chair(session, chair_id)
             if known is not None and measured >= known.open_started_at:
@@ -348,7 +377,9 @@ class WriterMemory:
         if cuff in self._chair_of_cuff or self.remembers_clinic:
             return self._chair_of_cuff.get(cuff)
         chair_id = await session.scalar(
-            select(models.Chair.id).where(models.Chair.cuff_address == cuff)
+            select(models.Chair.id).where(
+                models.Chair.cuff_address == cuff, models.Chair.site == self.site
+            )
         )
         self._chair_of_cuff[cuff] = chair_id
         if chair_id is not None:

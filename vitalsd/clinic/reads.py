@@ -18,6 +18,7 @@ from vitalsd.errors import InvalidInput
 from vitalsd.exports.query import read_snapshot
 from vitalsd.store import models
 from vitalsd.store.engine import is_sqlite
+from vitalsd.store.models import DEFAULT_SITE
 
 from .lookups import get, user_row
 from .rows import (
@@ -44,11 +45,13 @@ class Reads:
         reads: async_sessionmaker[AsyncSession],
         loader: SessionLoader,
         now: Callable[[], datetime],
+        site: str = DEFAULT_SITE,
     ) -> None:
         self._engine = engine
         self._reads = reads
         self._loader = loader
         self._now = now
+        self.site = site
 
     @asynccontextmanager
     async def read_snapshot(self) -> AsyncIterator[AsyncSession]:
@@ -327,27 +330,35 @@ class Reads:
             )
             return [check_view(c, row.chair_id) for c in checks]
 
-    async def snapshot(self) -> views.Snapshot:
+    async def snapshot(self, site: str | None = None) -> views.Snapshot:
         """Chairs, open sessions, latest readings, open alerts, due and overdue checks: what
-        a new WebSocket client shows first, consistent with the events up to `seq`."""
+        a new WebSocket client shows first, consistent with the events up to `seq` of
+        `site`'s stream (default: this daemon's site; issue #16). Only that site's chairs
+        (and their sessions and alerts): no other site's change comes on its stream, so
+        another site's chair would look current and never go stale."""
         async with self._reads() as session:
             if not is_sqlite(self._engine):
                 # One consistent view across the queries (SQLite's read transaction is).
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            stream = site or self.site
             seq = await session.scalar(
-                select(models.EventCounter.last_seq).where(models.EventCounter.id == 1)
+                select(models.EventCounter.last_seq).where(models.EventCounter.site == stream)
             )
+            site_chairs = select(models.Chair.id).where(models.Chair.site == stream)
             # A retired chair has left the ward (issue #14).
             chairs = list(
                 await session.scalars(
                     select(models.Chair)
-                    .where(models.Chair.retired_at.is_(None))
+                    .where(models.Chair.site == stream, models.Chair.retired_at.is_(None))
                     .order_by(models.Chair.id)
                 )
             )
             open_rows = list(
                 await session.scalars(
-                    select(models.Session).where(models.Session.closed_at.is_(None))
+                    select(models.Session).where(
+                        models.Session.closed_at.is_(None),
+                        models.Session.chair_id.in_(site_chairs),
+                    )
                 )
             )
             now = self._now()
@@ -372,7 +383,13 @@ class Reads:
                 alert_view(a)
                 for a in await session.scalars(
                     select(models.Alert)
-                    .where(models.Alert.state != AlertState.RESOLVED.value)
+                    .where(
+                        models.Alert.state != AlertState.RESOLVED.value,
+                        or_(
+                            models.Alert.chair_id.is_(None),
+                            models.Alert.chair_id.in_(site_chairs),
+                        ),
+                    )
                     .order_by(models.Alert.id)
                 )
             ]

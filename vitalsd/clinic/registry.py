@@ -52,7 +52,9 @@ class Registry:
             )
             if exists is not None:
                 raise Conflict(f"a chair named {label!r} exists (id {exists})")
-            row = models.Chair(name=label, cuff_address=None, created_at=tx.now)
+            row = models.Chair(
+                name=label, cuff_address=None, created_at=tx.now, site=self._uow.site
+            )
             await tx.insert(row)
             tx.audit(by.username, AuditAction.CREATED, "chair", row.id)
             return views.ChairView(row.id, row.name, None, None)
@@ -78,6 +80,7 @@ class Registry:
             chair = await get(tx.session, models.Chair, chair_id, "chair")
             if chair.retired_at is not None and cuff is not None:
                 raise Conflict(f"chair {chair.name!r} is retired: it takes no cuff")
+            await self._uow.memory.require_site(tx.session, chair.id)
             cuff = None if cuff is None else cuff.upper()
             previous = chair.cuff_address
             disturbed: list[str] = []

@@ -94,6 +94,7 @@ class Sessions:
             chair = await get(tx.session, models.Chair, chair_id, "chair")
             if chair.retired_at is not None:
                 raise Conflict(f"chair {chair.name!r} is retired: it takes no new session")
+            await self._uow.memory.require_site(tx.session, chair.id)
             busy = await open_session_of_chair(tx.session, chair.id)
             if busy is not None:
                 raise Conflict(f"chair {chair.name!r} has an open session (id {busy.id})")

@@ -8,8 +8,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from vitalsd.alerts import AlarmPolicy
 from vitalsd.domain import AlertState
@@ -64,7 +65,9 @@ class Timers:
             tx.forget_closed_sessions()
             open_ids = list(
                 await tx.session.scalars(
-                    select(models.Session.id).where(models.Session.closed_at.is_(None))
+                    select(models.Session.id).where(
+                        models.Session.closed_at.is_(None), self._of_site(models.Session.chair_id)
+                    )
                 )
             )
             for session_id in open_ids:
@@ -75,7 +78,9 @@ class Timers:
                     await apply_cuff_silence(tx, state, cuff, self._cuff_silent_after)
             open_rows = list(
                 await tx.session.scalars(
-                    select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
+                    select(models.Alert).where(
+                        models.Alert.state != AlertState.RESOLVED.value, self._alert_of_site()
+                    )
                 )
             )
             for alert_row in open_rows:
@@ -98,7 +103,9 @@ class Timers:
         async with self._reads() as session:
             open_rows = list(
                 await session.scalars(
-                    select(models.Session).where(models.Session.closed_at.is_(None))
+                    select(models.Session).where(
+                        models.Session.closed_at.is_(None), self._of_site(models.Session.chair_id)
+                    )
                 )
             )
             for state in await self._loader.load_many(session, open_rows):
@@ -110,7 +117,9 @@ class Timers:
                     deadlines.append(stale)
             open_conditions: dict[int, set[str]] = {}
             for alert_row in await session.scalars(
-                select(models.Alert).where(models.Alert.state != AlertState.RESOLVED.value)
+                select(models.Alert).where(
+                    models.Alert.state != AlertState.RESOLVED.value, self._alert_of_site()
+                )
             ):
                 policy = await alarm_policy_of(
                     session, self._loader, alert_row, self._default_policy
@@ -131,6 +140,16 @@ class Timers:
                     if check is not None:
                         deadlines.append(check)
         return min(deadlines, default=None)
+
+    def _of_site(self, chair_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+        """Only this daemon's site's chairs: each site's timers run on its own daemons,
+        numbered in its own stream (issue #16)."""
+        return chair_id.in_(select(models.Chair.id).where(models.Chair.site == self._uow.site))
+
+    def _alert_of_site(self) -> ColumnElement[bool]:
+        return models.Alert.session_id.in_(
+            select(models.Session.id).where(self._of_site(models.Session.chair_id))
+        )
 
     def wake(self) -> None:
         """Make the timer loop recompute its deadline now."""

@@ -1,5 +1,7 @@
 """One serialised write transaction: its change, its audit records and its events,
-numbered gaplessly by the counter row, stored in it, and published after the commit.
+numbered gaplessly by its site's counter row, stored in it, and published after the
+commit. A daemon writes in its own site's stream (issue #16): writers at different sites
+lock different rows and never queue on each other.
 
 Writes go through the writer's own connection (`writer_engine`). A transaction comes as
 a `Tx` (the writer's memory dropped first: it loads the session states it needs afresh)
@@ -10,49 +12,67 @@ memory (`WriterMemory`) and keeps it true itself.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, func, insert, literal, update
-from sqlalchemy import Text as SQLText
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import BindParameter, Table, bindparam, insert, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from vitalsd.domain import AuditAction
 from vitalsd.store import models
 from vitalsd.store.engine import session_factory
 from vitalsd.store.events import LIVE_ONLY, NOTIFY_CHANNEL, Event, EventBus, EventType, PendingEvent
+from vitalsd.store.streams import Streams
 
 from .memory import KnownDevice, WriterMemory
 from .session_state import SessionState
 
 EVENTS = cast(Table, models.EventRow.__table__)
 EVENT_COUNTER = cast(Table, models.EventCounter.__table__)
+SITE: BindParameter[str] = bindparam("counter_site")
 LOCK_EVENT_COUNTER = (
     update(EVENT_COUNTER)
-    .where(EVENT_COUNTER.c.id == 1)
+    .where(EVENT_COUNTER.c.site == SITE)
     .values(last_seq=EVENT_COUNTER.c.last_seq)
-    .returning(EVENT_COUNTER.c.last_seq)
-)
-BUMP_EVENT_COUNTER = (
-    update(EVENT_COUNTER)
-    .where(EVENT_COUNTER.c.id == 1)
-    .values(last_seq=EVENT_COUNTER.c.last_seq + bindparam("count"))
     .returning(EVENT_COUNTER.c.last_seq)
 )
 # SQLite: the writer knows the counter's value (it locked it, or remembers it and checks
 # here that no other process moved it): no RETURNING, the row count says.
 SET_EVENT_COUNTER = (
     update(EVENT_COUNTER)
-    .where(EVENT_COUNTER.c.id == 1, EVENT_COUNTER.c.last_seq == bindparam("known"))
+    .where(EVENT_COUNTER.c.site == SITE, EVENT_COUNTER.c.last_seq == bindparam("known"))
     .values(last_seq=bindparam("last"))
 )
-# Delivered at commit, to every daemon sharing the database (DESIGN.md "Scale").
-BUMP_EVENT_COUNTER_NOTIFYING = BUMP_EVENT_COUNTER.returning(
-    func.pg_notify(literal(NOTIFY_CHANNEL), sql_cast(EVENT_COUNTER.c.last_seq, SQLText))
+# PostgreSQL: the bump, its NOTIFY and the events' INSERT in one statement. The NOTIFY,
+# "site:seq" (the site's counter after the commit), is delivered at commit to every
+# daemon sharing the database (DESIGN.md "Scale"), once (PostgreSQL folds identical
+# payloads of one transaction).
+STORE_EVENTS_NOTIFYING = text(
+    """
+    WITH bumped AS (
+        UPDATE event_counter SET last_seq = last_seq + :count
+        WHERE site = :counter_site
+        RETURNING last_seq
+    )
+    INSERT INTO events (site, seq, type, at, data)
+    SELECT :counter_site, bumped.last_seq - :count + e.ord, e.type, e.at, e.data
+    FROM bumped,
+        unnest(
+            CAST(:types AS VARCHAR[]),
+            CAST(:ats AS TIMESTAMP WITH TIME ZONE[]),
+            CAST(:datas AS JSON[])
+        ) WITH ORDINALITY AS e(type, at, data, ord)
+    RETURNING seq, pg_notify(
+        CAST(:channel AS TEXT),
+        CAST(:counter_site AS TEXT) || ':' || CAST((SELECT last_seq FROM bumped) AS TEXT)
+    )
+    """
 )
 
 
@@ -196,7 +216,9 @@ class UnitOfWork:
         memory: WriterMemory,
         now: Callable[[], datetime],
     ) -> None:
-        self.bus = bus
+        """`bus`: the stream of this daemon's site (`bus.site`), where its writes are
+        numbered; the other sites' streams read as it does."""
+        self.streams = Streams(bus)
         self.memory = memory
         self.dialect = writer_engine.dialect.name
         self._writes: async_sessionmaker[AsyncSession] = session_factory(writer_engine)
@@ -204,6 +226,20 @@ class UnitOfWork:
         self._lock = asyncio.Lock()
         # Set after every commit that stored events (`wake`): the timers recompute.
         self.changed = asyncio.Event()
+
+    @property
+    def site(self) -> str:
+        """The site this daemon writes for."""
+        return self.streams.home
+
+    @property
+    def bus(self) -> EventBus:
+        """This site's stream."""
+        return self.streams.home_bus
+
+    @bus.setter
+    def bus(self, bus: EventBus) -> None:
+        self.streams.home_bus = bus
 
     def transaction(self, *, wake: bool = True) -> AbstractAsyncContextManager[Tx]:
         """A write transaction that starts from an empty memory (`Tx`)."""
@@ -278,15 +314,26 @@ class UnitOfWork:
         not while other processes are writing (it would most likely fail)."""
         return self.memory.writes_first(cuff, measured) and not self.memory.others_writing()
 
-    @staticmethod
-    async def _lock_event_counter(session: AsyncSession) -> int:
-        """Take the counter row's write lock first thing in a write transaction: it orders
-        every writer (across processes on PostgreSQL) and, on SQLite, takes the write lock
-        before any read. Its value tells whether another process wrote since our last
-        commit."""
+    async def _lock_event_counter(self, session: AsyncSession) -> int:
+        """Take the site's counter row's write lock first thing in a write transaction:
+        it orders every writer of the site (across processes on PostgreSQL) and, on
+        SQLite, takes the write lock before any read. Its value tells whether another
+        process wrote since our last commit. A site's first write makes its row."""
         connection = await session.connection()
-        result = await connection.execute(LOCK_EVENT_COUNTER)
-        return int(result.scalar_one())
+        value = (await connection.execute(LOCK_EVENT_COUNTER, {"counter_site": self.site})).scalar()
+        if value is None:
+            insert_row = (
+                pg_insert(EVENT_COUNTER)
+                if self.dialect == "postgresql"
+                else sqlite_insert(EVENT_COUNTER)
+            )
+            await connection.execute(
+                insert_row.values(site=self.site, last_seq=0).on_conflict_do_nothing()
+            )
+            value = (
+                await connection.execute(LOCK_EVENT_COUNTER, {"counter_site": self.site})
+            ).scalar_one()
+        return int(value)
 
     async def _store_events(self, tx: Tx) -> list[Event]:
         """Number and insert the transaction's events in Core: one counter bump (on
@@ -300,14 +347,40 @@ class UnitOfWork:
                 raise ValueError(f"{item.type.value} events are live-only and never stored")
         connection = await tx.connection()
         if self.dialect == "postgresql":
+            # Known before the commit, so the feed knows this commit's NOTIFY for ours.
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            self.streams.writer_pid = int(driver.get_server_pid())
+            # One round trip: the bump, its NOTIFY and the INSERT (a site 20 ms from the
+            # database pays 40 ms for each; bench/RESULTS.md, "Scale by site").
             result = await connection.execute(
-                BUMP_EVENT_COUNTER_NOTIFYING, {"count": len(tx.events)}
+                STORE_EVENTS_NOTIFYING,
+                {
+                    "count": len(tx.events),
+                    "counter_site": self.site,
+                    "channel": NOTIFY_CHANNEL,
+                    "types": [e.type.value for e in tx.events],
+                    "ats": [e.at for e in tx.events],
+                    "datas": [json.dumps(e.data) for e in tx.events],
+                },
             )
-            first = int(result.scalar_one()) - len(tx.events) + 1
+            first = min(int(seq) for seq in result.scalars())
+            if first - 1 != tx.known_seq:
+                if tx.optimistic:  # all of it rolled back, the INSERT too
+                    raise MemoryOutdated(f"event counter not at {tx.known_seq}: another writer")
+                raise RuntimeError("the event counter moved while this transaction held it")
+            return [
+                Event(first + i, e.type, e.at, e.data, self.site) for i, e in enumerate(tx.events)
+            ]
         else:
             first = tx.known_seq + 1
             result = await connection.execute(
-                SET_EVENT_COUNTER, {"known": tx.known_seq, "last": tx.known_seq + len(tx.events)}
+                SET_EVENT_COUNTER,
+                {
+                    "known": tx.known_seq,
+                    "last": tx.known_seq + len(tx.events),
+                    "counter_site": self.site,
+                },
             )
             if result.rowcount != 1:
                 first = -1  # moved: only an optimistic transaction does not hold it
@@ -315,9 +388,13 @@ class UnitOfWork:
             if tx.optimistic:
                 raise MemoryOutdated(f"event counter not at {tx.known_seq}: another writer")
             raise RuntimeError("the event counter moved while this transaction held it")
-        events = [Event(first + i, e.type, e.at, e.data) for i, e in enumerate(tx.events)]
+        site = self.site
+        events = [Event(first + i, e.type, e.at, e.data, site) for i, e in enumerate(tx.events)]
         await connection.execute(
             insert(EVENTS),
-            [{"seq": e.seq, "type": e.type.value, "at": e.at, "data": e.data} for e in events],
+            [
+                {"site": site, "seq": e.seq, "type": e.type.value, "at": e.at, "data": e.data}
+                for e in events
+            ],
         )
         return events

@@ -45,10 +45,10 @@ from vitalsd.notify.routing import (
 from vitalsd.notify.webhook import WebhookChannel
 from vitalsd.notify.webpush import webpush_channel
 from vitalsd.store.engine import is_sqlite
-from vitalsd.store.events import EventType, SubscriberOverflow
+from vitalsd.store.events import Event, EventType, SubscriberOverflow, events_after
 from vitalsd.store.models import (
+    DEFAULT_SITE,
     Chair,
-    EventRow,
     NotifyChain,
     NotifyCursor,
     NotifyReceipt,
@@ -62,8 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SITE: Final = "default"
-ALERT_EVENTS: Final = (EventType.ALERT.value, EventType.ALERT_UPDATED.value)
+ALERT_EVENT_TYPES: Final = (EventType.ALERT, EventType.ALERT_UPDATED)
 # Back-off between attempts of one notification (seconds, the last one repeats).
 RETRY_DELAYS_S: Final = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # Attempts before a notification is given up as failed (about 20 minutes of retrying;
@@ -185,6 +184,8 @@ class Notifier:
         self._now = clinic.now
         self.settings = settings
         self.escalation_delay = escalation_delay
+        # The daemon's own site, named in its heartbeat; the notifier itself reads and
+        # sends for every site of the group (one sender per group, issue #16).
         self.site = site
         self.channels: dict[str, Channel] = (
             dict(channels)
@@ -198,6 +199,7 @@ class Notifier:
         self._retry_delays = tuple(retry_delays_s)
         self._poll_s = poll_s
         self._wake = asyncio.Event()
+        clinic.streams.follow(self._followed)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._sending = asyncio.Semaphore(SEND_CONCURRENCY)
         self._failures: dict[str, int] = {}
@@ -287,7 +289,6 @@ class Notifier:
                 update(NotifyReceipt)
                 .where(
                     NotifyReceipt.state == "queued",
-                    NotifyReceipt.site == self.site,
                     NotifyReceipt.next_attempt_at > now,
                 )
                 .values(next_attempt_at=now)
@@ -308,7 +309,7 @@ class Notifier:
             claimed = await self._claim_due(session, now)
             next_retry = await session.scalar(
                 select(func.min(NotifyReceipt.next_attempt_at)).where(
-                    NotifyReceipt.state == "queued", NotifyReceipt.site == self.site
+                    NotifyReceipt.state == "queued"
                 )
             )
         self._next_due = min((t for t in (next_tier, next_retry) if t is not None), default=None)
@@ -325,9 +326,14 @@ class Notifier:
         while self._inflight:
             await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
 
+    def _followed(self, events: Sequence[Event]) -> None:
+        """Another daemon's commit, in any site's stream (issue #16): wake on an alert."""
+        if any(event.type in ALERT_EVENT_TYPES for event in events):
+            self._wake.set()
+
     async def _listen(self) -> None:
-        """Wake the loop on every alert event this process publishes (and those of
-        other daemons it follows)."""
+        """Wake the loop on every alert event this process publishes; other daemons'
+        commits, in every site's stream, wake it through `_followed`."""
         while True:
             subscription = self._clinic.bus.subscribe(
                 types={EventType.ALERT, EventType.ALERT_UPDATED}
@@ -343,42 +349,49 @@ class Notifier:
     # -- events into chains ------------------------------------------------------------
 
     async def _read_events(self, session: AsyncSession, now: datetime) -> bool:
-        """The next batch of stored alert events after the cursor, the cursor moved in
-        the same transaction: the chain changes and the notifications they queue are
-        kept exactly once. True: there may be more."""
-        cursor = await session.get(NotifyCursor, self.site)
-        if cursor is None:
-            cursor = NotifyCursor(site=self.site, last_seq=0, updated_at=now)
-            session.add(cursor)
-        rows = list(
-            await session.scalars(
-                select(EventRow)
-                .where(EventRow.seq > cursor.last_seq, EventRow.type.in_(ALERT_EVENTS))
-                .order_by(EventRow.seq)
-                .limit(EVENT_BATCH)
-            )
+        """The next batch of stored alert events of every site after that site's cursor
+        (a group-wide reader, issue #16: each site numbers its own stream), the cursors
+        moved in the same transaction: the chain changes and the notifications they
+        queue are kept exactly once. True: there may be more."""
+        cursors = {c.site: c for c in await session.scalars(select(NotifyCursor))}
+        events = await events_after(
+            session,
+            {site: cursor.last_seq for site, cursor in cursors.items()},
+            EVENT_BATCH,
+            types=ALERT_EVENT_TYPES,
         )
-        for row in rows:
-            await self._apply_event(session, row, now)
-        if rows:
-            cursor.last_seq = rows[-1].seq
+        more = False
+        for site in sorted({event.site for event in events}):
+            of_site = [event for event in events if event.site == site]
+            for event in of_site:
+                await self._apply_event(session, event, now)
+            cursor = cursors.get(site)
+            if cursor is None:
+                cursor = NotifyCursor(site=site, last_seq=0, updated_at=now)
+                session.add(cursor)
+            assert of_site[-1].seq is not None  # stored events are numbered
+            cursor.last_seq = of_site[-1].seq
             cursor.updated_at = now
-        return len(rows) == EVENT_BATCH
+            more = more or len(of_site) == EVENT_BATCH
+        return more
 
-    async def _apply_event(self, session: AsyncSession, row: EventRow, now: datetime) -> None:
-        data = row.data
-        envelope = {"seq": row.seq, "type": row.type, "at": row.at.isoformat(), "data": data}
+    async def _apply_event(self, session: AsyncSession, event: Event, now: datetime) -> None:
+        data = event.data
+        kind = event.type.value
+        envelope = {"seq": event.seq, "type": kind, "at": event.at.isoformat(), "data": data}
+        if event.site != DEFAULT_SITE:
+            envelope["site"] = event.site  # as `/ws` sends it (issue #16)
         alert_id = int(data["id"])
         reason = data.get("reason")
-        action = action_of(row.type, reason)
+        action = action_of(kind, reason)
         chain = await session.get(NotifyChain, alert_id)
         if chain is None:
             raised = data.get("raised_at")
             chain = NotifyChain(
                 alert_id=alert_id,
-                site=self.site,
+                site=event.site,
                 generation=0,
-                started_at=datetime.fromisoformat(raised) if raised else row.at,
+                started_at=datetime.fromisoformat(raised) if raised else event.at,
                 fired={},
                 hurried=False,
             )
@@ -392,7 +405,7 @@ class Notifier:
         match action:
             case Action.RESTART:
                 chain.generation += 1
-                chain.started_at = row.at
+                chain.started_at = event.at
                 chain.fired = {}
                 chain.hurried = False
             case Action.HURRY:
@@ -402,7 +415,7 @@ class Notifier:
                 for index in sorted(_fired(chain)):
                     if index in tiers:
                         await self._queue_tier(
-                            session, chain, tiers[index], str(reason), f"{reason}.{row.seq}", now
+                            session, chain, tiers[index], str(reason), f"{reason}.{event.seq}", now
                         )
             case Action.STOP:
                 await self._stop(session, alert_id, str(reason), now)
@@ -444,11 +457,7 @@ class Notifier:
         """Queue the tiers time has made due; return when the next one falls due."""
         deadlines: list[datetime] = []
         chains = list(
-            await session.scalars(
-                select(NotifyChain).where(
-                    NotifyChain.state == "active", NotifyChain.site == self.site
-                )
-            )
+            await session.scalars(select(NotifyChain).where(NotifyChain.state == "active"))
         )
         for chain in chains:
             tiers = self._tiers(chain)
@@ -517,7 +526,7 @@ class Notifier:
                 session.add(
                     NotifyReceipt(
                         key=key,
-                        site=self.site,
+                        site=chain.site,
                         alert_id=chain.alert_id,
                         channel=name,
                         recipient=recipient,
@@ -600,7 +609,6 @@ class Notifier:
             select(NotifyReceipt)
             .where(
                 NotifyReceipt.state == "queued",
-                NotifyReceipt.site == self.site,
                 NotifyReceipt.next_attempt_at <= now,
             )
             .order_by(NotifyReceipt.id)

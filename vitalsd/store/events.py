@@ -19,17 +19,17 @@ import json
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Table, select, true, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from vitalsd.store.models import EventCounter, EventRow
+from vitalsd.store.models import DEFAULT_SITE, EventCounter, EventRow
 
 if TYPE_CHECKING:
     from vitalsd.store.feed import GroupFeed
@@ -75,20 +75,26 @@ LIVE_ONLY = frozenset({EventType.SNAPSHOT, EventType.CUFF_PRESSURE, EventType.FE
 
 @dataclass(frozen=True)
 class Event:
-    """`{"seq", "type", "at", "data"}`; `seq` is None for live-only events."""
+    """`{"seq", "type", "at", "data"}`; `seq` is None for live-only events. `site`: the
+    stream it is numbered in (issue #16); sent as `"site"` only when it is not the
+    default one, so a single-site clinic's events are as they were."""
 
     seq: int | None
     type: EventType
     at: datetime
     data: dict[str, Any]
+    site: str = DEFAULT_SITE
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        message = {
             "seq": self.seq,
             "type": self.type.value,
             "at": self.at.isoformat(),
             "data": self.data,
         }
+        if self.site != DEFAULT_SITE:
+            message["site"] = self.site
+        return message
 
     @cached_property
     def text(self) -> str:
@@ -260,7 +266,9 @@ class EventBus:
         *,
         recent: int = RECENT_EVENTS,
         replay_readers: int = REPLAY_READERS,
+        site: str = DEFAULT_SITE,
     ) -> None:
+        self.site = site
         self._sessions = sessions
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
@@ -419,18 +427,24 @@ class EventBus:
                 return
             await self._publish_stored_upto(upto if upto is not None else 2**62)
 
-    async def listen(self, database_url: str, **options: Any) -> None:
-        """PostgreSQL only: follow other daemons' events (`vitalsd.store.feed`): LISTEN/
-        NOTIFY on a connection of its own, rebuilt with back-off when it is lost, a
-        catch-up from the table on every reconnection and a poll of the counter behind
-        it. Returns once the feed is live, or has failed once (it keeps trying)."""
-        from vitalsd.store.feed import GroupFeed
-
+    async def start_following(self) -> None:
+        """Before the feed starts: what is committed now counts as published."""
         async with self._order:
             if self._published_upto is None:
                 self._published_upto = await self.last_seq()
-        self._feed = GroupFeed(self, database_url, **options)
-        await self._feed.start()
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Where the stream reads stored events (the readers' pool)."""
+        return self._sessions
+
+    def start_from(self, seq: int) -> None:
+        """A stream new to this node: everything after `seq` is still to publish."""
+        if self._published_upto is None:
+            self._published_upto = seq
+
+    def attach_feed(self, feed: GroupFeed | None) -> None:
+        self._feed = feed
 
     @property
     def feed(self) -> GroupFeed | None:
@@ -442,16 +456,15 @@ class EventBus:
         return None if self._feed is None else self._feed.report()
 
     async def close(self) -> None:
-        if self._feed is not None:
-            await self._feed.stop()
-            self._feed = None
+        """The feed belongs to the node's `Streams`, which stops it."""
+        self._feed = None
 
     def publish_live(self, type: EventType, at: datetime, data: dict[str, Any]) -> Event:
         """A live-only event (`cuff_pressure`): not stored, no sequence number. A
         `cuff_pressure` goes to the other daemons' tablets too (a small NOTIFY)."""
         if type not in LIVE_ONLY:
             raise ValueError(f"{type.value} events are stored: use a transaction")
-        event = Event(None, type, at, data)
+        event = Event(None, type, at, data, self.site)
         self._fan_out([event])
         if self._feed is not None and type is EventType.CUFF_PRESSURE:
             self._feed.share_live(event)
@@ -470,11 +483,50 @@ class EventBus:
     async def stored_after(self, seq: int, limit: int = REPLAY_BATCH) -> list[Event]:
         async with self._sessions() as session:
             rows = await session.scalars(
-                select(EventRow).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)
+                select(EventRow)
+                .where(EventRow.site == self.site, EventRow.seq > seq)
+                .order_by(EventRow.seq)
+                .limit(limit)
             )
-            return [Event(r.seq, EventType(r.type), r.at, r.data) for r in rows]
+            return [Event(r.seq, EventType(r.type), r.at, r.data, r.site) for r in rows]
 
     async def last_seq(self) -> int:
         async with self._sessions() as session:
-            value = await session.scalar(select(EventCounter.last_seq).where(EventCounter.id == 1))
+            value = await session.scalar(
+                select(EventCounter.last_seq).where(EventCounter.site == self.site)
+            )
             return int(value or 0)
+
+
+async def events_after(
+    connection: AsyncConnection | AsyncSession,
+    cursors: Mapping[str, int],
+    limit: int,
+    *,
+    types: Collection[EventType] | None = None,
+) -> list[Event]:
+    """Stored events of every site after the per-site cursors, for a group-wide reader
+    (the notifier, an all-sites view): up to `limit` of each site, in (site, seq) order,
+    so a busy site never holds back another's alerts and each site's part is gapless
+    from its cursor (advance each cursor to its site's last `seq` and read again until
+    nothing comes). A site not in `cursors` (one that started after the reader) is read
+    from its first event. `types`: only events of these types (the notifier's alerts)."""
+    table = cast(Table, EventRow.__table__)
+    counters = cast(Table, EventCounter.__table__)
+    sites = set(cursors) | set((await connection.execute(select(counters.c.site))).scalars())
+    if not sites:
+        return []
+    wanted = true() if types is None else table.c.type.in_(sorted(t.value for t in types))
+    parts = [
+        select(table.c.site, table.c.seq, table.c.type, table.c.at, table.c.data)
+        .where(table.c.site == site, table.c.seq > cursors.get(site, 0), wanted)
+        .order_by(table.c.seq)
+        .limit(limit)
+        .subquery()
+        .select()
+        for site in sorted(sites)
+    ]
+    query = union_all(*parts) if len(parts) > 1 else parts[0]
+    rows = list(await connection.execute(query))
+    rows.sort(key=lambda row: (row.site, row.seq))
+    return [Event(seq, EventType(kind), at, data, site) for site, seq, kind, at, data in rows]

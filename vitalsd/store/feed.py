@@ -1,7 +1,8 @@
 """Following the other daemons of a clinic group (DESIGN.md "Scale", issue #16).
 
-Every daemon sharing a PostgreSQL database publishes the events the others commit. The
-NOTIFY that rides on each commit's counter bump says "the counter is at N"; the stored
+Every daemon sharing a PostgreSQL database publishes the events the others commit, in
+every site's stream (each site numbers its own, `vitalsd.store.streams`). The NOTIFY that
+rides on each commit's counter bump says "site S's counter is at N"; the stored
 events are the truth, read from the table in order (`EventBus.catch_up`). A lost LISTEN
 connection (the server restarted, a backend terminated, a proxy timed out) is rebuilt
 with back-off, and every (re)connection catches up from the table first, so nothing
@@ -30,9 +31,10 @@ import asyncpg
 from sqlalchemy import make_url
 
 from vitalsd.store.events import NOTIFY_CHANNEL, Event, EventType, encode_json
+from vitalsd.store.models import DEFAULT_SITE
 
 if TYPE_CHECKING:
-    from vitalsd.store.events import EventBus
+    from vitalsd.store.streams import Streams
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ START_PATIENCE_S: Final = 10.0
 STOP_PATIENCE_S: Final = 5.0
 # Live-only events waiting for the connection; older ones go first (they are stale).
 OUTBOX_SIZE: Final = 200
-COUNTER_QUERY: Final = "SELECT last_seq FROM event_counter WHERE id = 1"
+COUNTER_QUERY: Final = "SELECT site, last_seq FROM event_counter"
 # Query options that belong to SQLAlchemy's asyncpg dialect, not to the server.
 DIALECT_OPTIONS: Final = frozenset(
     {"prepared_statement_cache_size", "prepared_statement_name_func"}
@@ -77,13 +79,13 @@ class GroupFeed:
 
     def __init__(
         self,
-        bus: EventBus,
+        streams: Streams,
         database_url: str,
         *,
         poll_interval_s: float = POLL_INTERVAL_S,
         reconnect_delays_s: tuple[float, ...] = RECONNECT_DELAYS_S,
     ) -> None:
-        self._bus = bus
+        self._streams = streams
         self._dsn = asyncpg_dsn(database_url)
         self._poll_interval_s = poll_interval_s
         self._reconnect_delays_s = reconnect_delays_s
@@ -94,7 +96,7 @@ class GroupFeed:
         self.detail: str | None = None
         self.changed_at = _now()
         self.reconnects = 0
-        self._notified_upto = 0
+        self._notified_upto: dict[str, int] = {}
         self._read_counter = False
         self._stopping = False
         self._nudge = asyncio.Event()
@@ -152,7 +154,8 @@ class GroupFeed:
             "since": self.changed_at.isoformat(),
             "error": self.detail,
             "reconnects": self.reconnects,
-            "published_upto": self._bus.published_upto,
+            "published_upto": self._streams.home_bus.published_upto,
+            "sites": {site: bus.published_upto for site, bus in self._streams.buses().items()},
         }
 
     def status_event(self) -> Event:
@@ -186,7 +189,9 @@ class GroupFeed:
         if state in ("live", "down"):
             self._ready.set()
         if was_live != self.is_live or (not self.is_live and state != "starting"):
-            self._bus.receive_live(self.status_event())
+            status = self.status_event()
+            for bus in self._streams.buses().values():
+                bus.receive_live(status)
 
     async def _run(self) -> None:
         attempt = 0
@@ -202,9 +207,9 @@ class GroupFeed:
                 await connection.add_listener(LIVE_CHANNEL, self._on_live)
                 # Listening first, then reading: whatever commits after this read is
                 # notified, whatever committed before it (while we were away) is read.
-                await self._bus.catch_up()
+                await self._catch_up_all(connection)
                 if attempt or self.reconnects:
-                    log.info("following the group again (caught up to seq %s)", self._published)
+                    log.info("following the group again (caught up to %s)", self._published())
                 attempt = 0
                 self._set_state("live")
                 await self._follow(connection)
@@ -229,9 +234,16 @@ class GroupFeed:
             self.reconnects += 1
             await asyncio.sleep(delay)
 
-    @property
-    def _published(self) -> int:
-        return self._bus.published_upto or 0
+    def _published(self) -> dict[str, int]:
+        return {site: bus.published_upto or 0 for site, bus in self._streams.buses().items()}
+
+    async def _catch_up_all(self, connection: Any) -> None:
+        """Every site's stream, the ones that started while we were away included."""
+        counters = await connection.fetch(COUNTER_QUERY, timeout=QUERY_TIMEOUT_S)
+        for site, _last in counters:
+            self._streams.discovered(site)
+        for bus in list(self._streams.buses().values()):
+            await bus.catch_up()
 
     async def _follow(self, connection: Any) -> None:
         """Until the connection fails: send what waits, publish what was notified, poll
@@ -257,21 +269,27 @@ class GroupFeed:
                     timeout=QUERY_TIMEOUT_S,
                 )
                 self._outbox.popleft()
-            upto = self._notified_upto
+            upto = dict(self._notified_upto)
             if polled:
                 # The poll: a NOTIFY lost (or a gap a publish left) is found here, and a
                 # connection that died without a word fails here.
-                upto = max(
-                    upto, int(await connection.fetchval(COUNTER_QUERY, timeout=QUERY_TIMEOUT_S))
-                )
-            if upto > self._published:
-                await self._catch_up_to(upto)
+                for site, last in await connection.fetch(COUNTER_QUERY, timeout=QUERY_TIMEOUT_S):
+                    upto[site] = max(upto.get(site, 0), int(last))
+            behind = {
+                site: last
+                for site, last in upto.items()
+                if last > (self._streams.discovered(site).published_upto or 0)
+            }
+            if behind or polled:
+                await self._catch_up_to(behind)
 
-    async def _catch_up_to(self, upto: int) -> None:
-        """Publish up to `upto`; a failure (the readers' pool cannot reach the database)
-        is logged and tried again at the next poll, the feed reported behind meanwhile."""
+    async def _catch_up_to(self, upto: dict[str, int]) -> None:
+        """Publish each site's stream up to `upto`; a failure (the readers' pool cannot
+        reach the database) is logged and tried again at the next poll, the feed reported
+        behind meanwhile."""
         try:
-            await self._bus.catch_up(upto)
+            for site, last in upto.items():
+                await self._streams.discovered(site).catch_up(last)
         except Exception as error:
             detail = f"catching up failed: {type(error).__name__}: {error}"
             if self.state != "behind":
@@ -280,9 +298,17 @@ class GroupFeed:
             return
         self._set_state("live")
 
-    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, _connection: Any, pid: int, _channel: str, payload: str) -> None:
+        # "site:seq" (a bare number: the default site, as before sites).
+        site, _, seq = payload.rpartition(":")
+        site = site or DEFAULT_SITE
+        if pid == self._streams.writer_pid and site == self._streams.home:
+            # This node's own commit: its unit of work publishes it right after the
+            # commit; catching up from the table now would only make that wait for the
+            # read (the poll still finds it, should the publish not come).
+            return
         try:
-            self._notified_upto = max(self._notified_upto, int(payload))
+            self._notified_upto[site] = max(self._notified_upto.get(site, 0), int(seq))
         except ValueError:
             log.warning(
                 "ignored a NOTIFY on %s that is no sequence number: %r", NOTIFY_CHANNEL, payload
@@ -297,8 +323,11 @@ class GroupFeed:
             kind = EventType(message["type"])
             if kind is not EventType.CUFF_PRESSURE:
                 raise ValueError(f"{kind.value} is not shared live between daemons")
-            event = Event(None, kind, datetime.fromisoformat(message["at"]), dict(message["data"]))
+            site = str(message.get("site") or DEFAULT_SITE)
+            event = Event(
+                None, kind, datetime.fromisoformat(message["at"]), dict(message["data"]), site
+            )
         except (ValueError, KeyError, TypeError) as error:
             log.warning("ignored a live event from another daemon: %s", error)
             return
-        self._bus.receive_live(event)
+        self._streams.discovered(site).receive_live(event)

@@ -13,6 +13,7 @@ gone with it).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from typing import Any, Final, Literal
 import asyncpg
 
 from vitalsd.store.feed import asyncpg_dsn
+from vitalsd.store.models import DEFAULT_SITE
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,17 @@ TIMER_LOCK_KEY: Final = int.from_bytes(b"vitalsdT", "big")
 # The notifier's (issue #15): one daemon of the group sends ("vitalsdN").
 NOTIFY_LOCK_KEY: Final = int.from_bytes(b"vitalsdN", "big")
 RETRY_S: Final = 1.0
+
+
+def timer_lock_key(site: str) -> int:
+    """The timer lock of one site (issue #16): each site's timers run on one of its own
+    daemons, numbered in its own stream. The default site keeps the group's old key."""
+    if site == DEFAULT_SITE:
+        return TIMER_LOCK_KEY
+    digest = hashlib.blake2b(f"vitalsdT:{site}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 CHECK_S: Final = 1.0
 QUERY_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 5.0

@@ -74,16 +74,25 @@ class Base(DeclarativeBase):
     }
 
 
+# The site of a single-site clinic, and of everything stored before sites (issue #16).
+DEFAULT_SITE = "default"
+
+
 class EventCounter(Base):
-    """One row: the last event sequence number handed out (gapless, see `store.events`)."""
+    """One row per site: the last event sequence number handed out in that site's stream
+    (gapless within it, see `store.events`); writers at different sites never queue on
+    each other's row."""
 
     __tablename__ = "event_counter"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class EventRow(Base):
+    """A stored event: numbered gaplessly within its site's stream."""
+
     __tablename__ = "events"
+    site: Mapped[str] = mapped_column(String(64), primary_key=True, default=DEFAULT_SITE)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     type: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]
@@ -137,6 +146,9 @@ class Chair(Base):
     created_at: Mapped[datetime]
     # Taken out of service (issue #14): off the ward, no new session; its records keep it.
     retired_at: Mapped[datetime | None]
+    # The site whose daemon writes for the chair, and whose event stream numbers its
+    # events (issue #16).
+    site: Mapped[str] = mapped_column(String(64), default=DEFAULT_SITE, server_default=DEFAULT_SITE)
 
 
 class Device(Base):
