@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 from websockets.asyncio.client import connect
 
+from tests.clock import FakeClock
 from tests.storage.cuff import measurement
 from tests.storage.test_multinode import (
     PATIENCE_S,
@@ -353,3 +354,33 @@ async def test_a_single_site_clinics_events_read_group_wide_are_its_stream(
             assert tail[0].type.value == everything[-1].type.value
     finally:
         await clinic.close()
+
+
+async def test_a_ward_alert_is_renotified_by_exactly_one_sites_timers(
+    fresh_postgres_url: str,
+) -> None:
+    """A ward-level alert (`nobody_watching`: no session, no chair) belongs to no site's
+    chair: the site that raised it re-notifies it, and no other site does."""
+    await migrate(fresh_postgres_url)
+    clock = FakeClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    north = Clinic(create_engine(fresh_postgres_url), site="north", clock=clock)
+    south = Clinic(create_engine(fresh_postgres_url), site="south", clock=clock)
+    try:
+        await north.start()
+        await south.start()
+        await north.create_chair("North 1", by=CLINICIAN)  # each site has numbered events
+        await south.nobody_watching(1, clock.now)
+        clock.advance(2, seconds=1)
+        before = {c: await c.bus.last_seq() for c in (north, south)}
+        await south.apply_time()
+        await north.apply_time()
+        renotified = [
+            (clinic.site, event.data["kind"])
+            for clinic in (north, south)
+            for event in await clinic.bus.stored_after(before[clinic])
+            if event.data.get("renotify")
+        ]
+        assert renotified == [("south", "nobody_watching")]
+    finally:
+        await north.close()
+        await south.close()

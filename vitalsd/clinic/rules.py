@@ -168,7 +168,7 @@ async def apply_alert_changes(
     for change in changes:
         row = rows_by_condition.get(change.after.condition) if change.before else None
         if row is None:
-            row = models.Alert()
+            row = models.Alert(site=tx.site)
             tx.session.add(row)
         write_alert(row, change.after)
         await tx.session.flush()

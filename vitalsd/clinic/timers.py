@@ -141,15 +141,19 @@ class Timers:
                         deadlines.append(check)
         return min(deadlines, default=None)
 
-    def _of_site(self, chair_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+    def _of_site(
+        self, chair_id: InstrumentedAttribute[int] | InstrumentedAttribute[int | None]
+    ) -> ColumnElement[bool]:
         """Only this daemon's site's chairs: each site's timers run on its own daemons,
         numbered in its own stream (issue #16)."""
         return chair_id.in_(select(models.Chair.id).where(models.Chair.site == self._uow.site))
 
     def _alert_of_site(self) -> ColumnElement[bool]:
-        return models.Alert.session_id.in_(
-            select(models.Session.id).where(self._of_site(models.Session.chair_id))
-        )
+        """The alerts this site raised (a session's alert is its chair's site's, as
+        every write about a chair is; a ward-level alert, e.g. `nobody_watching`, the
+        site of the daemon that raised it): exactly one site's timers re-notify and
+        escalate each alert."""
+        return models.Alert.site == self._uow.site
 
     def wake(self) -> None:
         """Make the timer loop recompute its deadline now."""

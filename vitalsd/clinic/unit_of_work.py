@@ -96,6 +96,11 @@ class Tx:
     known_seq: int = 0
     optimistic: bool = False
 
+    @property
+    def site(self) -> str:
+        """The site this transaction writes for (its events' stream; issue #16)."""
+        return self._memory.site
+
     async def connection(self) -> AsyncConnection:
         """The transaction's connection, for Core statements (less overhead than the
         ORM's); pending ORM changes are flushed first, to keep the order of writes."""

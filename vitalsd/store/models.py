@@ -306,6 +306,11 @@ class Alert(Base):
     notified_diastolic: Mapped[float | None] = mapped_column(Float)
     # The limit crossed, in words (migration 0010); `limit` in the domain and the views.
     limit: Mapped[str | None] = mapped_column("crossed_limit", String(96))
+    # The site whose daemon raised it, and whose timers re-notify and escalate it
+    # (migration 0011; issue #16: a ward-level alert has no chair to tell).
+    site: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_SITE, server_default=DEFAULT_SITE, index=True
+    )
     snoozed_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     addressed_to: Mapped[str] = mapped_column(String(16))
     raised_at: Mapped[datetime]
