@@ -50,7 +50,9 @@ def test_an_alert_shows_who_was_notified_and_how_far_it_got(
     assert receiver.wait_for(
         lambda r: any(d.envelope["data"].get("id") == alert.id for d in r.accepted())
     )
-    page = tablets("nurse").open()
+    tablet = tablets("nurse")
+    page = tablet.open()
     page.get_by_role("link", name=re.compile("^Alerts")).click()
     line = page.locator(f".alert-item[data-alert-id='{alert.id}'] .alert-receipts")
     expect(line).to_have_text("Notified: ward-pager: delivered")
+    tablet.screenshot("alert-receipts-1280x800")  # README "Getting alerts on your phone"
