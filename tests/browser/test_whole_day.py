@@ -101,7 +101,9 @@ def sign_in(tablet: Tablet, username: str, password: str = PASSWORD) -> Page:
     return page
 
 
-def set_patient_pressure(server: ClinicServer, cuff: SimulatedCuff, bp: tuple[float, float]) -> None:
+def set_patient_pressure(
+    server: ClinicServer, cuff: SimulatedCuff, bp: tuple[float, float]
+) -> None:
     """The simulated patient's resting pressure becomes `bp` (the cuff measures it)."""
     systolic, diastolic = bp
 
@@ -168,7 +170,8 @@ def test_a_clinics_whole_day_from_the_tablet(
     form.get_by_role("button", name="Add chair").click()
     chair_row = page.locator("tr[data-chair-id]", has_text=chair_name)
     expect(chair_row.locator(".chair-state")).to_have_text("Free")
-    chair_id = chair_row.get_attribute("data-chair-id")
+    chair_id = chair_row.get_attribute("data-chair-id") or ""
+    assert chair_id.isdigit(), chair_id
     shot(admin, "admin-chair", size)
 
     page.locator(".admin-nav").get_by_role("link", name="Cuffs").click()
@@ -260,7 +263,8 @@ def test_a_clinics_whole_day_from_the_tablet(
     page.get_by_role("link", name="Alerts").first.click()
     item = page.locator("[data-list='open'] .alert-item[data-kind='severe_hypertension']")
     expect(item).to_have_count(1)
-    alert_id = item.get_attribute("data-alert-id")
+    alert_id = item.get_attribute("data-alert-id") or ""
+    assert alert_id.isdigit(), alert_id
     shot(nurse, "alerts", size)
     item.locator("[data-action='acknowledge']").click()
     wait_for_page(
