@@ -85,7 +85,10 @@ def size_of(viewport: ViewportSize) -> str:
 
 
 def shot(tablet: Tablet, step: str, size: str) -> None:
+    """A screenshot of the step; the screen fits the tablet's width (no sideways page)."""
     tablet.screenshot(f"whole-day-{step}-{size}")
+    fits = tablet.page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
+    assert fits, f"{step} at {size} is wider than the screen"
 
 
 def sign_in(tablet: Tablet, username: str, password: str = PASSWORD) -> Page:
@@ -309,6 +312,7 @@ def test_a_clinics_whole_day_from_the_tablet(
 
     # -- the exports, each from its button ------------------------------------------------------
     expect(page.locator(".session-exports")).to_be_visible()
+    page.locator(".session-head").scroll_into_view_if_needed()
     shot(clinician, "closed", size)
     got, pdf = download(page, "[data-export='pdf']")
     assert got.suggested_filename == f"session-{session_id}-report.pdf"
