@@ -26,7 +26,7 @@ from simulators.radio import VirtualRadio
 from simulators.scenarios import CuffFleet
 from tests.browser.proxy import LoopbackProxy
 from vitalsd.auth import PasswordHasher
-from vitalsd.clinic import Clinic
+from vitalsd.clinic import Actor, Clinic
 from vitalsd.daemon import Daemon
 from vitalsd.demo import (
     CENTRAL_ADDRESS,
@@ -37,6 +37,7 @@ from vitalsd.demo import (
     seat_patients,
 )
 from vitalsd.notify.config import NotifySettings
+from vitalsd.domain import Role
 from vitalsd.settings import Settings
 
 T = TypeVar("T")
@@ -60,6 +61,15 @@ class Running:
     daemon: Daemon
 
 
+async def furnish(clinic: Clinic, cuffs: list[SimulatedCuff]) -> list[int]:
+    """The demo's chairs, each with its cuff, and no patient: returns no session."""
+    admin = Actor("demo-admin", Role.ADMIN)
+    for number, cuff in enumerate(cuffs, start=1):
+        chair = await clinic.create_chair(f"Chair {number}", by=admin)
+        await clinic.assign_cuff(chair.id, cuff.address, by=admin)
+    return []
+
+
 class ClinicServer:
     """Start with `start()`, stop with `stop()`; `url` ends with "/". `speed` is the
     simulated seconds per real second for cuffs, patients and the check schedule."""
@@ -71,11 +81,15 @@ class ClinicServer:
         speed: float,
         timezone: str = "UTC",
         notify: NotifySettings | None = None,
+        seated: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.speed = speed
         self.timezone = timezone  # the clinic's (setting `timezone`): what exports show
         self.notify = notify or NotifySettings()  # alert channels (issue #15)
+        # False: the morning before the first patient (chairs with their cuffs, no session,
+        # nobody dosed), for a test that walks the day from an empty ward.
+        self.seated = seated
         self._ready: Future[Running] = Future()
         self._thread = threading.Thread(target=self._run, name="clinic server", daemon=True)
         self._running: Running | None = None
@@ -165,12 +179,15 @@ class ClinicServer:
             for cuff in cuffs:
                 await cuff.start()
                 fleet.cuffs.append(cuff)
-            sessions = await seat_patients(clinic, cuffs)
+            sessions = (
+                await seat_patients(clinic, cuffs) if self.seated else await furnish(clinic, cuffs)
+            )
             central = await BumbleHost.on_link(radio.link, address=CENTRAL_ADDRESS)
             daemon = Daemon(
                 settings, clinic, ble=central, clock=clock.now, zone=UTC, passwords=passwords
             )
-            dosing = asyncio.create_task(give_doses(clinic, clock, cuffs, sessions))
+            if self.seated:
+                dosing = asyncio.create_task(give_doses(clinic, clock, cuffs, sessions))
             loop = asyncio.get_running_loop()
 
             def ready(url: str) -> None:
