@@ -36,8 +36,8 @@ from vitalsd.demo import (
     give_doses,
     seat_patients,
 )
-from vitalsd.notify.config import NotifySettings
 from vitalsd.domain import Role
+from vitalsd.notify.config import NotifySettings
 from vitalsd.settings import Settings
 
 T = TypeVar("T")
