@@ -8,7 +8,7 @@ users and takes no clinical action).
 
 from __future__ import annotations
 
-from datetime import timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -76,6 +76,14 @@ async def _record(clinic: ClinicDep, session_id: int) -> SessionRecord:
         return await load_session_record(db, session_id)
 
 
+def _range_stamp(since: datetime, until: datetime) -> str:
+    """A clinic export's range, bounded (one at most `MAX_CSV_RANGE` long), as its file
+    names say it."""
+    if until - since > MAX_CSV_RANGE:
+        raise InvalidInput(f"the range may span at most {MAX_CSV_RANGE.days} days")
+    return f"{since:%Y%m%dT%H%M}-{until:%Y%m%dT%H%M}"
+
+
 def _attachment(filename: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
@@ -137,13 +145,11 @@ async def readings_csv_between(
     chair_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> Response:
     """Readings of every session (and unattached cuff readings) in a date range."""
-    if until - since > MAX_CSV_RANGE:
-        raise InvalidInput(f"the range may span at most {MAX_CSV_RANGE.days} days")
+    stamp = _range_stamp(since, until)
     async with clinic.read_snapshot() as db:
         readings = await load_readings_between(
             db, since, until, patient_id=patient_id, chair_id=chair_id
         )
-    stamp = f"{since:%Y%m%dT%H%M}-{until:%Y%m%dT%H%M}"
     return Response(
         readings_csv(readings, clinic.zone),
         media_type=CSV,
@@ -174,14 +180,12 @@ async def readings_fhir_between(
 ) -> JSONResponse:
     """The clinic's readings of a date range as one FHIR Bundle (times in the clinic's
     time zone with its offset); readings attached to no patient are in the CSV only."""
-    if until - since > MAX_CSV_RANGE:
-        raise InvalidInput(f"the range may span at most {MAX_CSV_RANGE.days} days")
+    stamp = _range_stamp(since, until)
     async with clinic.read_snapshot() as db:
         readings = await load_readings_between(
             db, since, until, patient_id=patient_id, chair_id=chair_id
         )
         patients, devices = await load_patients_and_devices(db, readings)
-    stamp = f"{since:%Y%m%dT%H%M}-{until:%Y%m%dT%H%M}"
     key = f"{since.isoformat()}/{until.isoformat()}/{patient_id}/{chair_id}"
     bundle = readings_bundle(
         readings, patients, devices, now=context.clock(), key=key, tz=clinic.zone
