@@ -4,11 +4,8 @@ read in a fixed number of queries however long the course."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,13 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vitalsd import views
 from vitalsd.store import models
 
-from .lookups import get
+from .lookups import get, rows_by_session
 from .rows import patient_view
 
 # A course is weekly or twice weekly: a few hundred sessions is years of treatment.
 MAX_HISTORY_SESSIONS = 500
-
-Row = TypeVar("Row", models.Dose, models.Reading, models.Alert, models.SideEffect)
 
 
 @dataclass(frozen=True)
@@ -85,14 +80,6 @@ class PatientHistory(views.View):
     sessions: tuple[SessionSummary, ...]
 
 
-def _by_session(rows: Iterable[Row]) -> dict[int, list[Row]]:
-    grouped: dict[int, list[Row]] = defaultdict(list)
-    for row in rows:
-        if row.session_id is not None:
-            grouped[row.session_id].append(row)
-    return grouped
-
-
 def _peak(readings: list[models.Reading]) -> HistoryPeak | None:
     valid = [r for r in readings if r.valid and r.systolic is not None and r.diastolic is not None]
     if not valid:
@@ -120,30 +107,16 @@ class History:
                     .limit(MAX_HISTORY_SESSIONS)
                 )
             )
-            ids = [s.id for s in sessions] or [-1]
-            doses = _by_session(
-                await db.scalars(
-                    select(models.Dose)
-                    .where(models.Dose.session_id.in_(ids))
-                    .order_by(models.Dose.given_at, models.Dose.id)
-                )
+            ids = [s.id for s in sessions]
+            doses = await rows_by_session(
+                db, models.Dose, ids, models.Dose.given_at, models.Dose.id
             )
-            readings = _by_session(
-                await db.scalars(select(models.Reading).where(models.Reading.session_id.in_(ids)))
+            readings = await rows_by_session(db, models.Reading, ids, models.Reading.id)
+            alerts = await rows_by_session(
+                db, models.Alert, ids, models.Alert.raised_at, models.Alert.id
             )
-            alerts = _by_session(
-                await db.scalars(
-                    select(models.Alert)
-                    .where(models.Alert.session_id.in_(ids))
-                    .order_by(models.Alert.raised_at, models.Alert.id)
-                )
-            )
-            effects = _by_session(
-                await db.scalars(
-                    select(models.SideEffect)
-                    .where(models.SideEffect.session_id.in_(ids))
-                    .order_by(models.SideEffect.observed_at, models.SideEffect.id)
-                )
+            effects = await rows_by_session(
+                db, models.SideEffect, ids, models.SideEffect.observed_at, models.SideEffect.id
             )
             return PatientHistory(
                 patient,

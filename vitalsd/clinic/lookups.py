@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,3 +85,18 @@ def open_alerts_of(session_ids: Sequence[int]) -> Select[models.Alert]:
 async def open_alert_rows(session: AsyncSession, session_id: int) -> list[models.Alert]:
     """The session's alerts not yet resolved, oldest first."""
     return list(await session.scalars(open_alerts_of([session_id])))
+
+
+RowT = TypeVar("RowT")
+
+
+async def rows_by_session(
+    session: AsyncSession, model: type[RowT], ids: list[int], *order: Any
+) -> dict[int, list[RowT]]:
+    """A session's rows of `model` (doses, readings, alerts, side effects) for each of
+    `ids`, in `order`, in one query."""
+    grouped: dict[int, list[RowT]] = {i: [] for i in ids}
+    column: Any = model.session_id  # type: ignore[attr-defined]
+    for row in await session.scalars(select(model).where(column.in_(ids)).order_by(*order)):
+        grouped[row.session_id].append(row)  # type: ignore[attr-defined]
+    return grouped

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
-from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +17,7 @@ from vitalsd.protocol import Protocol, parse_protocol
 from vitalsd.schedule import CheckSchedule, next_check
 from vitalsd.store import models
 
-from .lookups import open_alerts_of
+from .lookups import open_alerts_of, rows_by_session
 from .rows import check_view, dose_facts, reading_facts
 
 
@@ -76,9 +75,6 @@ class SessionState:
         )
 
 
-RowT = TypeVar("RowT")
-
-
 class SessionLoader:
     """Loads session states; parses each distinct protocol text once (a session keeps
     the protocol it was started with, as TOML)."""
@@ -114,11 +110,11 @@ class SessionLoader:
                 )
             )
         }
-        doses = await _rows_by_session(session, models.Dose, ids, models.Dose.id)
-        readings = await _rows_by_session(
+        doses = await rows_by_session(session, models.Dose, ids, models.Dose.id)
+        readings = await rows_by_session(
             session, models.Reading, ids, models.Reading.measured_at, models.Reading.id
         )
-        effects = await _rows_by_session(
+        effects = await rows_by_session(
             session, models.SideEffect, ids, models.SideEffect.observed_at, models.SideEffect.id
         )
         checks: dict[int, dict[str, models.Check]] = {i: {} for i in ids}
@@ -161,15 +157,3 @@ class SessionLoader:
                 )
             )
         return states
-
-
-async def _rows_by_session(
-    session: AsyncSession, model: type[RowT], ids: list[int], *order: Any
-) -> dict[int, list[RowT]]:
-    """A session's rows of `model` (doses, readings, side effects) for each of `ids`, in
-    `order`, in one query."""
-    grouped: dict[int, list[RowT]] = {i: [] for i in ids}
-    column: Any = model.session_id  # type: ignore[attr-defined]
-    for row in await session.scalars(select(model).where(column.in_(ids)).order_by(*order)):
-        grouped[row.session_id].append(row)  # type: ignore[attr-defined]
-    return grouped
