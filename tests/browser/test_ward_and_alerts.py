@@ -165,7 +165,10 @@ def test_alarm_sounds_for_a_high_alert_only_after_the_first_touch(
     page.locator("#alert-banner .banner-text").click()
 
     expect(page.locator(".sound-state")).to_have_attribute("data-armed", "true")
-    expect(page.locator("body")).to_have_attribute("data-alarm-sounds", "1")
+    # It sounds once armed. Since issue #14 a high alarm repeats until acknowledged, and
+    # the module's earlier tests leave several high alerts, each sounding when the page
+    # is armed: the count is any positive number by the time it is read, not exactly 1.
+    expect(page.locator("body")).to_have_attribute("data-alarm-sounds", re.compile(r"^[1-9]\d*$"))
 
 
 def test_sign_out_returns_to_the_login_form_and_stays_signed_out(tablets: TabletFactory) -> None:
